@@ -1,0 +1,38 @@
+package resolver
+
+import "context"
+
+// Endpoint is one instance of a service as a Source reports it.
+type Endpoint struct {
+	// Addresses of the instance; more than one for a dual-stack host. At
+	// least one is required.
+	Addresses []string
+	// Weight relative to the other endpoints; 0 means attrs.DefaultWeight.
+	Weight uint32
+	// Metadata is free-form data carried to the balancer as an attribute.
+	Metadata map[string]string
+}
+
+// Update is what a Source reports: either the full current set of
+// endpoints, or an error.
+type Update struct {
+	// Endpoints is the full set (not a delta).
+	Endpoints []Endpoint
+	// Authoritative says that an empty Endpoints really means "the service
+	// has no instances". Without it an empty set is treated as suspicious and
+	// the last good set is kept.
+	Authoritative bool
+	// Err reports a failure of the source; Endpoints is ignored.
+	Err error
+}
+
+// Source discovers the endpoints of a named service. Users implement it for
+// their own registry and make it available with RegisterSource.
+type Source interface {
+	// Watch starts watching name and calls report with every new full set of
+	// endpoints or with an error, until ctx is done. Watch must return
+	// promptly (start a goroutine if needed); all goroutines it starts must
+	// have exited by the time the returned stop function returns. resolveNow
+	// hints that the channel would like a fresh lookup (may be ignored).
+	Watch(ctx context.Context, name string, report func(Update)) (resolveNow func(), stop func(), err error)
+}
