@@ -1,0 +1,283 @@
+// Package breaker implements a lock-free per-endpoint circuit breaker that
+// ejects an endpoint whose RPCs fail and readmits it through trial RPCs.
+package breaker
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// State is the state of a Breaker.
+type State int32
+
+const (
+	// Closed admits every call and counts outcomes.
+	Closed State = iota
+	// Open admits no call until its open period has elapsed.
+	Open
+	// HalfOpen admits HalfOpenRequests trial calls; all must succeed to close.
+	HalfOpen
+)
+
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case Open:
+		return "open"
+	case HalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// phase is one stay of a Breaker in one state. Every transition installs a
+// new phase with a single CAS of Breaker.cur, so the phase pointer is the
+// generation: an outcome whose Ticket names a phase that is no longer
+// current is stale, and because the Ticket keeps its phase alive the
+// pointer can never be reused while that outcome is in flight (no ABA).
+type phase struct {
+	// Read-only after the phase is published.
+	state State
+	gen   uint64 // transitions since New
+	trips int    // Open, HalfOpen: level of the current trip; Closed: of the last one
+	since int64  // clock when the phase began
+	until int64  // Open: clock when the open period ends
+	win   *window
+
+	consecutive atomic.Int64 // Closed: failures in a row
+	trials      atomic.Int32 // HalfOpen: trial calls admitted and not released
+	successes   atomic.Int32 // HalfOpen: trial calls that succeeded
+}
+
+// Ticket is an admitted call. Pass it to exactly one of Record or Release.
+// The zero Ticket is ignored by both.
+type Ticket struct {
+	p *phase
+}
+
+// Breaker is a circuit breaker for one endpoint. All its methods are safe
+// for concurrent use, take no lock and never block; Allow and Record of a
+// closed breaker do not allocate.
+type Breaker struct {
+	// Read-only after New.
+	cfg      Config
+	trials   int32 // cfg.HalfOpenRequests
+	clock    func() int64
+	onChange func(from, to State, reason string)
+	epoch    int64 // clock at New; window slots count from it
+	bucket   int64 // width of a window bucket in clock units
+
+	cur atomic.Pointer[phase]
+}
+
+// New returns a closed Breaker. cfg must pass Validate (New panics
+// otherwise: it is a programming error, callers validate the service
+// config first). clock returns monotonic nanoseconds; nil means the
+// process's monotonic clock. onChange, if not nil, is called exactly once
+// per transition, synchronously, by the goroutine that performed it (in
+// Allow or Record). Calls for two quick transitions may run concurrently on
+// different goroutines and be seen out of order; a consumer that counts open
+// breakers should count edges (+1 when to == Open, -1 when from == Open),
+// which commute.
+func New(cfg Config, clock func() int64, onChange func(from, to State, reason string)) *Breaker {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if clock == nil {
+		clock = monotonicNow
+	}
+	b := &Breaker{
+		cfg:      cfg,
+		trials:   int32(cfg.HalfOpenRequests),
+		clock:    clock,
+		onChange: onChange,
+		bucket:   int64(cfg.Window / numBuckets),
+	}
+	b.epoch = clock()
+	b.cur.Store(b.newClosed(nil, b.epoch))
+	return b
+}
+
+var processStart = time.Now()
+
+func monotonicNow() int64 { return int64(time.Since(processStart)) }
+
+// State returns the current state. An open breaker whose period has elapsed
+// reports Open until the next Allow moves it to HalfOpen.
+func (b *Breaker) State() State {
+	return b.cur.Load().state
+}
+
+// Admits reports, without side effects, whether Allow would admit a call
+// now. Between Admits and Allow another goroutine may take the last trial
+// slot, so Allow can still refuse.
+func (b *Breaker) Admits() bool {
+	p := b.cur.Load()
+	switch p.state {
+	case Closed:
+		return true
+	case HalfOpen:
+		return p.trials.Load() < b.trials
+	default:
+		return b.clock() >= p.until
+	}
+}
+
+// Allow admits one call and returns its Ticket, or ok == false if the
+// breaker refuses it. In HalfOpen it takes one of the HalfOpenRequests
+// trial slots; an open breaker whose period has elapsed moves to HalfOpen
+// and admits the caller as its first trial.
+func (b *Breaker) Allow() (t Ticket, ok bool) {
+	for {
+		p := b.cur.Load()
+		switch p.state {
+		case Closed:
+			return Ticket{p}, true
+		case HalfOpen:
+			// CAS rather than Add-then-undo so that the count never
+			// overshoots: Admits reads it, and exactly HalfOpenRequests
+			// callers win however many race.
+			for {
+				n := p.trials.Load()
+				if n >= b.trials {
+					return Ticket{}, false
+				}
+				if p.trials.CompareAndSwap(n, n+1) {
+					return Ticket{p}, true
+				}
+			}
+		default:
+			now := b.clock()
+			if now < p.until {
+				return Ticket{}, false
+			}
+			np := &phase{state: HalfOpen, gen: p.gen + 1, trips: p.trips, since: now}
+			np.trials.Store(1)
+			if b.cur.CompareAndSwap(p, np) {
+				b.notify(Open, HalfOpen, func() string {
+					return fmt.Sprintf("open period %v elapsed", time.Duration(p.until-p.since))
+				})
+				return Ticket{np}, true
+			}
+			// Another goroutine moved first; decide again on its phase.
+		}
+	}
+}
+
+// Record reports the outcome of a call admitted by Allow. Outcomes of calls
+// admitted before the last transition are ignored: an RPC that was slow
+// from before a trip must neither close nor reopen the breaker.
+func (b *Breaker) Record(t Ticket, success bool) {
+	p := t.p
+	if p == nil || p != b.cur.Load() {
+		return
+	}
+	switch p.state {
+	case Closed:
+		b.recordClosed(p, success)
+	case HalfOpen:
+		if !success {
+			b.trip(p, b.clock(), func() string { return "trial RPC failed" })
+			return
+		}
+		if p.successes.Add(1) == b.trials {
+			now := b.clock()
+			if b.cur.CompareAndSwap(p, b.newClosed(p, now)) {
+				b.notify(HalfOpen, Closed, func() string {
+					return fmt.Sprintf("%d/%d trial RPCs succeeded", b.trials, b.trials)
+				})
+			}
+		}
+	}
+}
+
+// Release returns the slot of a call that Allow admitted but that was never
+// sent (for example because the child picker failed). It counts as no
+// outcome.
+func (b *Breaker) Release(t Ticket) {
+	if t.p != nil && t.p.state == HalfOpen {
+		t.p.trials.Add(-1)
+	}
+}
+
+func (b *Breaker) recordClosed(p *phase, success bool) {
+	if success {
+		// Load first: a store on every success would bounce the cache line
+		// between the cores running RPCs to this endpoint.
+		if b.cfg.ConsecutiveFailures > 0 && p.consecutive.Load() != 0 {
+			p.consecutive.Store(0)
+		}
+		if p.win != nil {
+			p.win.add(b.slot(b.clock()), false)
+		}
+		return
+	}
+	if b.cfg.ConsecutiveFailures > 0 {
+		if n := p.consecutive.Add(1); n >= int64(b.cfg.ConsecutiveFailures) {
+			b.trip(p, b.clock(), func() string { return fmt.Sprintf("%d consecutive failures", n) })
+			return
+		}
+	}
+	if p.win != nil {
+		now := b.clock()
+		slot := b.slot(now)
+		p.win.add(slot, true)
+		f, total := p.win.sum(slot)
+		if total > 0 && total >= uint64(b.cfg.MinRequests) {
+			if r := float64(f) / float64(total); r >= b.cfg.FailureRatio {
+				b.trip(p, now, func() string {
+					return fmt.Sprintf("failure ratio %.2f over %v (%d/%d)", r, b.cfg.Window, f, total)
+				})
+			}
+		}
+	}
+}
+
+// trip opens the breaker from p (Closed or HalfOpen) if p is still current.
+func (b *Breaker) trip(p *phase, now int64, reason func() string) {
+	trips := p.trips
+	// The backoff starts over once the breaker has stayed closed for
+	// MaxOpenDuration: an endpoint that failed an hour ago is not punished
+	// today, while one that flaps keeps doubling its open period.
+	if p.state == Closed && now-p.since >= int64(b.cfg.MaxOpenDuration) {
+		trips = 0
+	}
+	if trips < maxTrips {
+		trips++
+	}
+	d := b.cfg.openDuration(trips)
+	np := &phase{state: Open, gen: p.gen + 1, trips: trips, since: now, until: now + int64(d)}
+	if b.cur.CompareAndSwap(p, np) {
+		b.notify(p.state, Open, reason)
+	}
+}
+
+// maxTrips bounds the trip counter; 2^62 times any open duration is past any
+// cap.
+const maxTrips = 62
+
+func (b *Breaker) newClosed(prev *phase, now int64) *phase {
+	p := &phase{state: Closed, since: now}
+	if prev != nil {
+		p.gen = prev.gen + 1
+		p.trips = prev.trips
+	}
+	if b.cfg.FailureRatio > 0 {
+		p.win = new(window)
+	}
+	return p
+}
+
+func (b *Breaker) slot(now int64) int64 {
+	return max(now-b.epoch, 0) / b.bucket
+}
+
+// notify takes the reason as a func so that no string is built when nobody
+// listens.
+func (b *Breaker) notify(from, to State, reason func() string) {
+	if b.onChange != nil {
+		b.onChange(from, to, reason())
+	}
+}

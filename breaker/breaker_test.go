@@ -1,0 +1,760 @@
+package breaker
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fakeClock is a monotonic clock that only tests move.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() int64              { return c.ns.Load() }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type transition struct {
+	from, to State
+	reason   string
+}
+
+// recorder collects onChange calls; safe for concurrent use.
+type recorder struct {
+	mu  sync.Mutex
+	got []transition
+}
+
+func (r *recorder) onChange(from, to State, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, transition{from, to, reason})
+}
+
+func (r *recorder) all() []transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]transition(nil), r.got...)
+}
+
+// last returns the latest transition, failing the test if there is none.
+func (r *recorder) last(t *testing.T) transition {
+	t.Helper()
+	got := r.all()
+	if len(got) == 0 {
+		t.Fatal("no transition recorded")
+	}
+	return got[len(got)-1]
+}
+
+func newTestBreaker(t *testing.T, cfg Config) (*Breaker, *fakeClock, *recorder) {
+	t.Helper()
+	clk := &fakeClock{}
+	clk.ns.Store(int64(time.Hour)) // any origin: the breaker must not assume 0
+	rec := &recorder{}
+	return New(cfg, clk.now, rec.onChange), clk, rec
+}
+
+// call admits one call and records its outcome, failing the test if the
+// breaker refuses it.
+func call(t *testing.T, b *Breaker, success bool) {
+	t.Helper()
+	tk, ok := b.Allow()
+	if !ok {
+		t.Fatalf("Allow() refused in state %v", b.State())
+	}
+	b.Record(tk, success)
+}
+
+func wantState(t *testing.T, b *Breaker, want State) {
+	t.Helper()
+	if got := b.State(); got != want {
+		t.Fatalf("State() = %v, want %v", got, want)
+	}
+}
+
+func wantTransition(t *testing.T, rec *recorder, want transition) {
+	t.Helper()
+	if got := rec.last(t); got != want {
+		t.Fatalf("last transition = %+v, want %+v", got, want)
+	}
+}
+
+// consecutiveOnly disables the ratio trigger so that tests of the other
+// rules are not disturbed by it.
+func consecutiveOnly() Config {
+	cfg := DefaultConfig()
+	cfg.FailureRatio = 0
+	return cfg
+}
+
+// tripOpen drives a closed breaker with the consecutive trigger to Open.
+func tripOpen(t *testing.T, b *Breaker) {
+	t.Helper()
+	for range b.cfg.ConsecutiveFailures {
+		call(t, b, false)
+	}
+	wantState(t, b, Open)
+}
+
+func TestBreaker_ConsecutiveFailuresTrip(t *testing.T) {
+	b, _, rec := newTestBreaker(t, consecutiveOnly())
+	for range 4 {
+		call(t, b, false)
+	}
+	call(t, b, true) // a success breaks the run
+	for range 4 {
+		call(t, b, false)
+	}
+	wantState(t, b, Closed)
+	if n := len(rec.all()); n != 0 {
+		t.Fatalf("%d transitions before the fifth consecutive failure, want 0", n)
+	}
+	call(t, b, false)
+	wantState(t, b, Open)
+	wantTransition(t, rec, transition{Closed, Open, "5 consecutive failures"})
+	if b.Admits() {
+		t.Error("Admits() = true on a freshly opened breaker")
+	}
+	if _, ok := b.Allow(); ok {
+		t.Error("Allow() admitted a call on a freshly opened breaker")
+	}
+}
+
+func TestBreaker_OpenToHalfOpenToClosed(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	tripOpen(t, b)
+
+	clk.advance(5*time.Second - 1)
+	if b.Admits() {
+		t.Fatal("Admits() = true 1ns before the open period ends")
+	}
+	if _, ok := b.Allow(); ok {
+		t.Fatal("Allow() admitted 1ns before the open period ends")
+	}
+	clk.advance(1)
+	if !b.Admits() {
+		t.Fatal("Admits() = false once the open period ended")
+	}
+	wantState(t, b, Open) // Admits has no side effects
+
+	var trials []Ticket
+	for i := range 3 {
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatalf("trial %d refused", i)
+		}
+		trials = append(trials, tk)
+		if i == 0 {
+			wantState(t, b, HalfOpen)
+			wantTransition(t, rec, transition{Open, HalfOpen, "open period 5s elapsed"})
+		}
+	}
+	if b.Admits() {
+		t.Error("Admits() = true with the trial budget spent")
+	}
+	if _, ok := b.Allow(); ok {
+		t.Fatal("Allow() admitted a fourth trial")
+	}
+	b.Record(trials[0], true)
+	b.Record(trials[1], true)
+	wantState(t, b, HalfOpen)
+	b.Record(trials[2], true)
+	wantState(t, b, Closed)
+	wantTransition(t, rec, transition{HalfOpen, Closed, "3/3 trial RPCs succeeded"})
+	if n := len(rec.all()); n != 3 {
+		t.Errorf("%d transitions, want 3", n)
+	}
+	call(t, b, true) // closed again: admits
+}
+
+func TestBreaker_TrialFailureReopens(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	tripOpen(t, b)
+	clk.advance(5 * time.Second)
+	t1, _ := b.Allow()
+	t2, ok := b.Allow()
+	if !ok {
+		t.Fatal("second trial refused")
+	}
+	b.Record(t1, true)
+	b.Record(t2, false)
+	wantState(t, b, Open)
+	wantTransition(t, rec, transition{HalfOpen, Open, "trial RPC failed"})
+	// The re-trip doubles the open period.
+	clk.advance(10*time.Second - 1)
+	if b.Admits() {
+		t.Fatal("Admits() = true before the doubled open period ended")
+	}
+	clk.advance(1)
+	if _, ok := b.Allow(); !ok {
+		t.Fatal("Allow() refused once the doubled open period ended")
+	}
+	wantTransition(t, rec, transition{Open, HalfOpen, "open period 10s elapsed"})
+}
+
+// TestBreaker_BackoffGrowsAndCaps re-trips from half-open again and again
+// and checks each open period: 5s doubling, capped at MaxOpenDuration.
+func TestBreaker_BackoffGrowsAndCaps(t *testing.T) {
+	cfg := consecutiveOnly()
+	cfg.MaxOpenDuration = 50 * time.Second
+	b, clk, rec := newTestBreaker(t, cfg)
+	tripOpen(t, b)
+	for i, want := range []time.Duration{5, 10, 20, 40, 50, 50, 50} {
+		want *= time.Second
+		clk.advance(want - 1)
+		if b.Admits() {
+			t.Fatalf("trip %d: open period shorter than %v", i+1, want)
+		}
+		clk.advance(1)
+		call(t, b, false) // first trial fails
+		wantTransition(t, rec, transition{HalfOpen, Open, "trial RPC failed"})
+		prev := rec.all()[len(rec.all())-2]
+		if wantReason := fmt.Sprintf("open period %v elapsed", want); prev.reason != wantReason {
+			t.Fatalf("trip %d: reason %q, want %q", i+1, prev.reason, wantReason)
+		}
+	}
+}
+
+// TestBreaker_BackoffResetsAfterStayingClosed: closing keeps the backoff
+// level, so an endpoint that flaps gets longer and longer open periods; after
+// staying closed for MaxOpenDuration it starts over at OpenDuration.
+func TestBreaker_BackoffResetsAfterStayingClosed(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	cycle := func(wantOpen time.Duration) {
+		t.Helper()
+		tripOpen(t, b)
+		clk.advance(wantOpen - 1)
+		if b.Admits() {
+			t.Fatalf("open period shorter than %v", wantOpen)
+		}
+		clk.advance(1)
+		for range 3 {
+			call(t, b, true)
+		}
+		wantState(t, b, Closed)
+	}
+	cycle(5 * time.Second)
+	cycle(10 * time.Second) // flapping: grows although it closed in between
+	cycle(20 * time.Second)
+	clk.advance(2*time.Minute - 1)
+	cycle(40 * time.Second) // closed 1ns short of MaxOpenDuration
+	clk.advance(2 * time.Minute)
+	cycle(5 * time.Second) // closed for MaxOpenDuration: back to the base
+	if n := len(rec.all()); n != 15 {
+		t.Errorf("%d transitions, want 15", n)
+	}
+}
+
+func TestBreaker_RatioTrigger(t *testing.T) {
+	ratioOnly := func(minRequests int) Config {
+		cfg := DefaultConfig()
+		cfg.ConsecutiveFailures = 0
+		cfg.MinRequests = minRequests
+		return cfg
+	}
+
+	t.Run("below min volume", func(t *testing.T) {
+		b, _, rec := newTestBreaker(t, ratioOnly(20))
+		// 19 outcomes, 10 of them failures (53%): not enough volume.
+		for i := range 19 {
+			call(t, b, i%2 == 1)
+		}
+		wantState(t, b, Closed)
+		call(t, b, false) // 20th: 11/20
+		wantState(t, b, Open)
+		wantTransition(t, rec, transition{Closed, Open, "failure ratio 0.55 over 10s (11/20)"})
+	})
+
+	t.Run("below ratio", func(t *testing.T) {
+		b, _, rec := newTestBreaker(t, ratioOnly(20))
+		// 40% failures over 100 RPCs, never 50% at any prefix of >= 20.
+		for i := range 100 {
+			call(t, b, i%5 >= 2)
+		}
+		wantState(t, b, Closed)
+		if n := len(rec.all()); n != 0 {
+			t.Fatalf("%d transitions, want 0", n)
+		}
+	})
+
+	t.Run("exactly the ratio trips", func(t *testing.T) {
+		b, _, rec := newTestBreaker(t, ratioOnly(4))
+		call(t, b, true)
+		call(t, b, true)
+		call(t, b, false)
+		wantState(t, b, Closed)
+		call(t, b, false)
+		wantTransition(t, rec, transition{Closed, Open, "failure ratio 0.50 over 10s (2/4)"})
+	})
+
+	t.Run("no min volume", func(t *testing.T) {
+		b, _, rec := newTestBreaker(t, ratioOnly(0))
+		call(t, b, true)
+		call(t, b, false)
+		wantTransition(t, rec, transition{Closed, Open, "failure ratio 0.50 over 10s (1/2)"})
+	})
+}
+
+// TestBreaker_WindowSlides puts failures early in the window and checks
+// that they count while inside it and expire once the window moved past.
+func TestBreaker_WindowSlides(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ConsecutiveFailures = 0
+	cfg.MinRequests = 20
+
+	t.Run("old failures expire", func(t *testing.T) {
+		b, clk, _ := newTestBreaker(t, cfg)
+		for range 10 {
+			call(t, b, false)
+		}
+		clk.advance(cfg.Window)
+		// Had they stayed, the first new failure would trip with 11/12.
+		for i := range 19 {
+			call(t, b, i%2 == 0) // 10 successes, 9 failures: below min volume
+		}
+		wantState(t, b, Closed)
+	})
+
+	t.Run("failures inside the window count", func(t *testing.T) {
+		b, clk, rec := newTestBreaker(t, cfg)
+		for range 10 {
+			call(t, b, false)
+		}
+		clk.advance(cfg.Window * 9 / 10) // the oldest bucket is still in
+		for range 9 {
+			call(t, b, true)
+		}
+		wantState(t, b, Closed)
+		call(t, b, true) // 10/20
+		// A success never trips; the next failure does, with 11/21.
+		call(t, b, false)
+		wantTransition(t, rec, transition{Closed, Open, "failure ratio 0.52 over 10s (11/21)"})
+	})
+}
+
+func TestBreaker_DisabledTriggersNeverTrip(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ConsecutiveFailures = 0
+	cfg.FailureRatio = 0
+	b, clk, rec := newTestBreaker(t, cfg)
+	for range 1000 {
+		call(t, b, false)
+		clk.advance(time.Millisecond)
+	}
+	wantState(t, b, Closed)
+	if n := len(rec.all()); n != 0 {
+		t.Fatalf("%d transitions with both triggers disabled, want 0", n)
+	}
+}
+
+// TestBreaker_StaleOutcomesIgnored: outcomes of calls admitted before a
+// transition must not drive the state admitted after it.
+func TestBreaker_StaleOutcomesIgnored(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	var slow []Ticket
+	for range 6 {
+		tk, _ := b.Allow()
+		slow = append(slow, tk)
+	}
+	tripOpen(t, b)
+
+	// Late outcomes of pre-trip calls while open: no effect.
+	b.Record(slow[0], false)
+	b.Record(slow[1], true)
+	wantState(t, b, Open)
+
+	clk.advance(5 * time.Second)
+	trial, _ := b.Allow()
+	// While half-open: a stale failure must not reopen, stale successes
+	// must not close.
+	b.Record(slow[2], false)
+	b.Record(slow[3], true)
+	b.Record(slow[4], true)
+	b.Record(slow[5], true)
+	wantState(t, b, HalfOpen)
+	b.Record(trial, false)
+	wantState(t, b, Open)
+
+	// A trial of the previous half-open phase is stale too.
+	clk.advance(10 * time.Second)
+	t1, _ := b.Allow()
+	t2, _ := b.Allow()
+	t3, _ := b.Allow()
+	b.Record(t1, true)
+	b.Record(t2, true)
+	b.Record(trial, true) // from the old half-open phase
+	wantState(t, b, HalfOpen)
+	b.Record(t3, true)
+	wantState(t, b, Closed)
+
+	// And a closed-phase ticket from before the trip does not count toward
+	// the consecutive failures of the new closed phase.
+	for range 4 {
+		call(t, b, false)
+	}
+	b.Record(slow[0], false)
+	wantState(t, b, Closed)
+	if n := len(rec.all()); n != 5 {
+		t.Errorf("%d transitions, want 5: %+v", n, rec.all())
+	}
+	b.Record(Ticket{}, false) // the zero Ticket is ignored
+	b.Release(Ticket{})
+	wantState(t, b, Closed)
+}
+
+func TestBreaker_ReleaseReturnsTrialSlot(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	tripOpen(t, b)
+	clk.advance(5 * time.Second)
+	var tks []Ticket
+	for range 3 {
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatal("trial refused")
+		}
+		tks = append(tks, tk)
+	}
+	if _, ok := b.Allow(); ok {
+		t.Fatal("fourth trial admitted")
+	}
+	b.Release(tks[1])
+	if !b.Admits() {
+		t.Fatal("Admits() = false after Release")
+	}
+	tk, ok := b.Allow()
+	if !ok {
+		t.Fatal("Allow() refused after Release")
+	}
+	tks[1] = tk
+	// The released call is no outcome: three recorded successes close.
+	for _, tk := range tks {
+		b.Record(tk, true)
+	}
+	wantState(t, b, Closed)
+	wantTransition(t, rec, transition{HalfOpen, Closed, "3/3 trial RPCs succeeded"})
+
+	// Release of a closed-phase ticket is harmless.
+	tk, _ = b.Allow()
+	b.Release(tk)
+	call(t, b, true)
+	wantState(t, b, Closed)
+}
+
+// TestBreaker_ConcurrentTrialBudget races 64 goroutines on Allow of a
+// breaker whose open period has just elapsed: exactly HalfOpenRequests win,
+// and exactly one of them performs Open->HalfOpen.
+func TestBreaker_ConcurrentTrialBudget(t *testing.T) {
+	for _, n := range []int{1, 3, 10, 63} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cfg := consecutiveOnly()
+			cfg.HalfOpenRequests = n
+			var toHalfOpen atomic.Int32
+			clk := &fakeClock{}
+			b := New(cfg, clk.now, func(_, to State, _ string) {
+				if to == HalfOpen {
+					toHalfOpen.Add(1)
+				}
+			})
+			for round := range 20 {
+				tripOpen(t, b)
+				clk.advance(time.Hour)
+				var mu sync.Mutex
+				var admitted []Ticket
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for range 64 {
+					wg.Go(func() {
+						<-start
+						if tk, ok := b.Allow(); ok {
+							mu.Lock()
+							admitted = append(admitted, tk)
+							mu.Unlock()
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				if got := len(admitted); got != n {
+					t.Fatalf("round %d: %d trials admitted, want %d", round, got, n)
+				}
+				if got := toHalfOpen.Load(); got != int32(round+1) {
+					t.Fatalf("round %d: %d transitions to half-open, want %d", round, got, round+1)
+				}
+				// The admitted trials succeed, so the next round starts closed.
+				for _, tk := range admitted {
+					b.Record(tk, true)
+				}
+				wantState(t, b, Closed)
+			}
+		})
+	}
+}
+
+// TestBreaker_ConcurrentOnChangeOncePerTransition hammers one breaker from
+// many goroutines with random outcomes and a moving clock. Every phase
+// carries its generation, so the number of transitions performed is known
+// exactly: onChange must have been called that many times, each with a
+// legal edge.
+func TestBreaker_ConcurrentOnChangeOncePerTransition(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ConsecutiveFailures = 3
+	cfg.MinRequests = 5
+	cfg.OpenDuration = time.Millisecond
+	cfg.MaxOpenDuration = 8 * time.Millisecond
+	cfg.HalfOpenRequests = 2
+	clk := &fakeClock{}
+	rec := &recorder{}
+	b := New(cfg, clk.now, rec.onChange)
+
+	const goroutines, iters = 16, 2000
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range iters {
+				clk.advance(time.Duration(r.IntN(200)) * time.Microsecond)
+				if tk, ok := b.Allow(); ok {
+					b.Record(tk, r.IntN(3) != 0)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	got := rec.all()
+	gen := b.cur.Load().gen
+	if uint64(len(got)) != gen {
+		t.Fatalf("onChange called %d times for %d transitions", len(got), gen)
+	}
+	if gen < 10 {
+		t.Fatalf("only %d transitions: the test did not exercise the breaker", gen)
+	}
+	legal := map[[2]State]bool{{Closed, Open}: true, {Open, HalfOpen}: true, {HalfOpen, Closed}: true, {HalfOpen, Open}: true}
+	for _, tr := range got {
+		if !legal[[2]State{tr.from, tr.to}] || tr.reason == "" {
+			t.Fatalf("illegal transition %+v", tr)
+		}
+	}
+}
+
+// TestBreaker_HammerInvariants runs Allow/Record/Release from many
+// goroutines (run it with -race) and checks, while they run, that no
+// half-open phase ever admits more than HalfOpenRequests trials that were
+// not released, that no ticket names an open phase, and that onChange ran
+// once per transition.
+func TestBreaker_HammerInvariants(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ConsecutiveFailures = 4
+	cfg.MinRequests = 10
+	cfg.OpenDuration = 2 * time.Millisecond
+	cfg.MaxOpenDuration = 20 * time.Millisecond
+	cfg.HalfOpenRequests = 3
+	clk := &fakeClock{}
+	var transitions atomic.Int64
+	b := New(cfg, clk.now, func(State, State, string) { transitions.Add(1) })
+
+	var outstanding sync.Map // *phase -> *atomic.Int32
+	var violations atomic.Int32
+	var firstViolation atomic.Value
+	violate := func(format string, args ...any) {
+		if violations.Add(1) == 1 {
+			firstViolation.Store(fmt.Sprintf(format, args...))
+		}
+	}
+
+	const goroutines, iters = 16, 3000
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 2))
+			for range iters {
+				clk.advance(time.Duration(r.IntN(100)) * time.Microsecond)
+				tk, ok := b.Allow()
+				if !ok {
+					continue
+				}
+				var admitted *atomic.Int32 // trials of this phase admitted and not released
+				switch tk.p.state {
+				case Open:
+					violate("ticket of an open phase")
+				case HalfOpen:
+					v, _ := outstanding.LoadOrStore(tk.p, new(atomic.Int32))
+					admitted = v.(*atomic.Int32)
+					if c := admitted.Add(1); c > int32(cfg.HalfOpenRequests) {
+						violate("%d trials admitted and not released in one half-open phase", c)
+					}
+				}
+				if r.IntN(10) == 0 {
+					if admitted != nil {
+						admitted.Add(-1) // before Release frees the slot
+					}
+					b.Release(tk)
+					continue
+				}
+				b.Record(tk, r.IntN(2) == 0)
+			}
+		})
+	}
+	wg.Wait()
+	if v := violations.Load(); v > 0 {
+		t.Fatalf("%d invariant violations, first: %v", v, firstViolation.Load())
+	}
+	if got, want := transitions.Load(), int64(b.cur.Load().gen); got != want {
+		t.Fatalf("onChange called %d times for %d transitions", got, want)
+	}
+	if transitions.Load() < 10 {
+		t.Fatalf("only %d transitions: the test did not exercise the breaker", transitions.Load())
+	}
+}
+
+func TestBreaker_ClosedPathDoesNotAllocate(t *testing.T) {
+	b, _, _ := newTestBreaker(t, DefaultConfig())
+	// One failure in three stays below both triggers.
+	allocs := testing.AllocsPerRun(1000, func() {
+		for _, ok := range []bool{true, false, true} {
+			tk, _ := b.Allow()
+			b.Record(tk, ok)
+		}
+		_ = b.Admits()
+	})
+	if allocs != 0 {
+		t.Fatalf("Allow+Record on a closed breaker: %v allocs, want 0", allocs)
+	}
+	wantState(t, b, Closed)
+}
+
+func TestNew_DefaultClockAndNilOnChange(t *testing.T) {
+	cfg := consecutiveOnly()
+	cfg.OpenDuration = time.Nanosecond
+	cfg.MaxOpenDuration = time.Nanosecond
+	b := New(cfg, nil, nil)
+	tripOpen(t, b)
+	// The real clock moves past a 1ns open period; poll with a deadline.
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.Admits() {
+		if time.Now().After(deadline) {
+			t.Fatal("open period of 1ns did not elapse on the real clock")
+		}
+	}
+	call(t, b, true)
+	wantState(t, b, HalfOpen)
+}
+
+func TestNew_PanicsOnInvalidConfig(t *testing.T) {
+	defer func() {
+		r := recover()
+		if err, ok := r.(error); !ok || !strings.Contains(err.Error(), "openDuration") {
+			t.Fatalf("recover() = %v, want the Validate error", r)
+		}
+	}()
+	cfg := DefaultConfig()
+	cfg.OpenDuration = 0
+	New(cfg, nil, nil)
+}
+
+func TestState_String(t *testing.T) {
+	for s, want := range map[State]string{Closed: "closed", Open: "open", HalfOpen: "half-open", 7: "State(7)"} {
+		if got := s.String(); got != want {
+			t.Errorf("State(%d).String() = %q, want %q", int32(s), got, want)
+		}
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"consecutiveFailures 0 disables", func(c *Config) { c.ConsecutiveFailures = 0 }, ""},
+		{"consecutiveFailures negative", func(c *Config) { c.ConsecutiveFailures = -1 }, "breaker: consecutiveFailures: -1, must be >= 0"},
+		{"failureRatio 0 disables", func(c *Config) { c.FailureRatio = 0 }, ""},
+		{"failureRatio 1", func(c *Config) { c.FailureRatio = 1 }, ""},
+		{"failureRatio above 1", func(c *Config) { c.FailureRatio = 1.5 }, "breaker: failureRatio: 1.5, must be in [0, 1]"},
+		{"failureRatio negative", func(c *Config) { c.FailureRatio = -0.1 }, "breaker: failureRatio: -0.1, must be in [0, 1]"},
+		{"failureRatio NaN", func(c *Config) { c.FailureRatio = math.NaN() }, "breaker: failureRatio: NaN, must be in [0, 1]"},
+		{"minRequests 0", func(c *Config) { c.MinRequests = 0 }, ""},
+		{"minRequests negative", func(c *Config) { c.MinRequests = -5 }, "breaker: minRequests: -5, must be >= 0"},
+		{"window minimum", func(c *Config) { c.Window = 10 * time.Millisecond }, ""},
+		{"window too small", func(c *Config) { c.Window = 9 * time.Millisecond }, "breaker: window: 9ms, must be >= 10ms"},
+		{"window 0", func(c *Config) { c.Window = 0 }, "breaker: window: 0s, must be >= 10ms"},
+		{"openDuration 1ns", func(c *Config) { c.OpenDuration = 1 }, ""},
+		{"openDuration 0", func(c *Config) { c.OpenDuration = 0 }, "breaker: openDuration: 0s, must be > 0"},
+		{"openDuration negative", func(c *Config) { c.OpenDuration = -time.Second }, "breaker: openDuration: -1s, must be > 0"},
+		{"maxOpenDuration equal", func(c *Config) { c.MaxOpenDuration = c.OpenDuration }, ""},
+		{"maxOpenDuration below openDuration", func(c *Config) { c.MaxOpenDuration = time.Second }, "breaker: maxOpenDuration: 1s, must be >= openDuration (5s)"},
+		{"halfOpenRequests 1", func(c *Config) { c.HalfOpenRequests = 1 }, ""},
+		{"halfOpenRequests 0", func(c *Config) { c.HalfOpenRequests = 0 }, "breaker: halfOpenRequests: 0, must be in [1, 2147483647]"},
+		{"halfOpenRequests too large", func(c *Config) { c.HalfOpenRequests = math.MaxInt32 + 1 }, "breaker: halfOpenRequests: 2147483648, must be in [1, 2147483647]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.mod(&cfg)
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.wantErr {
+				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfig_OpenDuration(t *testing.T) {
+	cfg := DefaultConfig() // 5s, capped at 2m
+	for trips, want := range map[int]time.Duration{
+		1: 5 * time.Second, 2: 10 * time.Second, 3: 20 * time.Second,
+		5: 80 * time.Second, 6: 2 * time.Minute, 62: 2 * time.Minute,
+	} {
+		if got := cfg.openDuration(trips); got != want {
+			t.Errorf("openDuration(%d) = %v, want %v", trips, got, want)
+		}
+	}
+	// A cap near the int64 limit must not overflow.
+	cfg.MaxOpenDuration = math.MaxInt64
+	if got := cfg.openDuration(62); got <= 0 || got > math.MaxInt64 {
+		t.Errorf("openDuration(62) with a huge cap = %v, want positive", got)
+	}
+}
+
+func TestWindow_SaturatesAndSkipsNewerBuckets(t *testing.T) {
+	var w window
+	w.buckets[3].Store(packBucket(3, cntMax, cntMax))
+	w.add(3, false)
+	if f, total := w.sum(3); f != cntMax || total != cntMax {
+		t.Fatalf("saturated bucket: sum = %d/%d, want %d/%d", f, total, cntMax, cntMax)
+	}
+
+	w = window{}
+	// A late writer (slot 2) must not wipe the newer slot 12 in bucket 2.
+	w.add(12, true)
+	w.add(2, false)
+	if f, total := w.sum(12); f != 1 || total != 2 {
+		t.Fatalf("after a late write: sum = %d/%d, want 1/2", f, total)
+	}
+	w.add(3, true) // slot 3 is still inside the window ending at 12
+	if f, total := w.sum(12); f != 2 || total != 3 {
+		t.Fatalf("with slot 3: sum = %d/%d, want 2/3", f, total)
+	}
+	// Slot 13 rotates bucket 3: slot 3 drops out.
+	w.add(13, false)
+	if f, total := w.sum(13); f != 1 || total != 3 {
+		t.Fatalf("after rotation: sum = %d/%d, want 1/3", f, total)
+	}
+}
