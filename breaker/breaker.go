@@ -170,20 +170,36 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 // admitted before the last transition are ignored: an RPC that was slow
 // from before a trip must neither close nor reopen the breaker.
 func (b *Breaker) Record(t Ticket, success bool) {
+	b.record(t, success, 0, false)
+}
+
+// RecordAt is Record for a caller that has just read the clock given to New
+// (a Done that measures latency does): now is that reading. The clock read
+// is most of the cost of Record (about 20ns of 30ns on a VM).
+func (b *Breaker) RecordAt(t Ticket, success bool, now int64) {
+	b.record(t, success, now, true)
+}
+
+// record reads the clock only if haveNow is false and the outcome needs the
+// time, so that a breaker without the ratio trigger never reads it while
+// closed.
+func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 	p := t.p
 	if p == nil || p != b.cur.Load() {
 		return
 	}
+	if !haveNow && (p.win != nil || p.state != Closed || !success) {
+		now = b.clock()
+	}
 	switch p.state {
 	case Closed:
-		b.recordClosed(p, success)
+		b.recordClosed(p, success, now)
 	case HalfOpen:
 		if !success {
-			b.trip(p, b.clock(), func() string { return "trial RPC failed" })
+			b.trip(p, now, func() string { return "trial RPC failed" })
 			return
 		}
 		if p.successes.Add(1) == b.trials {
-			now := b.clock()
 			if b.cur.CompareAndSwap(p, b.newClosed(p, now)) {
 				b.notify(HalfOpen, Closed, func() string {
 					return fmt.Sprintf("%d/%d trial RPCs succeeded", b.trials, b.trials)
@@ -202,7 +218,7 @@ func (b *Breaker) Release(t Ticket) {
 	}
 }
 
-func (b *Breaker) recordClosed(p *phase, success bool) {
+func (b *Breaker) recordClosed(p *phase, success bool, now int64) {
 	if success {
 		// Load first: a store on every success would bounce the cache line
 		// between the cores running RPCs to this endpoint.
@@ -210,18 +226,17 @@ func (b *Breaker) recordClosed(p *phase, success bool) {
 			p.consecutive.Store(0)
 		}
 		if p.win != nil {
-			p.win.add(b.slot(b.clock()), false)
+			p.win.add(b.slot(now), false)
 		}
 		return
 	}
 	if b.cfg.ConsecutiveFailures > 0 {
 		if n := p.consecutive.Add(1); n >= int64(b.cfg.ConsecutiveFailures) {
-			b.trip(p, b.clock(), func() string { return fmt.Sprintf("%d consecutive failures", n) })
+			b.trip(p, now, func() string { return fmt.Sprintf("%d consecutive failures", n) })
 			return
 		}
 	}
 	if p.win != nil {
-		now := b.clock()
 		slot := b.slot(now)
 		p.win.add(slot, true)
 		f, total := p.win.sum(slot)

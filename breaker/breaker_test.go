@@ -617,6 +617,65 @@ func TestBreaker_HammerInvariants(t *testing.T) {
 	}
 }
 
+// TestBreaker_RecordAtUsesCallersTime: RecordAt must take the time from
+// its argument, never from the clock, for the window and the open period.
+func TestBreaker_RecordAtUsesCallersTime(t *testing.T) {
+	var reads atomic.Int32
+	clk := &fakeClock{}
+	counting := func() int64 { reads.Add(1); return clk.now() }
+	cfg := DefaultConfig()
+	cfg.ConsecutiveFailures = 0
+	rec := &recorder{}
+	b := New(cfg, counting, rec.onChange)
+	reads.Store(0)
+
+	recordAt := func(success bool, now time.Duration) {
+		t.Helper()
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatalf("Allow() refused in state %v", b.State())
+		}
+		b.RecordAt(tk, success, int64(now))
+	}
+	for range 10 {
+		recordAt(false, 0)
+	}
+	// The clock stays at 0; the caller says a whole window has passed, so
+	// the 10 failures have expired and 10 more in 19 outcomes do not trip.
+	for i := range 19 {
+		recordAt(i%2 == 0, cfg.Window)
+	}
+	wantState(t, b, Closed)
+	recordAt(false, cfg.Window+time.Second) // 10/20
+	wantTransition(t, rec, transition{Closed, Open, "failure ratio 0.50 over 10s (10/20)"})
+	if n := reads.Load(); n != 0 {
+		t.Fatalf("RecordAt read the clock %d times", n)
+	}
+	// The open period runs from the caller's time, 11s.
+	clk.advance(16*time.Second - 1)
+	if b.Admits() {
+		t.Fatal("Admits() = true before the open period from the caller's time ended")
+	}
+	clk.advance(1)
+	if !b.Admits() {
+		t.Fatal("Admits() = false after the open period from the caller's time ended")
+	}
+}
+
+// TestBreaker_ClosedPathSkipsClock: without the ratio trigger, successes of
+// a closed breaker need no time and must not pay for a clock read.
+func TestBreaker_ClosedPathSkipsClock(t *testing.T) {
+	var reads atomic.Int32
+	b := New(consecutiveOnly(), func() int64 { reads.Add(1); return 0 }, nil)
+	reads.Store(0)
+	for range 100 {
+		call(t, b, true)
+	}
+	if n := reads.Load(); n != 0 {
+		t.Fatalf("%d clock reads for 100 successes, want 0", n)
+	}
+}
+
 func TestBreaker_ClosedPathDoesNotAllocate(t *testing.T) {
 	b, _, _ := newTestBreaker(t, DefaultConfig())
 	// One failure in three stays below both triggers.
@@ -625,6 +684,8 @@ func TestBreaker_ClosedPathDoesNotAllocate(t *testing.T) {
 			tk, _ := b.Allow()
 			b.Record(tk, ok)
 		}
+		tk, _ := b.Allow()
+		b.RecordAt(tk, true, 0)
 		_ = b.Admits()
 	})
 	if allocs != 0 {
