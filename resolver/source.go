@@ -28,6 +28,21 @@ type Update struct {
 
 // Source discovers the endpoints of a named service. Users implement it for
 // their own registry and make it available with RegisterSource.
+//
+// The common layer of the resolver, not the Source, turns reports into
+// channel state: it validates, deduplicates and sorts endpoints, pushes only
+// real changes, keeps the last good set on errors and on suspicious empty
+// sets, and logs. A Source only reports what it sees.
+//
+// The name a Source receives is the target's path after "<source>/",
+// percent-decoded: "services/user" for "fulcrum://etcd/services/user". Query
+// parameters that the common layer does not consume (it consumes lkgTTL) are
+// passed on re-encoded after a "?": "services/user?zone=a". A Source should
+// reject parameters it does not understand.
+//
+// report may be called from inside Watch (a static source does) and from any
+// goroutine; it never blocks for long and is a no-op once ctx is done.
+// resolveNow must not block: it is called from the channel's serializer.
 type Source interface {
 	// Watch starts watching name and calls report with every new full set of
 	// endpoints or with an error, until ctx is done. Watch must return

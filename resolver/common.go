@@ -1,0 +1,346 @@
+package resolver
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/attrs"
+	"google.golang.org/grpc/resolver"
+)
+
+// errSuspiciousEmpty is how the common layer treats an empty, non
+// authoritative set: like a source error, so the last good set is kept.
+var errSuspiciousEmpty = errors.New("source reported no endpoints without marking the set authoritative")
+
+// fulcrumResolver is the common layer shared by every Source: it turns
+// Updates into channel state, pushes only real changes and keeps the last
+// known good set while the source fails.
+//
+// Every Update is handled on the run goroutine, the only one that calls cc;
+// report only queues. Close cancels ctx, stops the source, then waits for run.
+type fulcrumResolver struct {
+	// Read-only after construction.
+	target string
+	tc     targetConfig
+	cc     resolver.ClientConn
+	clk    clock
+	logger *prefixLogger
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+	wake   chan struct{} // capacity 1: pending has news
+
+	// Set by start, read by ResolveNow and Close; grpc-go calls those two
+	// and Build serially, on one serializer.
+	resolveNow func()
+	stopSource func()
+	closeOnce  sync.Once
+
+	mu      sync.Mutex
+	pending []Update // at most a set followed by an error; guarded by mu
+
+	// Owned by the run goroutine.
+	serving  bool       // the channel has good (even if good is empty)
+	good     []endpoint // the set last pushed
+	failing  bool       // the source is reporting errors or suspicious sets
+	lastErr  error      // the latest of those
+	ttlTimer clockTimer // non-nil while failing with a TTL armed
+}
+
+func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock) *fulcrumResolver {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &fulcrumResolver{
+		target: target,
+		tc:     tc,
+		cc:     cc,
+		clk:    clk,
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+	}
+	r.logger = newPrefixLogger("[fulcrum-resolver %p] ", r)
+	return r
+}
+
+// start asks the source to watch; a source error here (a malformed name) fails
+// Build.
+func (r *fulcrumResolver) start() error {
+	resolveNow, stop, err := r.tc.source.Watch(r.ctx, r.tc.name, r.report)
+	if err != nil {
+		r.cancel()
+		if stop != nil {
+			stop()
+		}
+		return err
+	}
+	if resolveNow == nil {
+		resolveNow = func() {}
+	}
+	if stop == nil {
+		stop = func() {}
+	}
+	r.resolveNow, r.stopSource = resolveNow, stop
+	if r.logger.V(2) {
+		r.logger.Infof("target %q: watching %q with source %s", r.target, r.tc.name, r.tc.sourceName)
+	}
+	go r.run()
+	return nil
+}
+
+// report queues u for the run goroutine. Each Update with endpoints is a full
+// set, so it supersedes everything queued before it, and only the latest of
+// consecutive errors matters: the queue never holds more than two entries.
+func (r *fulcrumResolver) report(u Update) {
+	r.mu.Lock()
+	if r.ctx.Err() != nil {
+		r.mu.Unlock()
+		return
+	}
+	switch {
+	case u.Err == nil:
+		r.pending = append(r.pending[:0], u)
+	case len(r.pending) > 0 && r.pending[len(r.pending)-1].Err != nil:
+		r.pending[len(r.pending)-1] = u
+	default:
+		r.pending = append(r.pending, u)
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *fulcrumResolver) run() {
+	defer close(r.done)
+	for {
+		var ttlC <-chan time.Time // nil: no TTL armed
+		if r.ttlTimer != nil {
+			ttlC = r.ttlTimer.C()
+		}
+		select {
+		case <-r.ctx.Done():
+			r.stopTTL()
+			return
+		case <-r.wake:
+			r.mu.Lock()
+			batch := r.pending
+			r.pending = nil
+			r.mu.Unlock()
+			for _, u := range batch {
+				r.handle(u)
+			}
+		case <-ttlC:
+			r.ttlTimer = nil
+			r.expire()
+		}
+	}
+}
+
+func (r *fulcrumResolver) handle(u Update) {
+	if u.Err != nil {
+		r.handleErr(u.Err)
+		return
+	}
+	eps, problems := canonicalize(u.Endpoints)
+	for _, p := range problems {
+		r.logger.Warningf("target %q: %s", r.target, p)
+	}
+	switch {
+	case len(eps) == 0 && len(u.Endpoints) > 0:
+		r.handleErr(fmt.Errorf("all %d endpoints the source reported are invalid", len(u.Endpoints)))
+		return
+	case len(eps) == 0 && !u.Authoritative:
+		// Discovery systems briefly report nothing during restarts and
+		// partitions; emptying the channel on such a blip fails every RPC.
+		// Only a source that knows the service has no instances may say so.
+		r.handleErr(errSuspiciousEmpty)
+		return
+	}
+	if r.failing {
+		r.logger.Infof("target %q: source recovered", r.target)
+		r.failing, r.lastErr = false, nil
+		r.stopTTL()
+	}
+	if r.serving && slices.EqualFunc(eps, r.good, endpoint.equal) {
+		return
+	}
+	r.good, r.serving = eps, true
+	r.push()
+}
+
+// push sends r.good to the channel and logs the change.
+func (r *fulcrumResolver) push() {
+	state := toState(r.good)
+	n := len(state.Addresses)
+	switch len(r.good) {
+	case 0:
+		r.logger.Warningf("target %q resolved to 0 endpoints (the source says the service has none); RPCs will fail", r.target)
+	case 1:
+		r.logger.Warningf("target %q resolved to a single endpoint %v: every RPC goes to that one instance, there is nothing to balance", r.target, r.good[0].addrs)
+	default:
+		r.logger.Infof("target %q resolved to %d endpoints (%d addresses)", r.target, len(r.good), n)
+	}
+	if r.logger.V(2) {
+		r.logger.Infof("target %q: endpoints %v", r.target, r.good)
+	}
+	if err := r.cc.UpdateState(state); err != nil && len(r.good) > 0 {
+		// The sources re-resolve on their own schedule; nothing to retry here.
+		r.logger.Infof("target %q: channel rejected the update: %v", r.target, err)
+	}
+}
+
+func (r *fulcrumResolver) handleErr(err error) {
+	sameErr := r.lastErr != nil && r.lastErr.Error() == err.Error()
+	r.lastErr = err
+	if !r.failing {
+		r.failing = true
+		if r.serving && r.tc.lkgTTL > 0 {
+			r.ttlTimer = r.clk.NewTimer(r.tc.lkgTTL)
+		}
+	}
+	if r.serving {
+		if !sameErr {
+			r.logger.Warningf("target %q: %v; keeping the last known good set of %d endpoints", r.target, err, len(r.good))
+		}
+		return
+	}
+	if !sameErr {
+		r.logger.Warningf("target %q: %v; no good set to fall back to", r.target, err)
+	}
+	r.cc.ReportError(fmt.Errorf("fulcrum resolver: target %q: %w", r.target, err))
+}
+
+// expire ends last-known-good serving after lkgTTL of uninterrupted failure:
+// the channel is told there are no endpoints, so RPCs fail instead of going
+// to a list that may be long gone, and the source's error is reported.
+func (r *fulcrumResolver) expire() {
+	if !r.failing || !r.serving {
+		return
+	}
+	r.logger.Warningf("target %q: source failing for lkgTTL=%v (%v); dropping the last known good set of %d endpoints", r.target, r.tc.lkgTTL, r.lastErr, len(r.good))
+	r.serving, r.good = false, nil
+	r.cc.UpdateState(resolver.State{})
+	r.cc.ReportError(fmt.Errorf("fulcrum resolver: target %q: %w", r.target, r.lastErr))
+}
+
+func (r *fulcrumResolver) stopTTL() {
+	if r.ttlTimer != nil {
+		r.ttlTimer.Stop()
+		r.ttlTimer = nil
+	}
+}
+
+// ResolveNow passes the channel's hint on; sources rate-limit it themselves.
+func (r *fulcrumResolver) ResolveNow(resolver.ResolveNowOptions) {
+	if r.ctx.Err() == nil {
+		r.resolveNow()
+	}
+}
+
+// Close stops the source and the run goroutine and waits for both.
+func (r *fulcrumResolver) Close() {
+	r.closeOnce.Do(func() {
+		r.cancel()
+		r.stopSource()
+		<-r.done
+	})
+}
+
+// endpoint is the canonical form of an Endpoint.
+type endpoint struct {
+	addrs  []string // as the source ordered them (pick_first tries them in order), deduplicated
+	key    string   // sorted addrs: identity for sorting and comparing
+	weight uint32   // in [1, attrs.MaxWeight]
+	md     map[string]string
+}
+
+func (e endpoint) equal(o endpoint) bool {
+	return e.key == o.key && e.weight == o.weight && maps.Equal(e.md, o.md)
+}
+
+func (e endpoint) String() string {
+	s := strings.Join(e.addrs, ",")
+	if e.weight != attrs.DefaultWeight {
+		s += fmt.Sprintf("=%d", e.weight)
+	}
+	if len(e.md) > 0 {
+		s += fmt.Sprintf("%v", e.md)
+	}
+	return s
+}
+
+// canonicalize validates, deduplicates and sorts a source's endpoints. An
+// address may belong to one endpoint only: the first that lists it keeps it.
+// Endpoints are sorted by their sorted addresses so that two reports of the
+// same set compare equal whatever order the source used. problems says what
+// was dropped or changed, for the log.
+func canonicalize(in []Endpoint) (out []endpoint, problems []string) {
+	seen := make(map[string]int, len(in))
+	for i, e := range in {
+		var addrs []string
+		for _, a := range e.Addresses {
+			if a == "" {
+				problems = append(problems, fmt.Sprintf("endpoint %d: empty address dropped", i))
+				continue
+			}
+			if j, dup := seen[a]; dup {
+				if j != i {
+					problems = append(problems, fmt.Sprintf("endpoint %d: address %s dropped, already in endpoint %d", i, a, j))
+				}
+				continue
+			}
+			seen[a] = i
+			addrs = append(addrs, a)
+		}
+		if len(addrs) == 0 {
+			problems = append(problems, fmt.Sprintf("endpoint %d: skipped, it has no usable address", i))
+			continue
+		}
+		w := e.Weight
+		switch {
+		case w == 0:
+			w = attrs.DefaultWeight
+		case w > attrs.MaxWeight:
+			problems = append(problems, fmt.Sprintf("endpoint %d %v: weight: %d, must be <= %d; clamped", i, addrs, w, attrs.MaxWeight))
+			w = attrs.MaxWeight
+		}
+		var md map[string]string
+		if len(e.Metadata) > 0 {
+			md = maps.Clone(e.Metadata)
+		}
+		sorted := slices.Sorted(slices.Values(addrs))
+		out = append(out, endpoint{addrs: addrs, key: strings.Join(sorted, ","), weight: w, md: md})
+	}
+	slices.SortFunc(out, func(a, b endpoint) int { return cmp.Compare(a.key, b.key) })
+	return out, problems
+}
+
+// toState converts canonical endpoints into channel state: one
+// resolver.Endpoint each, weight and metadata as attrs attributes. Addresses
+// is filled too for balancers that still read it (it is deprecated in
+// grpc-go, and grpc-go's own dns resolver still sets both).
+func toState(eps []endpoint) resolver.State {
+	var s resolver.State
+	for _, e := range eps {
+		rep := resolver.Endpoint{Addresses: make([]resolver.Address, len(e.addrs))}
+		for i, a := range e.addrs {
+			rep.Addresses[i] = resolver.Address{Addr: a}
+		}
+		s.Addresses = append(s.Addresses, rep.Addresses...)
+		rep = attrs.SetWeight(rep, e.weight)
+		if e.md != nil {
+			rep = attrs.SetMetadata(rep, e.md)
+		}
+		s.Endpoints = append(s.Endpoints, rep)
+	}
+	return s
+}

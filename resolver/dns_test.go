@@ -1,0 +1,251 @@
+package resolver
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// countingResolver counts real lookups made through net.DefaultResolver.
+type countingResolver struct {
+	ipLookups atomic.Int32
+}
+
+func (r *countingResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	r.ipLookups.Add(1)
+	return net.DefaultResolver.LookupIPAddr(ctx, host)
+}
+
+func (r *countingResolver) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	return net.DefaultResolver.LookupSRV(ctx, service, proto, name)
+}
+
+// watchUpdates starts s watching name and returns the channel of its reports;
+// the watch is stopped at the end of the test.
+func watchUpdates(t *testing.T, s Source, name string) (chan Update, func()) {
+	t.Helper()
+	ch := make(chan Update, 100)
+	resolveNow, stop, err := s.Watch(context.Background(), name, func(u Update) { ch <- u })
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	return ch, resolveNow
+}
+
+func nextUpdate(t *testing.T, ch chan Update) Update {
+	t.Helper()
+	select {
+	case u := <-ch:
+		return u
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("timed out waiting for an update")
+		return Update{}
+	}
+}
+
+func noUpdate(t *testing.T, ch chan Update) {
+	t.Helper()
+	select {
+	case u := <-ch:
+		t.Fatalf("unexpected update %+v", u)
+	default:
+	}
+}
+
+// A real lookup of localhost (from /etc/hosts or DNS): every answer is a
+// loopback address, so it is one endpoint (dual-stack when ::1 comes back too).
+func TestDNS_LocalhostIsOneEndpoint(t *testing.T) {
+	ch, _ := watchUpdates(t, &dnsSource{}, "localhost:50051")
+	u := nextUpdate(t, ch)
+	require.NoError(t, u.Err)
+	require.Len(t, u.Endpoints, 1, "%+v", u.Endpoints)
+	assert.Contains(t, u.Endpoints[0].Addresses, "127.0.0.1:50051")
+	for _, a := range u.Endpoints[0].Addresses {
+		assert.True(t, a == "127.0.0.1:50051" || a == "[::1]:50051", "unexpected address %s", a)
+	}
+}
+
+func TestDNS_LookupErrorIsReported(t *testing.T) {
+	// .invalid never resolves (RFC 6761).
+	ch, _ := watchUpdates(t, &dnsSource{}, "no-such-host.invalid:1")
+	u := nextUpdate(t, ch)
+	require.Error(t, u.Err)
+	assert.Contains(t, u.Err.Error(), "dns: lookup no-such-host.invalid")
+}
+
+// The dns source re-resolves every interval ±10% and ResolveNow pulls the
+// next lookup forward, but never closer than 5s to the previous one, however
+// often the channel asks. Lookups are real (localhost); time is fake.
+func TestDNS_ReResolvesPeriodicallyAndRateLimitsResolveNow(t *testing.T) {
+	clk := newFakeClock()
+	res := &countingResolver{}
+	s := &dnsSource{res: res, clk: clk, rand: func() float64 { return 0 }} // jitter at its low bound: 27s
+	ch, resolveNow := watchUpdates(t, s, "localhost:1?interval=30s")
+
+	waitDeadline := func(want time.Duration) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+		defer cancel()
+		for {
+			if ds := clk.activeTimers(); slices.Equal(ds, []time.Duration{want}) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("timer: have %v, want [%v]", clk.activeTimers(), want)
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+
+	require.NoError(t, nextUpdate(t, ch).Err)
+	waitDeadline(27 * time.Second)
+
+	// A storm of ResolveNow right after a lookup: one lookup, 5s later.
+	for range 100 {
+		resolveNow()
+	}
+	waitDeadline(5 * time.Second)
+	clk.Advance(5*time.Second - time.Millisecond)
+	waitDeadline(time.Millisecond)
+	noUpdate(t, ch)
+	assert.Equal(t, int32(1), res.ipLookups.Load())
+	clk.Advance(time.Millisecond)
+	require.NoError(t, nextUpdate(t, ch).Err)
+	assert.Equal(t, int32(2), res.ipLookups.Load())
+	waitDeadline(27 * time.Second)
+
+	// A ResolveNow long after the last lookup resolves at once.
+	clk.Advance(10 * time.Second)
+	waitDeadline(17 * time.Second)
+	resolveNow()
+	require.NoError(t, nextUpdate(t, ch).Err)
+	assert.Equal(t, int32(3), res.ipLookups.Load())
+
+	// And without ResolveNow, the periodic lookup.
+	waitDeadline(27 * time.Second)
+	clk.Advance(27 * time.Second)
+	require.NoError(t, nextUpdate(t, ch).Err)
+	assert.Equal(t, int32(4), res.ipLookups.Load())
+}
+
+func TestDNS_JitterBounds(t *testing.T) {
+	for _, tt := range []struct {
+		rand float64
+		want time.Duration
+	}{{0, 9 * time.Second}, {0.5, 10 * time.Second}, {0.999999, 11 * time.Second}} {
+		w := &dnsWatcher{cfg: dnsConfig{interval: 10 * time.Second}, rand: func() float64 { return tt.rand }}
+		assert.InDelta(t, float64(tt.want), float64(w.jittered()), float64(time.Millisecond), "rand %v", tt.rand)
+	}
+}
+
+func TestIPEndpoints(t *testing.T) {
+	ip := func(s string) net.IPAddr { return net.IPAddr{IP: net.ParseIP(s)} }
+	got := ipEndpoints([]net.IPAddr{ip("10.0.0.1"), ip("::1"), ip("fd00::1"), ip("127.0.0.1")}, "80")
+	assert.Equal(t, []Endpoint{
+		{Addresses: []string{"10.0.0.1:80"}},
+		{Addresses: []string{"[::1]:80", "127.0.0.1:80"}},
+		{Addresses: []string{"[fd00::1]:80"}},
+	}, got)
+	zoned := ipEndpoints([]net.IPAddr{{IP: net.ParseIP("fe80::1"), Zone: "eth0"}}, "80")
+	assert.Equal(t, []Endpoint{{Addresses: []string{"[fe80::1%eth0]:80"}}}, zoned)
+}
+
+// SRV records cannot be served by a real DNS server in this environment, so
+// the SRV-to-endpoint conversion is tested on its own; the lookup around it
+// is the same net.Resolver path the A/AAAA tests exercise.
+func TestSRVEndpoints(t *testing.T) {
+	ip := func(ss ...string) []net.IPAddr {
+		var out []net.IPAddr
+		for _, s := range ss {
+			out = append(out, net.IPAddr{IP: net.ParseIP(s)})
+		}
+		return out
+	}
+	addrs := map[string][]net.IPAddr{
+		"a.example.": ip("10.0.0.1"),
+		"b.example.": ip("10.0.0.2", "fd00::2"),
+		"c.example.": ip("10.0.0.3"),
+	}
+	srv := func(target string, port, prio, weight uint16) *net.SRV {
+		return &net.SRV{Target: target, Port: port, Priority: prio, Weight: weight}
+	}
+	tests := []struct {
+		name         string
+		records      []*net.SRV
+		want         []Endpoint
+		wantAuthEmpt bool
+		wantProblems int
+	}{
+		{
+			name:    "weights carried, dual-stack target is one endpoint",
+			records: []*net.SRV{srv("a.example.", 5001, 10, 3), srv("b.example.", 5002, 10, 1)},
+			want: []Endpoint{
+				{Addresses: []string{"10.0.0.1:5001"}, Weight: 3},
+				{Addresses: []string{"10.0.0.2:5002", "[fd00::2]:5002"}, Weight: 1},
+			},
+		},
+		{
+			name:    "only the lowest priority is used",
+			records: []*net.SRV{srv("c.example.", 5003, 20, 5), srv("a.example.", 5001, 10, 1)},
+			want:    []Endpoint{{Addresses: []string{"10.0.0.1:5001"}, Weight: 1}},
+		},
+		{
+			name:    "weight 0 becomes 1",
+			records: []*net.SRV{srv("a.example.", 5001, 0, 0), srv("b.example.", 5002, 0, 0)},
+			want: []Endpoint{
+				{Addresses: []string{"10.0.0.1:5001"}, Weight: 1},
+				{Addresses: []string{"10.0.0.2:5002", "[fd00::2]:5002"}, Weight: 1},
+			},
+		},
+		{
+			name:    "weights above MaxWeight scaled keeping ratios",
+			records: []*net.SRV{srv("a.example.", 5001, 0, 60000), srv("b.example.", 5002, 0, 30000), srv("c.example.", 5003, 0, 1)},
+			want: []Endpoint{
+				{Addresses: []string{"10.0.0.1:5001"}, Weight: attrs.MaxWeight},
+				{Addresses: []string{"10.0.0.2:5002", "[fd00::2]:5002"}, Weight: attrs.MaxWeight / 2},
+				{Addresses: []string{"10.0.0.3:5003"}, Weight: 1},
+			},
+		},
+		{
+			name:         "unresolved target skipped",
+			records:      []*net.SRV{srv("a.example.", 5001, 0, 1), srv("gone.example.", 5009, 0, 1)},
+			want:         []Endpoint{{Addresses: []string{"10.0.0.1:5001"}, Weight: 1}},
+			wantProblems: 1,
+		},
+		{
+			name:         "port 0 skipped",
+			records:      []*net.SRV{srv("a.example.", 0, 0, 1)},
+			wantProblems: 1,
+		},
+		{
+			name:         "single '.' target: service decidedly not available",
+			records:      []*net.SRV{srv(".", 0, 0, 0)},
+			wantAuthEmpt: true,
+		},
+		{
+			name:    "two records for one target are two endpoints",
+			records: []*net.SRV{srv("a.example.", 5001, 0, 1), srv("a.example.", 6001, 0, 2)},
+			want: []Endpoint{
+				{Addresses: []string{"10.0.0.1:5001"}, Weight: 1},
+				{Addresses: []string{"10.0.0.1:6001"}, Weight: 2},
+			},
+		},
+		{name: "no records", records: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, authEmpty, problems := srvEndpoints(tt.records, addrs)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.wantAuthEmpt, authEmpty)
+			assert.Len(t, problems, tt.wantProblems, strings.Join(problems, "; "))
+		})
+	}
+}
