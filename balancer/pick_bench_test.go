@@ -1,0 +1,302 @@
+package balancer
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sync"
+	"testing"
+
+	grpcbalancer "google.golang.org/grpc/balancer"
+	_ "google.golang.org/grpc/balancer/leastrequest" // registers least_request_experimental
+	"google.golang.org/grpc/balancer/roundrobin"
+	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
+
+	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+// pickBenchPolicy is one policy configuration under benchmark.
+type pickBenchPolicy struct {
+	label   string // the policy= part of the benchmark name
+	name    string // registered balancer name
+	config  string // JSON for ParseConfig; "" when the builder takes none
+	weights bool   // give endpoints varied weights
+}
+
+var pickBenchPolicies = []pickBenchPolicy{
+	{label: roundrobin.Name, name: roundrobin.Name},
+	{label: "least_request_experimental", name: "least_request_experimental", config: `{"choiceCount":2}`},
+	{label: Name, name: Name, config: `{"healthProbe":{"enabled":false}}`},
+	{label: Name + "_weights", name: Name, config: `{"healthProbe":{"enabled":false}}`, weights: true},
+	{label: Name + "_latency", name: Name, config: `{"healthProbe":{"enabled":false},"latencyAware":true}`},
+}
+
+// BenchmarkPick measures one Pick plus its Done on a READY picker, for
+// grpc-go's round_robin and least_request_experimental beside
+// weighted_least_request. Every picker is produced the same way: the
+// registered builder is driven by a fake ClientConn through a resolver
+// update and CONNECTING -> READY (and a READY health report) on every
+// SubConn, and the last READY picker it publishes is measured. Done runs
+// right after Pick, so in-flight counts stay near zero in serial mode and
+// near GOMAXPROCS in parallel mode.
+func BenchmarkPick(b *testing.B) {
+	for _, pol := range pickBenchPolicies {
+		for _, n := range []int{4, 100, 1000} {
+			b.Run(fmt.Sprintf("policy=%s/endpoints=%d", pol.label, n), func(b *testing.B) {
+				p := buildReadyPicker(b, pol, n)
+				b.Run("serial", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						pickAndDone(b, p)
+					}
+				})
+				b.Run("parallel", func(b *testing.B) {
+					b.ReportAllocs()
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							pickAndDone(b, p)
+						}
+					})
+				})
+			})
+		}
+	}
+}
+
+func pickAndDone(b *testing.B, p grpcbalancer.Picker) {
+	res, err := p.Pick(grpcbalancer.PickInfo{})
+	if err != nil {
+		b.Fatalf("Pick() = %v", err) // unreachable after buildReadyPicker's check
+	}
+	if res.Done != nil {
+		res.Done(grpcbalancer.DoneInfo{})
+	}
+}
+
+// buildReadyPicker builds pol over n endpoints, drives every SubConn READY
+// and returns the last READY picker published. It fails b unless that
+// picker is the current state, picks without error and spreads picks over
+// more than half of the endpoints, so the benchmark cannot silently time an
+// error or queueing path.
+func buildReadyPicker(b *testing.B, pol pickBenchPolicy, n int) grpcbalancer.Picker {
+	b.Helper()
+	bb := grpcbalancer.Get(pol.name)
+	if bb == nil {
+		b.Fatalf("balancer %q is not registered", pol.name)
+	}
+	var cfg serviceconfig.LoadBalancingConfig
+	if pol.config != "" {
+		parser, ok := bb.(grpcbalancer.ConfigParser)
+		if !ok {
+			b.Fatalf("balancer %q takes no config", pol.name)
+		}
+		c, err := parser.ParseConfig(json.RawMessage(pol.config))
+		if err != nil {
+			b.Fatalf("%s.ParseConfig(%s) = %v", pol.name, pol.config, err)
+		}
+		cfg = c
+	}
+
+	cc := &benchClientConn{}
+	target := resolver.Target{URL: url.URL{Scheme: "bench", Path: "/pick"}}
+	bal := bb.Build(cc, grpcbalancer.BuildOptions{Target: target})
+	b.Cleanup(bal.Close)
+
+	eps := make([]resolver.Endpoint, n)
+	for i := range eps {
+		eps[i] = resolver.Endpoint{Addresses: []resolver.Address{{Addr: fmt.Sprintf("10.0.%d.%d:443", i/256, i%256)}}}
+		if pol.weights {
+			eps[i] = attrs.SetWeight(eps[i], uint32(1+i%8))
+		}
+	}
+	if err := bal.UpdateClientConnState(grpcbalancer.ClientConnState{
+		ResolverState:  resolver.State{Endpoints: eps},
+		BalancerConfig: cfg,
+	}); err != nil {
+		b.Fatalf("%s.UpdateClientConnState() = %v", pol.name, err)
+	}
+
+	// Drive SubConns as grpc's ClientConn would: CONNECTING, READY, then
+	// (pick_first registers a health listener on READY when its parent
+	// enabled it, as all three policies do) a READY health report.
+	// Connect() only marks a SubConn, so this loop also covers SubConns
+	// created while earlier ones became READY.
+	for i := 0; ; i++ {
+		sc := cc.subConn(i)
+		if sc == nil {
+			break
+		}
+		if !sc.connectCalled() {
+			continue // pick_first connects every endpoint's only SubConn
+		}
+		sc.setState(connectivity.Connecting)
+		sc.setState(connectivity.Ready)
+		sc.reportHealth(connectivity.Ready)
+	}
+	if got := cc.numSubConns(); got != n {
+		b.Fatalf("%s created %d SubConns for %d endpoints", pol.name, got, n)
+	}
+
+	last, lastReady := cc.pickers()
+	if last.ConnectivityState != connectivity.Ready || lastReady == nil {
+		b.Fatalf("%s: last published state %v, want READY", pol.name, last.ConnectivityState)
+	}
+	p := lastReady
+	if pol.name == Name {
+		wp, ok := p.(*picker.Picker)
+		if !ok {
+			b.Fatalf("%s published a %T, want *picker.Picker", pol.name, p)
+		}
+		if wp.Len() != n {
+			b.Fatalf("%s picker has %d candidates, want %d", pol.name, wp.Len(), n)
+		}
+	}
+
+	seen := make(map[grpcbalancer.SubConn]bool)
+	for range max(64, 8*n) {
+		res, err := p.Pick(grpcbalancer.PickInfo{})
+		if err != nil {
+			b.Fatalf("%s: Pick() = %v, want a SubConn", pol.name, err)
+		}
+		if res.SubConn == nil {
+			b.Fatalf("%s: Pick() returned no SubConn", pol.name)
+		}
+		seen[res.SubConn] = true
+		if res.Done != nil {
+			res.Done(grpcbalancer.DoneInfo{})
+		}
+	}
+	if len(seen) <= 1 || 2*len(seen) <= n {
+		b.Fatalf("%s: %d picks reached %d of %d endpoints, want more than half", pol.name, max(64, 8*n), len(seen), n)
+	}
+	return p
+}
+
+// benchClientConn is the ClientConn the benchmarked balancers are built
+// with. It hands out benchSubConns and records published pickers.
+// Embeds balancer.ClientConn so that a call the benchmark does not expect
+// panics on the nil interface instead of passing silently.
+type benchClientConn struct {
+	grpcbalancer.ClientConn
+
+	mu        sync.Mutex
+	subConns  []*benchSubConn
+	last      grpcbalancer.State
+	lastReady grpcbalancer.Picker
+}
+
+func (cc *benchClientConn) NewSubConn(addrs []resolver.Address, opts grpcbalancer.NewSubConnOptions) (grpcbalancer.SubConn, error) {
+	sc := &benchSubConn{addrs: addrs, stateListener: opts.StateListener}
+	cc.mu.Lock()
+	cc.subConns = append(cc.subConns, sc)
+	cc.mu.Unlock()
+	return sc, nil
+}
+
+// UpdateState may run on the wlr balancer's rebuild goroutine as well as
+// the benchmark's, hence the mutex.
+func (cc *benchClientConn) UpdateState(s grpcbalancer.State) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.last = s
+	if s.ConnectivityState == connectivity.Ready {
+		cc.lastReady = s.Picker
+	}
+}
+
+func (cc *benchClientConn) RemoveSubConn(sc grpcbalancer.SubConn) { sc.Shutdown() }
+
+func (cc *benchClientConn) ResolveNow(resolver.ResolveNowOptions) {}
+
+func (cc *benchClientConn) Target() string { return "bench:///pick" }
+
+func (cc *benchClientConn) MetricsRecorder() estats.MetricsRecorder { return benchMetrics{} }
+
+func (cc *benchClientConn) subConn(i int) *benchSubConn {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if i >= len(cc.subConns) {
+		return nil
+	}
+	return cc.subConns[i]
+}
+
+func (cc *benchClientConn) numSubConns() int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return len(cc.subConns)
+}
+
+func (cc *benchClientConn) pickers() (last grpcbalancer.State, lastReady grpcbalancer.Picker) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.last, cc.lastReady
+}
+
+// benchSubConn is a SubConn whose state the benchmark drives by hand.
+// Embeds balancer.SubConn for the methods no policy here calls.
+type benchSubConn struct {
+	grpcbalancer.SubConn
+
+	addrs         []resolver.Address
+	stateListener func(grpcbalancer.SubConnState)
+
+	mu             sync.Mutex
+	connected      bool
+	healthListener func(grpcbalancer.SubConnState)
+}
+
+func (sc *benchSubConn) Connect() {
+	sc.mu.Lock()
+	sc.connected = true
+	sc.mu.Unlock()
+}
+
+func (sc *benchSubConn) connectCalled() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.connected
+}
+
+func (sc *benchSubConn) Shutdown() {}
+
+func (sc *benchSubConn) RegisterHealthListener(l func(grpcbalancer.SubConnState)) {
+	sc.mu.Lock()
+	sc.healthListener = l
+	sc.mu.Unlock()
+}
+
+func (sc *benchSubConn) GetOrBuildProducer(grpcbalancer.ProducerBuilder) (grpcbalancer.Producer, func()) {
+	return nil, func() {}
+}
+
+func (sc *benchSubConn) setState(s connectivity.State) {
+	sc.stateListener(grpcbalancer.SubConnState{ConnectivityState: s})
+}
+
+func (sc *benchSubConn) reportHealth(s connectivity.State) {
+	sc.mu.Lock()
+	l := sc.healthListener
+	sc.mu.Unlock()
+	if l != nil {
+		l(grpcbalancer.SubConnState{ConnectivityState: s})
+	}
+}
+
+// benchMetrics is a MetricsRecorder that drops everything. Embeds the
+// interface because grpc requires it; every method is overridden.
+type benchMetrics struct{ estats.MetricsRecorder }
+
+func (benchMetrics) RecordInt64Count(*estats.Int64CountHandle, int64, ...string)             {}
+func (benchMetrics) RecordFloat64Count(*estats.Float64CountHandle, float64, ...string)       {}
+func (benchMetrics) RecordInt64Histo(*estats.Int64HistoHandle, int64, ...string)             {}
+func (benchMetrics) RecordFloat64Histo(*estats.Float64HistoHandle, float64, ...string)       {}
+func (benchMetrics) RecordInt64Gauge(*estats.Int64GaugeHandle, int64, ...string)             {}
+func (benchMetrics) RecordInt64UpDownCount(*estats.Int64UpDownCountHandle, int64, ...string) {}
+func (benchMetrics) RegisterAsyncReporter(estats.AsyncMetricReporter, ...estats.AsyncMetric) func() {
+	return func() {}
+}
