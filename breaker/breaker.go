@@ -16,7 +16,9 @@ const (
 	Closed State = iota
 	// Open admits no call until its open period has elapsed.
 	Open
-	// HalfOpen admits HalfOpenRequests trial calls; all must succeed to close.
+	// HalfOpen admits up to HalfOpenRequests trial calls one at a time: the
+	// next only once every earlier one has succeeded. All must succeed to
+	// close; any failure reopens.
 	HalfOpen
 )
 
@@ -47,8 +49,15 @@ type phase struct {
 	win   *window
 
 	consecutive atomic.Int64 // Closed: failures in a row
-	trials      atomic.Int32 // HalfOpen: trial calls admitted and not released
-	successes   atomic.Int32 // HalfOpen: trial calls that succeeded
+
+	// HalfOpen: trials counts the trial calls admitted and not released,
+	// successes those that succeeded, so trials-successes is the number in
+	// flight. Allow admits only by a CAS of trials from n after reading
+	// successes == n; successes never falls and never exceeds trials, so a
+	// CAS that succeeds proves no trial was in flight at that instant: at
+	// most one ever is.
+	trials    atomic.Int32
+	successes atomic.Int32
 }
 
 // Ticket is an admitted call. Pass it to exactly one of Record or Release.
@@ -111,24 +120,26 @@ func (b *Breaker) State() State {
 }
 
 // Admits reports, without side effects, whether Allow would admit a call
-// now. Between Admits and Allow another goroutine may take the last trial
-// slot, so Allow can still refuse.
+// now. Between Admits and Allow another goroutine may take the trial, so
+// Allow can still refuse.
 func (b *Breaker) Admits() bool {
 	p := b.cur.Load()
 	switch p.state {
 	case Closed:
 		return true
 	case HalfOpen:
-		return p.trials.Load() < b.trials
+		n := p.trials.Load()
+		return n < b.trials && n == p.successes.Load()
 	default:
 		return b.clock() >= p.until
 	}
 }
 
 // Allow admits one call and returns its Ticket, or ok == false if the
-// breaker refuses it. In HalfOpen it takes one of the HalfOpenRequests
-// trial slots; an open breaker whose period has elapsed moves to HalfOpen
-// and admits the caller as its first trial.
+// breaker refuses it. In HalfOpen it admits the caller as the next trial
+// only if no trial is in flight, every earlier trial has succeeded and
+// fewer than HalfOpenRequests were admitted; an open breaker whose period
+// has elapsed moves to HalfOpen and admits the caller as its first trial.
 func (b *Breaker) Allow() (t Ticket, ok bool) {
 	for {
 		p := b.cur.Load()
@@ -136,12 +147,16 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 		case Closed:
 			return Ticket{p}, true
 		case HalfOpen:
-			// CAS rather than Add-then-undo so that the count never
-			// overshoots: Admits reads it, and exactly HalfOpenRequests
-			// callers win however many race.
+			// Trials run one at a time: the next is admitted only once
+			// every earlier one has succeeded, so an endpoint that is still
+			// broken costs exactly one failed RPC per open period (with
+			// concurrent trials, every slot was taken within milliseconds
+			// under load and all of them failed). CAS rather than
+			// Add-then-undo so that the count never overshoots: exactly one
+			// caller wins however many race.
 			for {
 				n := p.trials.Load()
-				if n >= b.trials {
+				if n >= b.trials || n != p.successes.Load() {
 					return Ticket{}, false
 				}
 				if p.trials.CompareAndSwap(n, n+1) {
@@ -209,9 +224,10 @@ func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 	}
 }
 
-// Release returns the slot of a call that Allow admitted but that was never
-// sent (for example because the child picker failed). It counts as no
-// outcome.
+// Release returns the admission of a call that Allow admitted but that was
+// never sent or whose outcome says nothing about the endpoint (for example
+// because the child picker failed). It counts as no outcome; releasing the
+// trial in flight lets the next caller in as that trial.
 func (b *Breaker) Release(t Ticket) {
 	if t.p != nil && t.p.state == HalfOpen {
 		t.p.trials.Add(-1)

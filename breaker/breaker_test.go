@@ -147,28 +147,26 @@ func TestBreaker_OpenToHalfOpenToClosed(t *testing.T) {
 	}
 	wantState(t, b, Open) // Admits has no side effects
 
-	var trials []Ticket
+	// Three trials, one at a time: each is admitted only after the previous
+	// one succeeded, and the third success closes.
 	for i := range 3 {
 		tk, ok := b.Allow()
 		if !ok {
-			t.Fatalf("trial %d refused", i)
+			t.Fatalf("trial %d refused after %d successes", i+1, i)
 		}
-		trials = append(trials, tk)
 		if i == 0 {
 			wantState(t, b, HalfOpen)
 			wantTransition(t, rec, transition{Open, HalfOpen, "open period 5s elapsed"})
 		}
+		if b.Admits() {
+			t.Fatalf("Admits() = true with trial %d in flight", i+1)
+		}
+		if _, ok := b.Allow(); ok {
+			t.Fatalf("Allow() admitted a second call with trial %d in flight", i+1)
+		}
+		wantState(t, b, HalfOpen)
+		b.Record(tk, true)
 	}
-	if b.Admits() {
-		t.Error("Admits() = true with the trial budget spent")
-	}
-	if _, ok := b.Allow(); ok {
-		t.Fatal("Allow() admitted a fourth trial")
-	}
-	b.Record(trials[0], true)
-	b.Record(trials[1], true)
-	wantState(t, b, HalfOpen)
-	b.Record(trials[2], true)
 	wantState(t, b, Closed)
 	wantTransition(t, rec, transition{HalfOpen, Closed, "3/3 trial RPCs succeeded"})
 	if n := len(rec.all()); n != 3 {
@@ -181,15 +179,20 @@ func TestBreaker_TrialFailureReopens(t *testing.T) {
 	b, clk, rec := newTestBreaker(t, consecutiveOnly())
 	tripOpen(t, b)
 	clk.advance(5 * time.Second)
+	// A failure after earlier successes reopens too: successes are not
+	// banked across the failure.
 	t1, _ := b.Allow()
+	b.Record(t1, true)
 	t2, ok := b.Allow()
 	if !ok {
-		t.Fatal("second trial refused")
+		t.Fatal("second trial refused after the first succeeded")
 	}
-	b.Record(t1, true)
 	b.Record(t2, false)
 	wantState(t, b, Open)
 	wantTransition(t, rec, transition{HalfOpen, Open, "trial RPC failed"})
+	if b.Admits() {
+		t.Fatal("Admits() = true right after a trial failed")
+	}
 	// The re-trip doubles the open period.
 	clk.advance(10*time.Second - 1)
 	if b.Admits() {
@@ -376,24 +379,34 @@ func TestBreaker_StaleOutcomesIgnored(t *testing.T) {
 	clk.advance(5 * time.Second)
 	trial, _ := b.Allow()
 	// While half-open: a stale failure must not reopen, stale successes
-	// must not close.
+	// must neither close nor count as the trial's success, which would let
+	// a second trial in beside it.
 	b.Record(slow[2], false)
 	b.Record(slow[3], true)
 	b.Record(slow[4], true)
 	b.Record(slow[5], true)
 	wantState(t, b, HalfOpen)
+	if b.Admits() {
+		t.Fatal("stale successes let a second trial in beside the first")
+	}
 	b.Record(trial, false)
 	wantState(t, b, Open)
 
 	// A trial of the previous half-open phase is stale too.
 	clk.advance(10 * time.Second)
-	t1, _ := b.Allow()
-	t2, _ := b.Allow()
+	for i := range 2 {
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatalf("trial %d refused", i+1)
+		}
+		b.Record(tk, true)
+	}
 	t3, _ := b.Allow()
-	b.Record(t1, true)
-	b.Record(t2, true)
 	b.Record(trial, true) // from the old half-open phase
 	wantState(t, b, HalfOpen)
+	if b.Admits() {
+		t.Fatal("a stale success let a fourth trial in beside the third")
+	}
 	b.Record(t3, true)
 	wantState(t, b, Closed)
 
@@ -412,47 +425,107 @@ func TestBreaker_StaleOutcomesIgnored(t *testing.T) {
 	wantState(t, b, Closed)
 }
 
+// TestBreaker_ReleaseReturnsTrialSlot: a released trial is no outcome; it
+// lets the next trial in, and HalfOpenRequests recorded successes are still
+// needed to close.
 func TestBreaker_ReleaseReturnsTrialSlot(t *testing.T) {
 	b, clk, rec := newTestBreaker(t, consecutiveOnly())
 	tripOpen(t, b)
 	clk.advance(5 * time.Second)
-	var tks []Ticket
-	for range 3 {
+	allow := func(what string) Ticket {
+		t.Helper()
 		tk, ok := b.Allow()
 		if !ok {
-			t.Fatal("trial refused")
+			t.Fatalf("%s refused", what)
 		}
-		tks = append(tks, tk)
+		return tk
 	}
-	if _, ok := b.Allow(); ok {
-		t.Fatal("fourth trial admitted")
+	release := func(tk Ticket) {
+		t.Helper()
+		if b.Admits() {
+			t.Fatal("Admits() = true with a trial in flight")
+		}
+		b.Release(tk)
+		if !b.Admits() {
+			t.Fatal("Admits() = false after the trial in flight was released")
+		}
 	}
-	b.Release(tks[1])
-	if !b.Admits() {
-		t.Fatal("Admits() = false after Release")
-	}
-	tk, ok := b.Allow()
-	if !ok {
-		t.Fatal("Allow() refused after Release")
-	}
-	tks[1] = tk
-	// The released call is no outcome: three recorded successes close.
-	for _, tk := range tks {
-		b.Record(tk, true)
-	}
+	release(allow("first trial")) // the very first trial, which moved Open->HalfOpen
+	b.Record(allow("first trial after a release"), true)
+	release(allow("second trial"))
+	release(allow("second trial after a release"))
+	b.Record(allow("second trial after two releases"), true)
+	wantState(t, b, HalfOpen) // three releases, two successes: not yet
+	b.Record(allow("third trial"), true)
 	wantState(t, b, Closed)
 	wantTransition(t, rec, transition{HalfOpen, Closed, "3/3 trial RPCs succeeded"})
 
 	// Release of a closed-phase ticket is harmless.
-	tk, _ = b.Allow()
+	tk, _ := b.Allow()
 	b.Release(tk)
 	call(t, b, true)
 	wantState(t, b, Closed)
 }
 
-// TestBreaker_ConcurrentTrialBudget races 64 goroutines on Allow of a
-// breaker whose open period has just elapsed: exactly HalfOpenRequests win,
-// and exactly one of them performs Open->HalfOpen.
+// TestBreaker_SecondTrialWaitsForFirst: while a trial is in flight no
+// second one is admitted, however much time passes (half-open has no
+// timeout of its own); the first trial's success or release lets exactly one
+// more in, and its failure reopens without one.
+func TestBreaker_SecondTrialWaitsForFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		finish    func(*Breaker, Ticket)
+		wantState State
+		wantNext  bool
+	}{
+		{"succeeds", func(b *Breaker, tk Ticket) { b.Record(tk, true) }, HalfOpen, true},
+		{"released", func(b *Breaker, tk Ticket) { b.Release(tk) }, HalfOpen, true},
+		{"fails", func(b *Breaker, tk Ticket) { b.Record(tk, false) }, Open, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, clk, _ := newTestBreaker(t, consecutiveOnly())
+			tripOpen(t, b)
+			clk.advance(5 * time.Second)
+			first, ok := b.Allow()
+			if !ok {
+				t.Fatal("first trial refused")
+			}
+			for i := range 10 {
+				if b.Admits() {
+					t.Fatalf("Admits() = true with the first trial in flight, %v in", time.Duration(i)*time.Minute)
+				}
+				if _, ok := b.Allow(); ok {
+					t.Fatalf("second trial admitted with the first in flight, %v in", time.Duration(i)*time.Minute)
+				}
+				clk.advance(time.Minute)
+			}
+			wantState(t, b, HalfOpen)
+
+			tc.finish(b, first)
+			wantState(t, b, tc.wantState)
+			if got := b.Admits(); got != tc.wantNext {
+				t.Fatalf("Admits() = %v after the first trial finished, want %v", got, tc.wantNext)
+			}
+			second, ok := b.Allow()
+			if ok != tc.wantNext {
+				t.Fatalf("Allow() ok = %v after the first trial finished, want %v", ok, tc.wantNext)
+			}
+			if !ok {
+				return
+			}
+			if _, ok := b.Allow(); ok {
+				t.Fatal("third call admitted with the second trial in flight")
+			}
+			b.Record(second, true)
+			wantState(t, b, HalfOpen)
+		})
+	}
+}
+
+// TestBreaker_ConcurrentTrialBudget closes a breaker through its
+// HalfOpenRequests trials, each step racing 64 goroutines on Allow: exactly
+// one wins every step, exactly one goroutine performs Open->HalfOpen, and
+// the breaker closes after exactly HalfOpenRequests successes.
 func TestBreaker_ConcurrentTrialBudget(t *testing.T) {
 	for _, n := range []int{1, 3, 10, 63} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -465,35 +538,37 @@ func TestBreaker_ConcurrentTrialBudget(t *testing.T) {
 					toHalfOpen.Add(1)
 				}
 			})
-			for round := range 20 {
+			rounds := max(3, 60/n) // bounds the goroutines started per subtest
+			for round := range rounds {
 				tripOpen(t, b)
 				clk.advance(time.Hour)
-				var mu sync.Mutex
-				var admitted []Ticket
-				var wg sync.WaitGroup
-				start := make(chan struct{})
-				for range 64 {
-					wg.Go(func() {
-						<-start
-						if tk, ok := b.Allow(); ok {
-							mu.Lock()
-							admitted = append(admitted, tk)
-							mu.Unlock()
-						}
-					})
+				for step := range n {
+					var mu sync.Mutex
+					var admitted []Ticket
+					var wg sync.WaitGroup
+					start := make(chan struct{})
+					for range 64 {
+						wg.Go(func() {
+							<-start
+							if tk, ok := b.Allow(); ok {
+								mu.Lock()
+								admitted = append(admitted, tk)
+								mu.Unlock()
+							}
+						})
+					}
+					close(start)
+					wg.Wait()
+					if got := len(admitted); got != 1 {
+						t.Fatalf("round %d, trial %d: %d trials admitted, want 1", round, step+1, got)
+					}
+					if got := toHalfOpen.Load(); got != int32(round+1) {
+						t.Fatalf("round %d, trial %d: %d transitions to half-open, want %d", round, step+1, got, round+1)
+					}
+					wantState(t, b, HalfOpen)
+					b.Record(admitted[0], true)
 				}
-				close(start)
-				wg.Wait()
-				if got := len(admitted); got != n {
-					t.Fatalf("round %d: %d trials admitted, want %d", round, got, n)
-				}
-				if got := toHalfOpen.Load(); got != int32(round+1) {
-					t.Fatalf("round %d: %d transitions to half-open, want %d", round, got, round+1)
-				}
-				// The admitted trials succeed, so the next round starts closed.
-				for _, tk := range admitted {
-					b.Record(tk, true)
-				}
+				// The trials all succeeded, so the next round starts closed.
 				wantState(t, b, Closed)
 			}
 		})
@@ -549,9 +624,9 @@ func TestBreaker_ConcurrentOnChangeOncePerTransition(t *testing.T) {
 
 // TestBreaker_HammerInvariants runs Allow/Record/Release from many
 // goroutines (run it with -race) and checks, while they run, that no
-// half-open phase ever admits more than HalfOpenRequests trials that were
-// not released, that no ticket names an open phase, and that onChange ran
-// once per transition.
+// half-open phase ever has more than one trial in flight or admits more
+// than HalfOpenRequests trials that were not released, that no ticket names
+// an open phase, and that onChange ran once per transition.
 func TestBreaker_HammerInvariants(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ConsecutiveFailures = 4
@@ -560,10 +635,19 @@ func TestBreaker_HammerInvariants(t *testing.T) {
 	cfg.MaxOpenDuration = 20 * time.Millisecond
 	cfg.HalfOpenRequests = 3
 	clk := &fakeClock{}
-	var transitions atomic.Int64
-	b := New(cfg, clk.now, func(State, State, string) { transitions.Add(1) })
+	var transitions, closes atomic.Int64
+	b := New(cfg, clk.now, func(from, to State, _ string) {
+		transitions.Add(1)
+		if from == HalfOpen && to == Closed {
+			closes.Add(1)
+		}
+	})
 
-	var outstanding sync.Map // *phase -> *atomic.Int32
+	type trialCount struct {
+		admitted atomic.Int32 // admitted and not released
+		inFlight atomic.Int32 // admitted, neither recorded nor released
+	}
+	var counts sync.Map // *phase -> *trialCount
 	var violations atomic.Int32
 	var firstViolation atomic.Value
 	violate := func(format string, args ...any) {
@@ -583,25 +667,36 @@ func TestBreaker_HammerInvariants(t *testing.T) {
 				if !ok {
 					continue
 				}
-				var admitted *atomic.Int32 // trials of this phase admitted and not released
+				var tc *trialCount // of this ticket's half-open phase
 				switch tk.p.state {
 				case Open:
 					violate("ticket of an open phase")
 				case HalfOpen:
-					v, _ := outstanding.LoadOrStore(tk.p, new(atomic.Int32))
-					admitted = v.(*atomic.Int32)
-					if c := admitted.Add(1); c > int32(cfg.HalfOpenRequests) {
+					v, _ := counts.LoadOrStore(tk.p, new(trialCount))
+					tc = v.(*trialCount)
+					if c := tc.inFlight.Add(1); c > 1 {
+						violate("%d trials in flight at once in one half-open phase", c)
+					}
+					if c := tc.admitted.Add(1); c > int32(cfg.HalfOpenRequests) {
 						violate("%d trials admitted and not released in one half-open phase", c)
 					}
 				}
+				// The counts drop before Release or Record can let the next
+				// trial in, so they never lag behind the breaker.
 				if r.IntN(10) == 0 {
-					if admitted != nil {
-						admitted.Add(-1) // before Release frees the slot
+					if tc != nil {
+						tc.inFlight.Add(-1)
+						tc.admitted.Add(-1)
 					}
 					b.Release(tk)
 					continue
 				}
-				b.Record(tk, r.IntN(2) == 0)
+				if tc != nil {
+					tc.inFlight.Add(-1)
+				}
+				// Mostly successes, so that half-open phases see several
+				// trials in a row and some of them close.
+				b.Record(tk, r.IntN(4) != 0)
 			}
 		})
 	}
@@ -614,6 +709,9 @@ func TestBreaker_HammerInvariants(t *testing.T) {
 	}
 	if transitions.Load() < 10 {
 		t.Fatalf("only %d transitions: the test did not exercise the breaker", transitions.Load())
+	}
+	if closes.Load() == 0 {
+		t.Fatalf("no half-open phase closed in %d transitions: no trial followed a success", transitions.Load())
 	}
 }
 

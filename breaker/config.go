@@ -34,9 +34,12 @@ type Config struct {
 	// the breaker must stay closed for the doubling to start over from
 	// OpenDuration. Default 2m; must be >= OpenDuration.
 	MaxOpenDuration time.Duration
-	// HalfOpenRequests is the number of trial RPCs admitted once the open
-	// period has elapsed; all of them must succeed to close the breaker, and
-	// any failure reopens it. Default 3; must be >= 1.
+	// HalfOpenRequests is the number of trial RPCs that must succeed in a
+	// row, once the open period has elapsed, to close the breaker. Trials
+	// run one at a time: the next is admitted only after the previous one
+	// succeeded (or was released), so a still-broken endpoint costs one
+	// failed RPC per open period; any failure reopens the breaker. Default
+	// 3; must be >= 1.
 	HalfOpenRequests int
 }
 
