@@ -6,7 +6,10 @@ package balancer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,8 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/healthprobe"
 	"github.com/fulcrum-lb/fulcrum/picker"
 	fulcrumresolver "github.com/fulcrum-lb/fulcrum/resolver"
 )
@@ -46,6 +51,7 @@ func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions)
 		target:     opts.Target.String(),
 		endpoints:  resolver.NewEndpointMap[*endpointInfo](),
 		addrs:      resolver.NewAddressMapV2[*endpointInfo](),
+		scs:        make(map[grpcbalancer.SubConn]*scInfo),
 		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -93,8 +99,18 @@ type wlrBalancer struct {
 	childState grpcbalancer.State // last state from endpointsharding
 	gotFirst   bool               // a resolver update has been applied
 	ramping    bool               // some endpoint is in slow start
+	panicking  bool               // the last picker was built in panic mode
+	scs        map[grpcbalancer.SubConn]*scInfo
 	closed     bool
 	closeOnce  sync.Once
+}
+
+// scInfo is the balancer's record of one SubConn created by a pick_first
+// child. Guarded by b.mu.
+type scInfo struct {
+	ep    *endpointInfo
+	ready bool
+	stop  func() // stops the health prober; nil when not probing
 }
 
 // endpointInfo is the balancer's record of one endpoint. Fields are
@@ -108,6 +124,14 @@ type endpointInfo struct {
 	// serving before the policy started, so they are not slowed.
 	initial bool
 	ready   bool // the endpoint's child was READY at the last build
+	usable  bool // the endpoint was usable at the last build (for slow start)
+
+	// Health, from the prober of the endpoint's READY SubConn.
+	probing   bool   // a prober runs for the endpoint's READY SubConn
+	verdict   bool   // the prober has given a first verdict
+	healthy   bool   // the prober's current verdict
+	warmed    bool   // a successful probe since the SubConn became READY
+	unhealthy string // reason of the last unhealthy verdict
 }
 
 func (b *wlrBalancer) infof(format string, args ...any) {
@@ -136,9 +160,31 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 		b.mu.Unlock()
 		return nil
 	}
+	breakerChanged := b.cfg != nil && !breakerConfigEqual(b.cfg.Breaker, cfg.Breaker)
+	probeChanged := b.cfg != nil && b.cfg.HealthProbe != cfg.HealthProbe
 	b.cfg = cfg
-	b.updateEndpointsLocked(ccs.ResolverState.Endpoints)
+	b.updateEndpointsLocked(ccs.ResolverState.Endpoints, breakerChanged)
+	var restart []grpcbalancer.SubConn
+	var stops []func()
+	if probeChanged {
+		// Restart probers so the new probe settings apply at once.
+		for sc, sci := range b.scs {
+			if sci.ready {
+				restart = append(restart, sc)
+				if sci.stop != nil {
+					stops = append(stops, sci.stop)
+					sci.stop = nil
+				}
+			}
+		}
+	}
 	b.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	for _, sc := range restart {
+		b.onSubConnState(sc, grpcbalancer.SubConnState{ConnectivityState: connectivity.Ready})
+	}
 
 	// Causes an inline UpdateState from endpointsharding with the new
 	// children, which builds the picker.
@@ -151,7 +197,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 
 // updateEndpointsLocked reconciles the endpoint records with a resolver
 // update. Caller must hold b.mu.
-func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint) {
+func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint, breakerChanged bool) {
 	seen := resolver.NewEndpointMap[bool]()
 	first := !b.gotFirst
 	b.gotFirst = true
@@ -166,11 +212,12 @@ func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint) {
 		}
 		info, ok := b.endpoints.Get(ep)
 		if !ok {
-			info = &endpointInfo{
-				shared:  picker.NewEndpoint(ep.Addresses[0].Addr, nil),
-				initial: first,
-			}
+			info = &endpointInfo{initial: first}
+			info.shared = b.newSharedLocked(ep.Addresses[0].Addr)
 			b.endpoints.Set(ep, info)
+		} else if breakerChanged {
+			// In-flight RPCs of the old record still decrement it.
+			info.shared = b.newSharedLocked(ep.Addresses[0].Addr)
 		}
 		info.weight = w
 		for _, a := range ep.Addresses {
@@ -187,6 +234,171 @@ func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint) {
 				b.addrs.Delete(a)
 			}
 		}
+	}
+}
+
+// newSharedLocked returns fresh shared state (counters, breaker) for the
+// endpoint at addr. Caller must hold b.mu.
+func (b *wlrBalancer) newSharedLocked(addr string) *picker.Endpoint {
+	bc := b.cfg.Breaker
+	if !bc.Enabled {
+		return picker.NewEndpoint(addr, nil)
+	}
+	cfg := breaker.Config{
+		ConsecutiveFailures: bc.ConsecutiveFailures,
+		FailureRatio:        bc.FailureRatio,
+		MinRequests:         bc.MinRequests,
+		Window:              time.Duration(bc.Window),
+		OpenDuration:        time.Duration(bc.OpenDuration),
+		MaxOpenDuration:     time.Duration(bc.MaxOpenDuration),
+		HalfOpenRequests:    bc.HalfOpenRequests,
+	}
+	if err := cfg.Validate(); err != nil {
+		// parseConfig enforces tighter bounds; this is a broken invariant.
+		logger.Errorf("%sbreaker config %+v: %v; breaker disabled for %s", b.prefix, cfg, err, addr)
+		return picker.NewEndpoint(addr, nil)
+	}
+	onChange := func(from, to breaker.State, reason string) {
+		// Runs inside Pick or Done: log and ask for a rebuild, never block.
+		b.infof("endpoint %s: breaker %v -> %v: %s", addr, from, to, reason)
+		b.requestRebuild()
+	}
+	return picker.NewEndpoint(addr, breaker.New(cfg, breakerClock, onChange))
+}
+
+// breakerClock is the breakers' clock; tests may replace it.
+var breakerClock func() int64
+
+func breakerConfigEqual(a, b BreakerConfig) bool {
+	return a.Enabled == b.Enabled && a.ConsecutiveFailures == b.ConsecutiveFailures &&
+		a.FailureRatio == b.FailureRatio && a.MinRequests == b.MinRequests &&
+		a.Window == b.Window && a.OpenDuration == b.OpenDuration &&
+		a.MaxOpenDuration == b.MaxOpenDuration && a.HalfOpenRequests == b.HalfOpenRequests
+}
+
+// NewSubConn intercepts the SubConns of the pick_first children to learn
+// when each becomes READY, so it can probe it and hold it back until warm.
+func (b *wlrBalancer) NewSubConn(addrs []resolver.Address, opts grpcbalancer.NewSubConnOptions) (grpcbalancer.SubConn, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || len(addrs) == 0 {
+		return nil, fmt.Errorf("%s: balancer is closed; no new SubConns", Name)
+	}
+	// pick_first creates one SubConn per address (dual-stack endpoints
+	// have several); all map to the same endpoint.
+	info, ok := b.addrs.Get(addrs[0])
+	if !ok {
+		return nil, fmt.Errorf("%s: address %s belongs to no endpoint", Name, addrs[0].Addr)
+	}
+	var sc grpcbalancer.SubConn
+	old := opts.StateListener
+	opts.StateListener = func(st grpcbalancer.SubConnState) {
+		b.onSubConnState(sc, st)
+		old(st)
+	}
+	sc, err := b.ClientConn.NewSubConn(addrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	b.scs[sc] = &scInfo{ep: info}
+	return sc, nil
+}
+
+// onSubConnState starts a prober when a SubConn becomes READY and stops it
+// when it leaves READY. It runs before pick_first sees the state, so the
+// endpoint is already marked as warming when the picker is rebuilt.
+func (b *wlrBalancer) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnState) {
+	b.mu.Lock()
+	sci, ok := b.scs[sc]
+	if !ok || b.closed {
+		b.mu.Unlock()
+		return
+	}
+	stop := sci.stop
+	sci.stop = nil
+	ep := sci.ep
+	switch st.ConnectivityState {
+	case connectivity.Ready:
+		sci.ready = true
+		ep.verdict, ep.healthy, ep.warmed, ep.unhealthy = false, false, false, ""
+		ep.probing = b.cfg.HealthProbe.Enabled
+	case connectivity.Shutdown:
+		delete(b.scs, sc)
+		fallthrough
+	default:
+		if sci.ready {
+			sci.ready = false
+			ep.probing, ep.verdict = false, false
+		}
+	}
+	probe := sci.ready && b.cfg.HealthProbe.Enabled
+	pcfg := b.probeConfigLocked()
+	b.mu.Unlock()
+
+	// Never stop a prober while holding b.mu: stop waits for onChange,
+	// which takes b.mu.
+	if stop != nil {
+		stop()
+	}
+	if !probe {
+		return
+	}
+	stopProbe := healthprobe.Start(sc, pcfg, func(healthy bool, reason string) {
+		b.onHealth(sc, sci, healthy, reason)
+	})
+	b.mu.Lock()
+	if b.scs[sc] != sci || !sci.ready || sci.stop != nil || b.closed {
+		// The SubConn moved on while we started: undo.
+		b.mu.Unlock()
+		stopProbe()
+		return
+	}
+	sci.stop = stopProbe
+	b.mu.Unlock()
+}
+
+func (b *wlrBalancer) probeConfigLocked() healthprobe.Config {
+	h := b.cfg.HealthProbe
+	return healthprobe.Config{
+		Service:                h.Service,
+		Interval:               time.Duration(h.Interval),
+		Timeout:                time.Duration(h.Timeout),
+		Jitter:                 h.Jitter,
+		UnhealthyThreshold:     h.UnhealthyThreshold,
+		HealthyThreshold:       h.HealthyThreshold,
+		UnimplementedIsHealthy: h.UnimplementedIsHealthy,
+	}
+}
+
+// onHealth records a prober verdict and republishes the picker.
+func (b *wlrBalancer) onHealth(sc grpcbalancer.SubConn, sci *scInfo, healthy bool, reason string) {
+	b.mu.Lock()
+	if b.closed || b.scs[sc] != sci || !sci.ready {
+		b.mu.Unlock()
+		return
+	}
+	ep := sci.ep
+	first := !ep.verdict
+	changed := first || ep.healthy != healthy
+	ep.verdict, ep.healthy = true, healthy
+	if healthy {
+		ep.warmed = true
+		ep.unhealthy = ""
+	} else {
+		ep.unhealthy = reason
+	}
+	addr := ep.shared.Addr()
+	b.mu.Unlock()
+	if changed {
+		switch {
+		case first && healthy:
+			b.infof("endpoint %s: first health probe passed; taking traffic", addr)
+		case healthy:
+			b.infof("endpoint %s: health unhealthy -> healthy: %s", addr, reason)
+		default:
+			b.warningf("endpoint %s: health -> unhealthy: %s", addr, reason)
+		}
+		b.requestRebuild()
 	}
 }
 
@@ -215,9 +427,19 @@ func (b *wlrBalancer) Close() {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closed = true
+		var stops []func()
+		for _, sci := range b.scs {
+			if sci.stop != nil {
+				stops = append(stops, sci.stop)
+				sci.stop = nil
+			}
+		}
 		b.mu.Unlock()
 		close(b.stop)
 		<-b.done
+		for _, stop := range stops {
+			stop()
+		}
 		b.child.Close()
 	})
 }
@@ -271,49 +493,163 @@ func (b *wlrBalancer) requestRebuild() {
 
 // updatePickerLocked builds a picker from the last child state and the
 // endpoint records and publishes it. Caller must hold b.mu.
+//
+// An endpoint is usable when its connection is READY, its prober (if on)
+// says healthy, it has passed warm-up, and its breaker is not ejecting it.
+// Breakers are consulted again on every pick, so a trip takes effect on the
+// next pick; the rebuild it triggers only refreshes panic mode and the
+// maxEjectionPercent cap.
 func (b *wlrBalancer) updatePickerLocked() {
 	if b.cfg == nil {
 		return
 	}
 	children := endpointsharding.ChildStatesFromPicker(b.childState.Picker)
-	var entries []picker.Entry
 	now := b.now()
 	wasRamping := b.ramping
 	b.ramping = false
+
+	type cand struct {
+		info  *endpointInfo
+		child grpcbalancer.Picker
+	}
+	var ready, healthy []cand
+	var ejected []int // indexes into healthy whose breaker rejects calls
+	warming, unhealthy := 0, 0
 	for _, c := range children {
 		info, ok := b.endpoints.Get(c.Endpoint)
 		if !ok {
 			continue
 		}
 		if c.State.ConnectivityState != connectivity.Ready {
-			info.ready = false
+			info.ready, info.usable = false, false
 			continue
 		}
-		if !info.ready {
-			info.ready = true
+		info.ready = true
+		ready = append(ready, cand{info, c.State.Picker})
+		switch {
+		case info.probing && b.cfg.HealthProbe.Warmup && !info.warmed:
+			if info.verdict {
+				unhealthy++ // failed its first probe(s)
+			} else {
+				warming++
+			}
+			continue
+		case info.probing && info.verdict && !info.healthy:
+			unhealthy++
+			continue
+		}
+		if br := info.shared.Breaker(); br != nil && !br.Admits() {
+			ejected = append(ejected, len(healthy))
+		}
+		healthy = append(healthy, cand{info, c.State.Picker})
+	}
+
+	// "maxEjectionPercent: never eject more than this share of endpoints"
+	// (at least one may be): endpoints beyond the cap stay in rotation
+	// despite their breaker, in a stable (address) order.
+	total := len(children)
+	maxEject := max(1, int(b.cfg.MaxEjectionPercent*float64(total)/100))
+	if b.cfg.MaxEjectionPercent == 0 {
+		maxEject = 0
+	}
+	slices.SortFunc(ejected, func(i, j int) int {
+		return strings.Compare(healthy[i].info.shared.Addr(), healthy[j].info.shared.Addr())
+	})
+	bypass := map[int]bool{}
+	for _, i := range ejected[min(maxEject, len(ejected)):] {
+		bypass[i] = true
+	}
+	nEjected := len(ejected) - len(bypass)
+	usable := len(healthy) - nEjected
+
+	// Envoy's panic mode: "if the percentage of healthy hosts drops below
+	// the panic threshold, ... load balance across all hosts". Endpoints
+	// still warming up do not count either way: they are not sick, just
+	// not yet proven.
+	considered := total - warming
+	panicking := b.cfg.PanicThresholdPercent > 0 && considered > 0 &&
+		float64(usable)*100 < b.cfg.PanicThresholdPercent*float64(considered) && len(ready) > 0
+	if panicking != b.panicking {
+		if panicking {
+			b.warningf("panic mode: %d of %d endpoints usable (%d unhealthy, %d ejected by breaker, %d not connected), below panicThresholdPercent %g; picking among all %d connected endpoints",
+				usable, total, unhealthy, nEjected, total-len(ready), b.cfg.PanicThresholdPercent, len(ready))
+		} else {
+			b.infof("panic mode over: %d of %d endpoints usable, %d warming up", usable, total, warming)
+		}
+		b.panicking = panicking
+	}
+
+	var entries []picker.Entry
+	add := func(c cand, gated bool) {
+		info := c.info
+		if !info.usable {
+			info.usable = true
 			if !info.initial && b.cfg.SlowStart.Window > 0 {
 				info.rampFrom = now
 			}
 		}
 		entries = append(entries, picker.Entry{
-			Picker:   c.State.Picker,
+			Picker:   c.child,
 			Endpoint: info.shared,
 			Weight:   float64(info.weight) * b.slowStartFactorLocked(info, now),
+			Gated:    gated,
 		})
+	}
+	if panicking {
+		for _, c := range ready {
+			add(c, false)
+		}
+	} else {
+		for i, c := range healthy {
+			add(c, c.info.shared.Breaker() != nil && !bypass[i])
+		}
+	}
+	for _, c := range ready {
+		if !slices.ContainsFunc(entries, func(e picker.Entry) bool { return e.Endpoint == c.info.shared }) {
+			c.info.usable = false
+		}
 	}
 	if b.ramping && !wasRamping {
 		b.requestRebuild() // start run()'s ramp timer
 	}
-	if len(entries) == 0 {
+
+	switch {
+	case len(ready) == 0:
 		// Nothing READY: defer to endpointsharding's picker, which queues
 		// RPCs while children connect and reports their failures.
 		b.ClientConn.UpdateState(b.childState)
-		return
+	case len(entries) == 0 && warming > 0:
+		// Connected but not yet probed: RPCs wait for the first probe.
+		b.ClientConn.UpdateState(grpcbalancer.State{
+			ConnectivityState: connectivity.Connecting,
+			Picker:            &errPicker{err: grpcbalancer.ErrNoSubConnAvailable},
+		})
+	case len(entries) == 0:
+		// Panic mode is off (or nothing is connected): fail RPCs with the
+		// reason. A plain error (not a status) fails ordinary RPCs with
+		// UNAVAILABLE and keeps wait-for-ready RPCs waiting.
+		err := fmt.Errorf("%s: no usable endpoint among %d: %d unhealthy, %d ejected by breaker, %d not connected: %w",
+			Name, total, unhealthy, nEjected, total-len(ready), ErrNoUsableEndpoint)
+		b.ClientConn.UpdateState(grpcbalancer.State{
+			ConnectivityState: connectivity.TransientFailure,
+			Picker:            &errPicker{err: err},
+		})
+	default:
+		b.ClientConn.UpdateState(grpcbalancer.State{
+			ConnectivityState: connectivity.Ready,
+			Picker:            picker.New(b.pickerConfigLocked(), entries),
+		})
 	}
-	b.ClientConn.UpdateState(grpcbalancer.State{
-		ConnectivityState: connectivity.Ready,
-		Picker:            picker.New(b.pickerConfigLocked(), entries),
-	})
+}
+
+// ErrNoUsableEndpoint is wrapped by the error of RPCs that fail because
+// every endpoint is unhealthy or ejected and panic mode is off.
+var ErrNoUsableEndpoint = errors.New("no usable endpoint")
+
+type errPicker struct{ err error }
+
+func (p *errPicker) Pick(grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
+	return grpcbalancer.PickResult{}, p.err
 }
 
 func (b *wlrBalancer) pickerConfigLocked() picker.Config {

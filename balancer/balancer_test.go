@@ -40,7 +40,7 @@ func TestBalancer_SpreadsAcrossBackends(t *testing.T) {
 // mostly 0: the low-load trap) and with 32 concurrent callers.
 //
 // With 32 callers (and with the latency term, which reacts to latency
-// noise by design) every backend takes 5ms per RPC (3ms in the serial latency-aware case, with half the RPCs): "equal backends" must
+// noise by design) every backend takes 10ms per RPC (3ms in the serial latency-aware case, with half the RPCs): "equal backends" must
 // have equal service times. Without the delay, the three in-process servers
 // and the client share two cores, and the connection carrying 57 % of the
 // traffic really is slower than the others, so least-request rightly moves
@@ -68,7 +68,7 @@ func TestBalancer_WeightedShares(t *testing.T) {
 			delay := time.Duration(0)
 			switch {
 			case tc.callers > 1:
-				delay = 5 * time.Millisecond
+				delay = 10 * time.Millisecond
 			case tc.latency:
 				delay = 3 * time.Millisecond
 			}

@@ -79,13 +79,17 @@ type BreakerConfig struct {
 	// MaxOpenDuration caps the open period. Default 2m, bounds
 	// [openDuration, 24h].
 	MaxOpenDuration Duration `json:"maxOpenDuration"`
-	// HalfOpenRequests trial RPCs are admitted after the open period; all
-	// must succeed to close the breaker. Default 3, bounds [1, 100].
+	// HalfOpenRequests trial RPCs are admitted after the open period, one
+	// at a time (the next only after the previous succeeded); all must
+	// succeed to close the breaker, any failure reopens it. Default 3,
+	// bounds [1, 100].
 	HalfOpenRequests int `json:"halfOpenRequests"`
 	// FailureCodes are the status codes that count as failures. Default
-	// UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS, RESOURCE_EXHAUSTED (see
-	// README for why; CANCELLED and DEADLINE_EXCEEDED are excluded because
-	// the caller causes them). OK may not be listed.
+	// UNAVAILABLE, INTERNAL, DATA_LOSS, RESOURCE_EXHAUSTED (see README for
+	// why; CANCELLED and DEADLINE_EXCEEDED are excluded because the caller
+	// causes them, UNKNOWN because grpc-go gives it to every plain Go error
+	// a handler returns, i.e. ordinary application errors). OK may not be
+	// listed.
 	FailureCodes []string `json:"failureCodes"`
 
 	failureMask uint32
@@ -163,7 +167,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 var errNotDuration = errors.New("not a duration string")
 
 // defaultFailureCodes: see BreakerConfig.FailureCodes and README.
-var defaultFailureCodes = []string{"UNAVAILABLE", "INTERNAL", "UNKNOWN", "DATA_LOSS", "RESOURCE_EXHAUSTED"}
+var defaultFailureCodes = []string{"UNAVAILABLE", "INTERNAL", "DATA_LOSS", "RESOURCE_EXHAUSTED"}
 
 // DefaultConfig returns the configuration used for every field the service
 // config leaves out.

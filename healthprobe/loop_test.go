@@ -113,7 +113,7 @@ func nextTimer(t *testing.T, timers <-chan fakeTimer) fakeTimer {
 // health server with an injected clock: every wait is fired by the test, so
 // the number of probes behind each verdict is exact. The loop must probe at
 // once, wait the jittered interval after each probe, flip to unhealthy on the
-// third consecutive NOT_SERVING and back on the second SERVING, and give a
+// third consecutive SERVICE_UNKNOWN and back on the second SERVING, and give a
 // listener that joins later the current verdict without an extra probe.
 func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 	timers := withFakeClock(t, 0.25)
@@ -135,7 +135,9 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 	assert.Equal(t, wantWait, ft.d)
 	assert.EqualValues(t, 1, h.checks.Load())
 
-	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	// SERVICE_UNKNOWN: a failure subject to the threshold (an explicit
+	// NOT_SERVING acts at once; see TestStart_NotServingThenServing).
+	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVICE_UNKNOWN)
 	for i := 2; i <= 3; i++ { // probes 2 and 3 fail: no verdict change yet
 		ft.fire()
 		ft = nextTimer(t, timers) // the loop waits again only after the probe
@@ -144,7 +146,7 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 		expectNoEvent(t, events)
 	}
 	ft.fire() // probe 4: the third consecutive failure
-	expectEvent(t, events, verdictEvent{false, "3 consecutive failures: NOT_SERVING"})
+	expectEvent(t, events, verdictEvent{false, "3 consecutive failures: SERVICE_UNKNOWN"})
 	ft = nextTimer(t, timers)
 	assert.EqualValues(t, 4, h.checks.Load())
 
@@ -152,7 +154,7 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 	// verdict at once, and no probe is sent for it.
 	late := make(chan verdictEvent, 10)
 	p.register(&listener{cfg: cfg, onChange: recordInto(late)})
-	expectEvent(t, late, verdictEvent{false, "3 consecutive failures: NOT_SERVING"})
+	expectEvent(t, late, verdictEvent{false, "3 consecutive failures: SERVICE_UNKNOWN"})
 	assert.EqualValues(t, 4, h.checks.Load())
 
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -55,6 +55,9 @@ func (v *verdict) observe(ok bool, why string, healthyThreshold, unhealthyThresh
 	return false
 }
 
+// notServing is the reason classify gives for an explicit NOT_SERVING.
+var notServing = healthpb.HealthCheckResponse_NOT_SERVING.String()
+
 // classify maps the result of one Check RPC to a probe outcome. timedOut says
 // whether the probe's own deadline expired.
 func classify(resp *healthpb.HealthCheckResponse, err error, timedOut bool, cfg Config) (ok bool, why string) {

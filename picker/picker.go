@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
 )
 
 // MaxChoiceCount is the largest choiceCount the picker accepts, as in gRFC
@@ -32,39 +34,23 @@ const MaxChoiceCount = 10
 // 10x slower than its rival is charged 10-3 = 7 phantom in-flight RPCs.
 const latencyTolerance = 3.0
 
-// Ticket identifies one call admitted by a Gate.
-type Ticket = uint64
-
-// Gate is the per-endpoint admission control the picker consults: the
-// circuit breaker. All methods must be safe for concurrent use and must not
-// block.
-type Gate interface {
-	// Admits reports, without side effects, whether a call would be
-	// admitted now.
-	Admits() bool
-	// Allow admits one call, or reports false.
-	Allow() (Ticket, bool)
-	// Record reports the outcome of an admitted call.
-	Record(t Ticket, success bool)
-	// Release gives back an admitted call that carried no information
-	// (never sent, cancelled by the caller, ...).
-	Release(t Ticket)
-}
-
 // Endpoint is the state of one endpoint that outlives pickers: in-flight
 // RPCs, the latency estimate and the gate.
 type Endpoint struct {
-	addr     string // read-only after construction
-	gate     Gate   // read-only after construction; may be nil
+	addr     string           // read-only after construction
+	gate     *breaker.Breaker // read-only after construction; may be nil
 	inFlight atomic.Int64
 	latency  peakEWMA
 }
 
 // NewEndpoint returns the shared state of the endpoint reached at addr
-// (used in logs and errors). gate may be nil.
-func NewEndpoint(addr string, gate Gate) *Endpoint {
+// (used in logs and errors). gate is its circuit breaker, or nil.
+func NewEndpoint(addr string, gate *breaker.Breaker) *Endpoint {
 	return &Endpoint{addr: addr, gate: gate}
 }
+
+// Breaker returns the endpoint's circuit breaker, or nil.
+func (e *Endpoint) Breaker() *breaker.Breaker { return e.gate }
 
 // Addr returns the address the endpoint was created with.
 func (e *Endpoint) Addr() string { return e.addr }
@@ -87,7 +73,7 @@ type Entry struct {
 	// Weight is the effective weight (discovery weight x slow-start
 	// factor); must be > 0.
 	Weight float64
-	// Gated says whether the endpoint's Gate decides admission. The
+	// Gated says whether the endpoint's breaker decides admission. The
 	// balancer clears it for endpoints that maxEjectionPercent or panic mode
 	// keep in rotation despite their breaker.
 	Gated bool
@@ -111,7 +97,7 @@ type Config struct {
 
 // ErrAllRejected is wrapped by the error Pick returns when every endpoint's
 // gate rejects the call.
-var ErrAllRejected = errors.New("all endpoints rejected by their circuit breaker")
+var ErrAllRejected = errors.New("ejected by circuit breaker")
 
 // Picker is an immutable weighted least-request picker.
 type Picker struct {
@@ -273,7 +259,7 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		}
 	}
 
-	var ticket Ticket
+	var ticket breaker.Ticket
 	gated := false
 	if best >= 0 {
 		if e := &p.entries[best]; e.Gated {
@@ -281,7 +267,7 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			if ok {
 				ticket, gated = t, true
 			} else {
-				best = -1 // lost a race for the last trial slot
+				best = -1 // lost the race for the half-open trial
 			}
 		}
 	}
@@ -291,7 +277,7 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		var ok bool
 		best, ticket, gated, ok = p.scanAdmitted()
 		if !ok {
-			return balancer.PickResult{}, fmt.Errorf("weighted_least_request: %d endpoints: %w", len(p.entries), ErrAllRejected)
+			return balancer.PickResult{}, fmt.Errorf("weighted_least_request: all %d usable endpoints %w", len(p.entries), ErrAllRejected)
 		}
 	}
 
@@ -337,20 +323,20 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	return res, nil
 }
 
-func (p *Picker) scanAdmitted() (idx int, t Ticket, gated, ok bool) {
+func (p *Picker) scanAdmitted() (idx int, t breaker.Ticket, gated, ok bool) {
 	n := len(p.entries)
 	start := int(randUint64() % uint64(n))
 	for i := 0; i < n; i++ {
 		idx := (start + i) % n
 		e := &p.entries[idx]
 		if !e.Gated {
-			return idx, 0, false, true
+			return idx, breaker.Ticket{}, false, true
 		}
 		if t, ok := e.Endpoint.gate.Allow(); ok {
 			return idx, t, true, true
 		}
 	}
-	return -1, 0, false, false
+	return -1, breaker.Ticket{}, false, false
 }
 
 type outcome int

@@ -41,6 +41,8 @@ type Backend struct {
 	hung     atomic.Bool   // RPCs block until the caller gives up or Stop
 	hangCh   chan struct{} // closed by Stop to release hung handlers
 
+	checks atomic.Int64 // health Check calls received
+
 	mu       sync.Mutex
 	lastMD   metadata.MD
 	deadline time.Duration // remaining deadline seen by the last unary RPC
@@ -76,7 +78,7 @@ func StartBackend(opts Options) (*Backend, error) {
 	testgrpc.RegisterTestServiceServer(b.srv, b)
 	if !opts.NoHealth {
 		b.Health = health.NewServer()
-		healthpb.RegisterHealthServer(b.srv, b.Health)
+		healthpb.RegisterHealthServer(b.srv, &healthService{b: b, HealthServer: b.Health})
 	}
 	go b.srv.Serve(lis)
 	return b, nil
@@ -86,6 +88,30 @@ func StartBackend(opts Options) (*Backend, error) {
 func (b *Backend) Stop() {
 	b.stopOnce.Do(func() { close(b.hangCh) })
 	b.srv.Stop()
+}
+
+// Checks returns the number of health Check calls received.
+func (b *Backend) Checks() int64 { return b.checks.Load() }
+
+// healthService is grpc's health server, except that Check hangs like the
+// application RPCs while the backend is hung (a stuck process answers
+// nothing, probes included).
+type healthService struct {
+	healthpb.HealthServer
+	b *Backend
+}
+
+func (h *healthService) Check(ctx context.Context, in *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	h.b.checks.Add(1)
+	if h.b.hung.Load() {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-h.b.hangCh:
+			return nil, status.Error(codes.Unavailable, "backend stopped")
+		}
+	}
+	return h.HealthServer.Check(ctx, in)
 }
 
 // Hits returns the number of application RPCs received.
@@ -100,7 +126,8 @@ func (b *Backend) SetDelay(d time.Duration) { b.delay.Store(int64(d)) }
 // SetFailure makes every following RPC fail with code c (codes.OK: succeed).
 func (b *Backend) SetFailure(c codes.Code) { b.failCode.Store(uint32(c)) }
 
-// SetHung makes every following RPC block until its caller gives up.
+// SetHung makes every following RPC, health checks included, block until
+// its caller gives up.
 func (b *Backend) SetHung(h bool) { b.hung.Store(h) }
 
 // LastMetadata returns the request metadata of the last unary RPC.

@@ -1,0 +1,344 @@
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+)
+
+// result of a paced load run.
+type result struct {
+	ok, failed int
+	codes      map[codes.Code]int
+	firstErr   error
+}
+
+func (r result) successRate() float64 {
+	return 100 * float64(r.ok) / float64(max(1, r.ok+r.failed))
+}
+
+// pace sends RPCs at rps for d (open loop, at most 64 in flight, loopback
+// only) and counts outcomes. It stops by itself.
+func pace(ctx context.Context, tc testgrpc.TestServiceClient, rps int, d time.Duration) result {
+	var mu sync.Mutex
+	r := result{codes: map[codes.Code]int{}}
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rps)
+	start := time.Now()
+	for i := 0; time.Since(start) < d && ctx.Err() == nil; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := tc.UnaryCall(rctx, &testpb.SimpleRequest{})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.failed++
+				r.codes[status.Code(err)]++
+				if r.firstErr == nil {
+					r.firstErr = err
+				}
+				return
+			}
+			r.ok++
+		}()
+	}
+	wg.Wait()
+	return r
+}
+
+// fakeClock is a manually advanced monotonic clock for the breakers.
+type fakeClock struct{ now atomic.Int64 }
+
+func (c *fakeClock) read() int64             { return c.now.Load() }
+func (c *fakeClock) advance(d time.Duration) { c.now.Add(int64(d)) }
+
+func useFakeBreakerClock(t *testing.T) *fakeClock {
+	c := &fakeClock{}
+	c.now.Store(int64(time.Hour))
+	breakerClock = c.read
+	t.Cleanup(func() { breakerClock = nil })
+	return c
+}
+
+func breakerStates(b *wlrBalancer) map[string]breaker.State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := map[string]breaker.State{}
+	for _, info := range b.endpoints.All() {
+		if br := info.shared.Breaker(); br != nil {
+			m[info.shared.Addr()] = br.State()
+		}
+	}
+	return m
+}
+
+// TestBreaker_EjectsFastFailingBackend: one of four backends answers every
+// RPC with UNAVAILABLE while its connection stays up. Under ~1000 RPC/s
+// for 10 s, Fulcrum ejects it after a handful of RPCs and keeps >= 99.9 %
+// success; after ejection it only sees half-open trial RPCs (one per open
+// period). round_robin, measured in the same test for 2 s, gets ~75 %.
+func TestBreaker_EjectsFastFailingBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10 s load test")
+	}
+	f := startFleet(t, 4)
+	c := newClient(t, `{"healthProbe":{"enabled":false}}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	f[3].SetFailure(codes.Unavailable)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := pace(ctx, c.tc, 1000, 10*time.Second)
+	total := r.ok + r.failed
+	t.Logf("fulcrum: %d RPCs, success %.3f%%, failures by code %v, backend hits %v", total, r.successRate(), r.codes, f.Hits())
+	if total < 5000 {
+		t.Fatalf("only %d RPCs in 10 s, want >= 5000 (500+ RPC/s)", total)
+	}
+	if r.successRate() < 99.9 {
+		t.Errorf("success %.3f%%, want >= 99.9%% (failures %v, first: %v)", r.successRate(), r.codes, r.firstErr)
+	}
+	// 5 consecutive failures trip it, a few more may be in flight, then
+	// one trial per open period (5 s, then 10 s): 2 in 10 s.
+	if h := f[3].Hits(); h > 12 {
+		t.Errorf("failing backend received %d RPCs, want <= 12 (trip + trials only)", h)
+	}
+	if st := breakerStates(c.balancer(t))[f[3].Addr]; st == breaker.Closed {
+		t.Errorf("failing backend's breaker is %v, want open or half-open", st)
+	}
+
+	// The same fleet through round_robin, for contrast.
+	rr, err := grpc.NewClient(fmt.Sprintf("%s:///rr", c.r.Scheme()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithResolvers(c.r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	rrResult := pace(ctx, testgrpc.NewTestServiceClient(rr), 1000, 2*time.Second)
+	t.Logf("round_robin: success %.1f%%", rrResult.successRate())
+	if rrResult.successRate() > 80 {
+		t.Errorf("round_robin success %.1f%%, expected ~75%% with one of four failing", rrResult.successRate())
+	}
+}
+
+// TestBreaker_HealedBackendReturns: with an injected breaker clock, a
+// healed backend is back to its fair share within one open duration plus
+// the trial phase.
+func TestBreaker_HealedBackendReturns(t *testing.T) {
+	clock := useFakeBreakerClock(t)
+	f := startFleet(t, 4)
+	c := newClient(t, `{"healthProbe":{"enabled":false},"breaker":{"openDuration":"5s","halfOpenRequests":3}}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	b := c.balancer(t)
+	f[3].SetFailure(codes.Unavailable)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	run(ctx, c, 2, 200)
+	if st := breakerStates(b)[f[3].Addr]; st != breaker.Open {
+		t.Fatalf("breaker of failing backend is %v, want open", st)
+	}
+	f[3].SetFailure(codes.OK)
+	f.ResetHits()
+	if fails := run(ctx, c, 2, 200); fails != 0 {
+		t.Fatalf("%d RPCs failed while the backend was ejected", fails)
+	}
+	if h := f[3].Hits(); h != 0 {
+		t.Fatalf("ejected backend received %d RPCs before its open period elapsed", h)
+	}
+
+	clock.advance(5 * time.Second) // one open duration
+	f.ResetHits()
+	if fails := run(ctx, c, 2, 800); fails != 0 {
+		t.Fatalf("%d RPCs failed after healing", fails)
+	}
+	if st := breakerStates(b)[f[3].Addr]; st != breaker.Closed {
+		t.Fatalf("breaker of healed backend is %v, want closed", st)
+	}
+	// Three sequential trials, then the fair share: over 800 RPCs the
+	// healed backend must get close to 25 %.
+	if s := shares(f.Hits()); s[3] < 18 {
+		t.Errorf("healed backend got %.1f%% of RPCs, want >= 18%% (shares %.1f)", s[3], s)
+	}
+}
+
+// TestBreaker_CallerErrorsDoNotTrip: DEADLINE_EXCEEDED caused by the
+// caller's own short deadline and cancellations by the caller say nothing
+// about the server: no breaker trips, unless DEADLINE_EXCEEDED is
+// configured as a failure code.
+func TestBreaker_CallerErrorsDoNotTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      string
+		wantTrip bool
+	}{
+		{"defaults", `{"healthProbe":{"enabled":false}}`, false},
+		{"deadline-counted", `{"healthProbe":{"enabled":false},"maxEjectionPercent":100,"panicThresholdPercent":0,"breaker":{"failureCodes":["UNAVAILABLE","DEADLINE_EXCEEDED"]}}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFleet(t, 2)
+			c := newClient(t, tc.cfg, endpoints(f.Addrs()))
+			waitAllServing(t, c, f)
+			b := c.balancer(t)
+			for _, be := range f {
+				be.SetDelay(200 * time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+			defer cancel()
+			for i := 0; i < 30; i++ {
+				dctx, dcancel := context.WithTimeout(ctx, 2*time.Millisecond)
+				_, err := c.tc.UnaryCall(dctx, &testpb.SimpleRequest{})
+				dcancel()
+				if code := status.Code(err); code != codes.DeadlineExceeded {
+					if tc.wantTrip && code == codes.Unavailable {
+						continue // both breakers open: fail fast
+					}
+					t.Fatalf("short-deadline RPC: %v, want DeadlineExceeded", err)
+				}
+				cctx, ccancel := context.WithCancel(ctx)
+				go func() { time.Sleep(time.Millisecond); ccancel() }()
+				_, err = c.tc.UnaryCall(cctx, &testpb.SimpleRequest{})
+				if code := status.Code(err); code != codes.Canceled && !(tc.wantTrip && code == codes.Unavailable) {
+					t.Fatalf("cancelled RPC: %v, want Canceled", err)
+				}
+			}
+			tripped := 0
+			for addr, st := range breakerStates(b) {
+				if st != breaker.Closed {
+					tripped++
+					if !tc.wantTrip {
+						t.Errorf("breaker of %s is %v after caller-side errors, want closed", addr, st)
+					}
+				}
+			}
+			if tc.wantTrip && tripped == 0 {
+				t.Errorf("no breaker tripped although DEADLINE_EXCEEDED counts as a failure")
+			}
+		})
+	}
+}
+
+// TestBreaker_MaxEjectionPercent: three of four backends fail with
+// maxEjectionPercent 50: at most two are ejected, the third stays in
+// rotation despite its breaker.
+func TestBreaker_MaxEjectionPercent(t *testing.T) {
+	useFakeBreakerClock(t) // open periods never elapse: ejections are stable
+	f := startFleet(t, 4)
+	c := newClient(t, `{"healthProbe":{"enabled":false},"maxEjectionPercent":50}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	for _, be := range f[1:] {
+		be.SetFailure(codes.Unavailable)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	run(ctx, c, 2, 400) // trips breakers
+	f.ResetHits()
+	run(ctx, c, 2, 1000)
+	hits := f.Hits()
+	inRotation := 0
+	for _, h := range hits[1:] {
+		if h > 50 {
+			inRotation++
+		}
+	}
+	if inRotation != 1 {
+		t.Errorf("%d failing backends still in rotation (hits %v), want exactly 1: two ejected at most with maxEjectionPercent 50", inRotation, hits)
+	}
+	if hits[0] < 300 {
+		t.Errorf("healthy backend got %d of 1000 RPCs (hits %v), want the larger part", hits[0], hits)
+	}
+}
+
+// TestBreaker_PanicModeSpreadsTraffic: all four backends fail and all may
+// be ejected; below panicThresholdPercent the policy ignores breakers and
+// spreads traffic over all four instead of failing fast, and says so.
+func TestBreaker_PanicModeSpreadsTraffic(t *testing.T) {
+	useFakeBreakerClock(t)
+	f := startFleet(t, 4)
+	c := newClient(t, `{"healthProbe":{"enabled":false},"maxEjectionPercent":100,"panicThresholdPercent":50}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	b := c.balancer(t)
+	for _, be := range f {
+		be.SetFailure(codes.Unavailable)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	run(ctx, c, 2, 200) // trips breakers
+	waitFor(t, "panic mode", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.panicking })
+	f.ResetHits()
+	for i := 0; i < 400; i++ {
+		_, err := c.tc.UnaryCall(ctx, &testpb.SimpleRequest{})
+		// The error must come from a backend, not from the picker.
+		if err == nil || !strings.Contains(err.Error(), "configured to fail") {
+			t.Fatalf("RPC %d: %v, want the backends' own UNAVAILABLE", i, err)
+		}
+	}
+	for i, s := range shares(f.Hits()) {
+		if s < 10 {
+			t.Errorf("backend %d got %.1f%% in panic mode, want traffic spread over all four (hits %v)", i, s, f.Hits())
+		}
+	}
+}
+
+// TestBreaker_AllEjectedNoPanic: with panic mode off and every endpoint
+// ejected, RPCs fail fast with a status naming the reason, and
+// wait-for-ready RPCs wait instead.
+func TestBreaker_AllEjectedNoPanic(t *testing.T) {
+	useFakeBreakerClock(t)
+	f := startFleet(t, 2)
+	c := newClient(t, `{"healthProbe":{"enabled":false},"maxEjectionPercent":100,"panicThresholdPercent":0}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	for _, be := range f {
+		be.SetFailure(codes.Unavailable)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	run(ctx, c, 1, 40)
+	var err error
+	waitFor(t, "fail-fast error", func() bool {
+		_, err = c.tc.UnaryCall(ctx, &testpb.SimpleRequest{})
+		return err != nil && strings.Contains(err.Error(), "ejected by circuit breaker")
+	})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "all 2 usable endpoints ejected by circuit breaker") {
+		t.Errorf("RPC error %v, want UNAVAILABLE naming the 2 endpoints ejected by circuit breaker", err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer wcancel()
+	_, err = c.tc.UnaryCall(wctx, &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("wait-for-ready RPC: %v, want it to wait until its deadline", err)
+	}
+}
+
+// waitFor polls cond until it holds or the test timeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(defaultTestTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

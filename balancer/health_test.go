@@ -1,0 +1,230 @@
+package balancer
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testutil"
+)
+
+// fastProbe probes every 50ms with a 50ms timeout.
+const fastProbe = `"healthProbe":{"interval":"50ms","timeout":"50ms","jitter":0,"unhealthyThreshold":3,"healthyThreshold":2},"slowStart":{"window":"0s"}`
+
+// loadUntil sends RPCs from callers goroutines until stop is closed and
+// returns the number of failures. Each RPC has a 2 s deadline.
+func loadUntil(ctx context.Context, c *client, callers int, stop <-chan struct{}) func() (calls, fails int64) {
+	var wg sync.WaitGroup
+	var n, failed atomic.Int64
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					return
+				default:
+				}
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := c.tc.UnaryCall(rctx, &testpb.SimpleRequest{})
+				cancel()
+				n.Add(1)
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	return func() (int64, int64) { wg.Wait(); return n.Load(), failed.Load() }
+}
+
+// TestHealth_NotServingGetsNoTraffic: a backend whose health service says
+// NOT_SERVING gets no application RPCs from the first probe that sees it
+// until it says SERVING again; no application RPC fails; the user set no
+// healthCheckConfig.
+func TestHealth_NotServingGetsNoTraffic(t *testing.T) {
+	f := startFleet(t, 3)
+	c := newClient(t, `{`+fastProbe+`}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*defaultTestTimeout)
+	defer cancel()
+	stop := make(chan struct{})
+	wait := loadUntil(ctx, c, 4, stop)
+
+	f[0].Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	// One interval + timeout for the probe to see it; margin for a loaded
+	// machine. Then the backend must receive nothing.
+	time.Sleep(300 * time.Millisecond)
+	before := f[0].Hits()
+	time.Sleep(500 * time.Millisecond)
+	if got := f[0].Hits() - before; got != 0 {
+		t.Errorf("NOT_SERVING backend received %d application RPCs", got)
+	}
+	if f[1].Hits()+f[2].Hits() == 0 {
+		t.Errorf("healthy backends received nothing")
+	}
+	f[0].Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	waitFor(t, "traffic back on the recovered backend", func() bool { return f[0].Hits() > before+10 })
+	close(stop)
+	if calls, fails := wait(); fails != 0 {
+		t.Errorf("%d of %d application RPCs failed", fails, calls)
+	}
+}
+
+// TestHealth_HungBackendIsEjected: a backend whose RPC handlers and health
+// Check both hang (connection and keepalives fine) is marked unhealthy
+// within unhealthyThreshold x (interval + timeout) and traffic moves away.
+func TestHealth_HungBackendIsEjected(t *testing.T) {
+	f := startFleet(t, 3)
+	c := newClient(t, `{`+fastProbe+`}`, endpoints(f.Addrs()))
+	waitAllServing(t, c, f)
+	b := c.balancer(t)
+
+	f[0].SetHung(true)
+	hungAt := time.Now()
+	waitFor(t, "hung backend marked unhealthy", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, info := range b.endpoints.All() {
+			if info.shared.Addr() == f[0].Addr {
+				return info.verdict && !info.healthy
+			}
+		}
+		return false
+	})
+	took := time.Since(hungAt)
+	// 3 x (50ms + 50ms) = 300ms, plus scheduling margin on 2 shared cores.
+	if took > time.Second {
+		t.Errorf("hung backend marked unhealthy after %v, want <= 3 x (interval + timeout) = 300ms (+ margin)", took)
+	}
+	t.Logf("hung backend marked unhealthy after %v", took)
+
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	f.ResetHits()
+	if fails := run(ctx, c, 4, 400); fails != 0 {
+		t.Errorf("%d RPCs failed after the hung backend was ejected", fails)
+	}
+	if h := f[0].Hits(); h != 0 {
+		t.Errorf("hung backend received %d RPCs after being marked unhealthy", h)
+	}
+}
+
+// TestHealth_WarmupAndSlowStart: a backend added while running gets no
+// application RPC before its first successful probe; then, with slow
+// start, its share rises over the window toward its fair share.
+func TestHealth_WarmupAndSlowStart(t *testing.T) {
+	f := startFleet(t, 3)
+	eps := endpoints(f.Addrs())
+	c := newClient(t, `{"healthProbe":{"interval":"50ms","timeout":"50ms","jitter":0},"slowStart":{"window":"4s","minWeightPercent":5}}`, eps[:2])
+	waitAllServing(t, c, f[:2])
+	for _, be := range f {
+		be.SetDelay(2 * time.Millisecond)
+	}
+
+	// The new backend is up but says NOT_SERVING: it must stay unused.
+	f[2].Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	c.r.UpdateState(resolver.State{Endpoints: eps})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*defaultTestTimeout)
+	defer cancel()
+	waitFor(t, "probes of the new backend", func() bool { return f[2].Checks() >= 3 })
+	if fails := run(ctx, c, 4, 200); fails != 0 {
+		t.Fatalf("%d RPCs failed", fails)
+	}
+	if h := f[2].Hits(); h != 0 {
+		t.Fatalf("backend received %d application RPCs before its first successful probe", h)
+	}
+
+	// Healthy now: measure its share in 500ms buckets over the 4 s window.
+	// Envoy's formula counts at least one second, so the ramp starts at
+	// 1s/4s = 25 % of the weight.
+	f[2].Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	waitFor(t, "first RPC on the new backend", func() bool {
+		c.tc.UnaryCall(ctx, &testpb.SimpleRequest{})
+		return f[2].Hits() > 0
+	})
+	var bucket []float64
+	for i := 0; i < 9; i++ {
+		f.ResetHits()
+		stop := make(chan struct{})
+		wait := loadUntil(ctx, c, 8, stop)
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		if _, fails := wait(); fails != 0 {
+			t.Fatalf("%d RPCs failed during slow start", fails)
+		}
+		bucket = append(bucket, shares(f.Hits())[2])
+	}
+	t.Logf("new backend's share per 500ms bucket: %.1f", bucket)
+	for i := 1; i < len(bucket)-1; i++ {
+		if bucket[i] < bucket[i-1]-3 {
+			t.Errorf("share fell from %.1f%% to %.1f%% during the ramp (buckets %.1f)", bucket[i-1], bucket[i], bucket)
+		}
+	}
+	if bucket[0] > 20 {
+		t.Errorf("first bucket share %.1f%%, want well below the fair 33%% (buckets %.1f)", bucket[0], bucket)
+	}
+	if last := bucket[len(bucket)-1]; last < 25 {
+		t.Errorf("share after the window %.1f%%, want near the fair 33%% (buckets %.1f)", last, bucket)
+	}
+}
+
+// TestHealth_ProberChurn: 50 endpoints added and removed in a loop under
+// load; no probe continues after removal and no goroutine outlives Close.
+func TestHealth_ProberChurn(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f, err := testutil.StartFleet(50, testutil.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	eps := endpoints(f.Addrs())
+	c := newClient(t, `{"healthProbe":{"interval":"20ms","timeout":"20ms"}}`, eps[:2])
+	ctx, cancel := context.WithTimeout(context.Background(), 3*defaultTestTimeout)
+	defer cancel()
+	stop := make(chan struct{})
+	wait := loadUntil(ctx, c, 4, stop)
+	for round := 0; round < 5; round++ {
+		c.r.UpdateState(resolver.State{Endpoints: eps})
+		waitFor(t, "probes on all 50", func() bool {
+			for _, be := range f {
+				if be.Checks() == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		c.r.UpdateState(resolver.State{Endpoints: eps[:2]})
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	if calls, fails := wait(); fails != 0 {
+		t.Errorf("%d of %d RPCs failed during churn", fails, calls)
+	}
+	// Removed endpoints: no probe after removal has settled.
+	time.Sleep(100 * time.Millisecond)
+	var before []int64
+	for _, be := range f[2:] {
+		before = append(before, be.Checks())
+	}
+	time.Sleep(300 * time.Millisecond)
+	for i, be := range f[2:] {
+		if n := be.Checks() - before[i]; n != 0 {
+			t.Errorf("removed backend %s was probed %d more times", be.Addr, n)
+		}
+	}
+	if f[0].Checks() == 0 {
+		t.Errorf("remaining backend never probed")
+	}
+	c.cc.Close()
+}
