@@ -415,6 +415,18 @@ func failureMask(names []string) uint32 {
 func (b *wlrBalancer) ResolverError(err error) {
 	// Causes an inline picker update from endpointsharding.
 	b.child.ResolverError(err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.endpoints.Len() > 0 {
+		// Keep serving the endpoints we have; the children decide.
+		return
+	}
+	// Never had (or lost all) endpoints: fail RPCs with the resolver's
+	// reason instead of endpointsharding's "no children to pick from".
+	b.ClientConn.UpdateState(grpcbalancer.State{
+		ConnectivityState: connectivity.TransientFailure,
+		Picker:            &errPicker{err: fmt.Errorf("%s: no endpoints: resolver error: %v", Name, err)},
+	})
 }
 
 func (b *wlrBalancer) ExitIdle() { b.child.ExitIdle() }

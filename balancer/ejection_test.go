@@ -342,3 +342,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestBalancer_ResolverErrorWithoutEndpoints: a resolver error before any
+// endpoint is known fails RPCs at once with the resolver's reason.
+func TestBalancer_ResolverErrorWithoutEndpoints(t *testing.T) {
+	c := newClient(t, `{}`, nil)
+	waitFor(t, "resolver built", func() bool { return c.r.CC() != nil })
+	c.r.CC().ReportError(fmt.Errorf("registry unreachable"))
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	var err error
+	waitFor(t, "resolver error on RPCs", func() bool {
+		_, err = c.tc.EmptyCall(ctx, &testpb.Empty{})
+		return err != nil && strings.Contains(err.Error(), "registry unreachable")
+	})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("RPC error %v, want UNAVAILABLE carrying the resolver error", err)
+	}
+}
