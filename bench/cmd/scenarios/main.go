@@ -1,0 +1,66 @@
+// Command scenarios runs Fulcrum's scenario benchmark and writes
+// bench-results.md, bench-results.json and PNG charts to -out.
+//
+// From the repository root (go.work ties the bench module in):
+//
+//	go run ./bench/cmd/scenarios
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/bench"
+)
+
+func main() {
+	d := bench.DefaultOptions()
+	o := d
+	flag.DurationVar(&o.Duration, "duration", d.Duration, "measured time per scenario x policy")
+	flag.DurationVar(&o.Warmup, "warmup", d.Warmup, "unrecorded warmup before each measurement")
+	flag.Float64Var(&o.Rate, "rate", d.Rate, "open-loop arrival rate (RPCs per second)")
+	flag.DurationVar(&o.Deadline, "deadline", d.Deadline, "per-RPC deadline")
+	flag.IntVar(&o.MaxInFlight, "max-inflight", d.MaxInFlight, "open-loop in-flight cap; arrivals beyond it count as DROPPED")
+	flag.IntVar(&o.Workers, "workers", d.Workers, "closed-loop workers (throughput scenario)")
+	flag.DurationVar(&o.Bucket, "bucket", d.Bucket, "latency-over-time bucket")
+	flag.Uint64Var(&o.Seed, "seed", d.Seed, "seed of arrivals and churn")
+	flag.StringVar(&o.OutDir, "out", d.OutDir, "output directory")
+	scs := flag.String("scenarios", "", "comma-separated scenarios (default all): "+strings.Join(bench.ScenarioNames(), ","))
+	pols := flag.String("policies", "", "comma-separated policies (default all)")
+	flag.Parse()
+	if *scs != "" {
+		o.Scenarios = strings.Split(*scs, ",")
+	}
+	if *pols != "" {
+		o.Policies = strings.Split(*pols, ",")
+	}
+	o.Command = strings.TrimSpace("go run ./bench/cmd/scenarios " + strings.Join(os.Args[1:], " "))
+	if out, err := exec.Command("git", "log", "-1", "--format=%h %s").Output(); err == nil {
+		o.Commit = strings.TrimSpace(string(out))
+	}
+	o.Log = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := bench.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("wrote %s/bench-results.md, bench-results.json and charts\n", o.OutDir)
+	for _, t := range rep.Targets {
+		v := "MISS"
+		if t.Pass {
+			v = "PASS"
+		}
+		if !t.Known {
+			v = "n/a"
+		}
+		fmt.Printf("%-18s %-4s %s\n", t.Name, v, t.Got)
+	}
+}

@@ -1,0 +1,450 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	rand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/resolver/manual"
+
+	// Registers least_request_experimental and weighted_round_robin.
+	_ "google.golang.org/grpc/balancer/leastrequest"
+	_ "google.golang.org/grpc/balancer/weightedroundrobin"
+)
+
+// Policy is one load-balancing configuration under test.
+type Policy struct {
+	// Name labels the policy in tables and charts.
+	Name string
+	// Config is the policy's entry of loadBalancingConfig.
+	Config string
+}
+
+// Policies returns the policies compared by default, grpc-go's first.
+// weighted_round_robin gets short periods so it can react within a run of
+// a few seconds (its defaults, 10s blackout and 1s updates, could not).
+func Policies() []Policy {
+	return []Policy{
+		{"round_robin", `{"round_robin":{}}`},
+		{"least_request", `{"least_request_experimental":{}}`},
+		{"wrr_orca", `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`},
+		{"fulcrum", `{"weighted_least_request":{}}`},
+		{"fulcrum_latency", `{"weighted_least_request":{"latencyAware":true}}`},
+	}
+}
+
+// Options configure a benchmark run. Zero fields take the defaults of
+// DefaultOptions.
+type Options struct {
+	// Duration is the measured part of each scenario x policy run.
+	Duration time.Duration
+	// Warmup precedes it, under the same load, unrecorded.
+	Warmup time.Duration
+	// Rate is the open-loop arrival rate, RPCs per second.
+	Rate float64
+	// Deadline of every RPC.
+	Deadline time.Duration
+	// MaxInFlight caps outstanding open-loop RPCs; arrivals beyond it are
+	// counted as DROPPED errors.
+	MaxInFlight int
+	// Workers of the closed-loop throughput scenario.
+	Workers int
+	// Bucket is the width of a latency-over-time bucket.
+	Bucket time.Duration
+	// Seed makes arrivals and churn repeatable; every policy of a
+	// scenario sees the same arrival sequence.
+	Seed uint64
+	// Scenarios and Policies select by name; empty means all.
+	Scenarios []string
+	Policies  []string
+	// OutDir receives bench-results.md, bench-results.json and the PNGs.
+	OutDir string
+	// Command is printed at the top of the markdown.
+	Command string
+	// Commit identifies the code measured (optional).
+	Commit string
+	// Log receives one progress line per run; nil: discard.
+	Log io.Writer
+}
+
+// DefaultOptions returns the options of the full benchmark.
+func DefaultOptions() Options {
+	return Options{
+		Duration:    6 * time.Second,
+		Warmup:      time.Second,
+		Rate:        600,
+		Deadline:    time.Second,
+		MaxInFlight: 1000,
+		Workers:     16,
+		Bucket:      250 * time.Millisecond,
+		Seed:        1,
+		OutDir:      "docs",
+	}
+}
+
+func (o *Options) fill() {
+	d := DefaultOptions()
+	if o.Duration <= 0 {
+		o.Duration = d.Duration
+	}
+	if o.Warmup < 0 {
+		o.Warmup = 0
+	}
+	if o.Rate <= 0 {
+		o.Rate = d.Rate
+	}
+	if o.Deadline <= 0 {
+		o.Deadline = d.Deadline
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = d.MaxInFlight
+	}
+	if o.Workers <= 0 {
+		o.Workers = d.Workers
+	}
+	if o.Bucket <= 0 {
+		o.Bucket = d.Bucket
+	}
+	if o.OutDir == "" {
+		o.OutDir = d.OutDir
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// Run runs the selected scenarios for the selected policies, one after
+// the other, and writes the report files to o.OutDir.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.fill()
+	scs, err := selectScenarios(o.Scenarios)
+	if err != nil {
+		return nil, err
+	}
+	pols, err := selectPolicies(o.Policies)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Command:    o.Command,
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		GoVersion:  runtime.Version(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		NumCPU:     runtime.NumCPU(),
+		Commit:     o.Commit,
+		Duration:   o.Duration.String(),
+		Warmup:     o.Warmup.String(),
+		Rate:       o.Rate,
+		Deadline:   o.Deadline.String(),
+		Workers:    o.Workers,
+		LoadAvg:    [2]string{loadAvg(), ""},
+	}
+	for si, s := range scs {
+		sr := ScenarioResult{Name: s.name, Title: s.title, Models: s.describe(o), Notes: s.notes, ClosedLoop: s.closedLoop, Fault: s.fault}
+		for _, w := range s.weights {
+			sr.Weights = append(sr.Weights, w)
+		}
+		// A closed-loop run measures CPU cost, which drifts with whatever
+		// else the machine runs: interleave the policies in rounds
+		// (forward, backward, forward) so that drift hits them alike.
+		rounds, dur := 1, o.Duration
+		if s.closedLoop {
+			rounds, dur = closedLoopRounds, o.Duration/closedLoopRounds
+		}
+		cells := make([]*cell, len(pols))
+		for round := range rounds {
+			for k := range pols {
+				j := k
+				if round%2 == 1 {
+					j = len(pols) - 1 - k
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				c, err := runOne(ctx, o, s, pols[j], uint64(si), dur)
+				if err != nil {
+					return nil, fmt.Errorf("bench: %s/%s: %w", s.name, pols[j].Name, err)
+				}
+				if cells[j] == nil {
+					cells[j] = c
+				} else {
+					cells[j].merge(c)
+				}
+			}
+		}
+		for j, p := range pols {
+			c := cells[j]
+			res := c.result(p.Name, time.Duration(rounds)*dur)
+			sr.Markers = c.markers
+			sr.Results = append(sr.Results, res)
+			fmt.Fprintf(o.Log, "%-14s %-16s qps=%7.1f ok=%7.3f%% p50=%6.2fms p99=%7.2fms p99.9=%7.2fms errors=%v shares=%v notServing=%d\n",
+				s.name, p.Name, res.QPS, res.SuccessPct, res.P50, res.P99, res.P999, res.Errors, fmtShares(res.Shares), res.HitsNotServing)
+		}
+		rep.Scenarios = append(rep.Scenarios, sr)
+	}
+	rep.LoadAvg[1] = loadAvg()
+	rep.Targets = evaluateTargets(rep)
+	if err := rep.write(o.OutDir); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func selectScenarios(names []string) ([]scenario, error) {
+	all := scenarios()
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []scenario
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(s scenario) bool { return s.name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("bench: scenario: %q, must be one of %v", n, ScenarioNames())
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func selectPolicies(names []string) ([]Policy, error) {
+	all := Policies()
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []Policy
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(p Policy) bool { return p.Name == n })
+		if i < 0 {
+			var valid []string
+			for _, p := range all {
+				valid = append(valid, p.Name)
+			}
+			return nil, fmt.Errorf("bench: policy: %q, must be one of %v", n, valid)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// closedLoopRounds is how many interleaved rounds a closed-loop scenario
+// is split into.
+const closedLoopRounds = 3
+
+// cell is the raw outcome of one scenario x policy run.
+type cell struct {
+	rec       *recorder
+	hits      []int64
+	hitsNotOK int64
+	markers   []Marker
+}
+
+func (c *cell) merge(o *cell) {
+	c.rec.merge(o.rec)
+	for i := range c.hits {
+		c.hits[i] += o.hits[i]
+	}
+	c.hitsNotOK += o.hitsNotOK
+}
+
+func (c *cell) result(policy string, elapsed time.Duration) Result {
+	res := Result{Policy: policy, HitsNotServing: c.hitsNotOK, Hits: c.hits}
+	res.fill(c.rec, elapsed)
+	var total int64
+	for _, h := range c.hits {
+		total += h
+	}
+	for _, h := range c.hits {
+		sh := 0.0
+		if total > 0 {
+			sh = 100 * float64(h) / float64(total)
+		}
+		res.Shares = append(res.Shares, sh)
+	}
+	res.Timeline = c.rec.timeline()
+	return res
+}
+
+// runOne runs scenario s under policy p on a fresh fleet and client,
+// measuring for dur.
+func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, dur time.Duration) (*cell, error) {
+	e := &env{weights: s.weights, active: make([]bool, s.n)}
+	defer func() {
+		for _, b := range e.backends {
+			b.close()
+		}
+	}()
+	for i := range s.n {
+		b, err := newBackend(i, s.opts(i))
+		if err != nil {
+			return nil, err
+		}
+		e.backends = append(e.backends, b)
+		e.active[i] = s.initial == 0 || i < s.initial
+	}
+	e.res = manual.NewBuilderWithScheme("bench")
+	e.res.InitialState(e.state())
+
+	var evs []event
+	if s.events != nil {
+		evs = s.events(e, dur) // may also set standing conditions
+	}
+	var markers []Marker
+	for _, ev := range evs {
+		if ev.label != "" {
+			markers = append(markers, Marker{T: ev.at.Seconds(), Label: ev.label})
+		}
+	}
+
+	sc := fmt.Sprintf(`{"loadBalancingConfig":[%s]}`, p.Config)
+	cc, err := grpc.NewClient("bench:///fleet",
+		grpc.WithResolvers(e.res),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(sc))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	if err := waitReady(ctx, cc, 10*time.Second); err != nil {
+		return nil, err
+	}
+	cli := testgrpc.NewTestServiceClient(cc)
+
+	// The events goroutine starts with the measured part and ends with
+	// the run (or earlier, when every event has fired).
+	measure := make(chan time.Time, 1)
+	evCtx, evCancel := context.WithCancel(ctx)
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		var t0 time.Time
+		select {
+		case t0 = <-measure:
+		case <-evCtx.Done():
+			return
+		}
+		for _, ev := range evs {
+			if d := time.Until(t0.Add(ev.at)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-evCtx.Done():
+					return
+				}
+			}
+			if ev.fn != nil {
+				ev.fn()
+			}
+		}
+	}()
+	onMeasure := func() {
+		for _, b := range e.backends {
+			b.hits.Store(0)
+			b.hitsNotOK.Store(0)
+		}
+		measure <- time.Now()
+	}
+
+	rng := rand.New(rand.NewPCG(o.Seed, si))
+	var rec *recorder
+	start := time.Now()
+	if s.closedLoop {
+		rec = newRecorder(start.Add(o.Warmup), dur, o.Bucket)
+		closedLoop(ctx, cli, o.Workers, o.Warmup, dur, o.Deadline, rec, onMeasure)
+	} else {
+		// The recorder's clock starts at the first measured arrival's
+		// bucket origin: warmup end.
+		rec = newRecorder(start.Add(o.Warmup), dur, o.Bucket)
+		openLoop(ctx, cli, rng, o.Rate, o.Warmup, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
+	}
+	evCancel()
+	<-evDone
+
+	c := &cell{rec: rec, markers: markers}
+	for _, b := range e.backends {
+		c.hits = append(c.hits, b.hits.Load())
+		c.hitsNotOK += b.hitsNotOK.Load()
+	}
+	return c, nil
+}
+
+func waitReady(ctx context.Context, cc *grpc.ClientConn, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cc.Connect()
+	for {
+		st := cc.GetState()
+		if st == connectivity.Ready {
+			return nil
+		}
+		if !cc.WaitForStateChange(ctx, st) {
+			return errors.New("client not READY in time")
+		}
+	}
+}
+
+func (r *Result) fill(rec *recorder, elapsed time.Duration) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var dropped int64
+	if n, ok := rec.codes[codeDropped]; ok {
+		dropped = n
+	}
+	r.Completed = rec.all
+	r.OK = rec.ok
+	r.Total = rec.all + dropped
+	r.QPS = float64(rec.all) / elapsed.Seconds()
+	if r.Total > 0 {
+		r.SuccessPct = 100 * float64(rec.ok) / float64(r.Total)
+	}
+	q := func(p float64) float64 { return float64(rec.hist.ValueAtQuantile(p)) / 1000 }
+	r.P50, r.P90, r.P99, r.P999 = q(50), q(90), q(99), q(99.9)
+	r.Max = float64(rec.hist.Max()) / 1000
+	r.Errors = make(map[string]int64, len(rec.codes))
+	for k, v := range rec.codes {
+		r.Errors[k] = v
+	}
+}
+
+func fmtShares(s []float64) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += "/"
+		}
+		out += fmt.Sprintf("%.1f", v)
+	}
+	return out
+}
+
+// writeFile writes b to dir/name.
+func writeFile(dir, name string, b []byte) error {
+	return os.WriteFile(filepath.Join(dir, name), b, 0o644)
+}
+
+// loadAvg returns the first three fields of /proc/loadavg, or "" where
+// there is none.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"fmt"
+	rand "math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/fulcrum-lb/fulcrum"
+)
+
+// Service times. Homogeneous backends take 3ms + Exp(2ms) (mean 5ms, p99
+// ~12ms): enough spread that queueing shows, short enough that 600 RPS
+// keeps every backend far from saturation.
+const (
+	baseLatency   = 3 * time.Millisecond
+	jitterLatency = 2 * time.Millisecond
+)
+
+// scenario is one fleet behaviour. Event times scale with the measured
+// duration d so that a smoke run (d ~1s) still goes through every phase.
+type scenario struct {
+	name   string
+	title  string
+	models string
+	notes  string // shown under the table
+	n      int    // backends started
+	// initial is how many of them the first resolver update lists
+	// (0: all).
+	initial    int
+	weights    []uint32 // per backend; nil: none set
+	opts       func(i int) backendOptions
+	closedLoop bool
+	fault      bool // gets a latency-over-time chart
+	events     func(e *env, d time.Duration) []event
+}
+
+type event struct {
+	at    time.Duration // after the start of the measured part
+	label string
+	fn    func()
+}
+
+// env is the fleet and resolver of one scenario x policy run.
+type env struct {
+	backends []*backend
+	res      *manual.Resolver
+	weights  []uint32
+
+	mu     sync.Mutex
+	active []bool // listed in the resolver state
+}
+
+func (e *env) state() resolver.State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var eps []resolver.Endpoint
+	for i, b := range e.backends {
+		if !e.active[i] {
+			continue
+		}
+		ep := resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.addr}}}
+		if e.weights != nil {
+			ep = fulcrum.SetWeight(ep, e.weights[i])
+		}
+		eps = append(eps, ep)
+	}
+	return resolver.State{Endpoints: eps}
+}
+
+func (e *env) setActive(act []bool) {
+	e.mu.Lock()
+	copy(e.active, act)
+	e.mu.Unlock()
+	e.res.UpdateState(e.state())
+}
+
+func frac(d time.Duration, f float64) time.Duration { return time.Duration(f * float64(d)) }
+
+func homogeneous(int) backendOptions {
+	return backendOptions{base: baseLatency, jitter: jitterLatency}
+}
+
+// scenarios lists every scenario in report order.
+func scenarios() []scenario {
+	return []scenario{
+		{
+			name:   "homogeneous",
+			title:  "Homogeneous",
+			models: "4 equal backends; the baseline every other scenario is compared with.",
+			n:      4, opts: homogeneous,
+		},
+		{
+			name:   "one-slow",
+			title:  "One backend 10x slower",
+			models: "A backend on a noisy or degraded host: backend 0 serves every RPC 10x slower (mean 50ms) for the whole run.",
+			n:      4, opts: homogeneous,
+			events: func(e *env, d time.Duration) []event {
+				e.backends[0].setSlow(10) // before the warmup too: a standing condition
+				return nil
+			},
+		},
+		{
+			name:   "capacity-skew",
+			title:  "Capacity skew",
+			models: "A smaller instance: every backend runs at most 4 RPCs at once (8ms + Exp(2ms) each, ~400 RPS), backend 0 only 1 (~100 RPS); excess RPCs queue in the server. An even split sends it 150 RPS.",
+			n:      4,
+			opts: func(i int) backendOptions {
+				o := backendOptions{base: 8 * time.Millisecond, jitter: 2 * time.Millisecond, capacity: 4}
+				if i == 0 {
+					o.capacity = 1
+				}
+				return o
+			},
+		},
+		{
+			name:   "fast-fail",
+			title:  "One backend failing fast",
+			models: "A backend whose dependency is down: from 15% of the run backend 0 answers every RPC with UNAVAILABLE at once while its connection and health stay up.",
+			n:      4, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				b := e.backends[0]
+				return []event{{frac(d, 0.15), "b0 fails", func() { b.failCode.Store(uint32(codes.Unavailable)) }}}
+			},
+		},
+		{
+			name:   "kill-restart",
+			title:  "One backend killed and restarted",
+			models: "A crash and restart: backend 0 is stopped hard at 25% of the run (open RPCs fail, connection refused) and serves again on the same port at 60%.",
+			n:      4, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				b := e.backends[0]
+				return []event{
+					{frac(d, 0.25), "b0 killed", b.kill},
+					{frac(d, 0.60), "b0 restarted", func() { _ = b.restart() }},
+				}
+			},
+		},
+		{
+			name:   "not-serving",
+			title:  "One backend NOT_SERVING",
+			models: "A backend that asks to be taken out of rotation (draining, or a failed dependency check): grpc.health.v1 reports NOT_SERVING from 20% to 60% of the run. It still answers RPCs, so the cost of ignoring it shows as the share it kept receiving (column \"to NOT_SERVING\").",
+			notes:  "grpc-go's policies run without a `healthCheckConfig` (their default), so they do not watch health.",
+			n:      4, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				b := e.backends[0]
+				return []event{
+					{frac(d, 0.20), "b0 NOT_SERVING", func() { b.setNotServing(true) }},
+					{frac(d, 0.60), "b0 SERVING", func() { b.setNotServing(false) }},
+				}
+			},
+		},
+		{
+			name:   "stall",
+			title:  "One backend stalling",
+			models: "Long GC pauses or a stuck lock: backend 0 stops answering (RPCs and health checks) for 1s out of every 4s; RPCs arriving in a stall wait it out, so those arriving at its start hit the 1s deadline.",
+			n:      4, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				every := min(4*time.Second, d/2)
+				from := min(500*time.Millisecond, d/8)
+				b := e.backends[0]
+				var evs []event
+				for t := from; t < d; t += every {
+					evs = append(evs, event{t, "stall", nil})
+				}
+				evs[0].fn = func() { b.setStall(time.Now(), every, every/4) }
+				return evs
+			},
+		},
+		{
+			name:   "hung",
+			title:  "One backend hung",
+			models: "A deadlocked process: from 15% of the run backend 0 accepts RPCs and health checks but never answers them; the TCP connection and HTTP/2 pings stay up, so the connection looks READY and discovery never notices.",
+			n:      4, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				b := e.backends[0]
+				return []event{{frac(d, 0.15), "b0 hangs", func() { b.hung.Store(true) }}}
+			},
+		},
+		{
+			name:    "cold-join",
+			title:   "New backend joining cold",
+			models:  "Scale-out: 3 backends serve; at 30% of the run a 4th joins through a resolver update, cold (caches empty, JIT): 5x slower at first, decaying linearly to normal over 3s.",
+			n:       4,
+			initial: 3, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				b := e.backends[3]
+				warm := min(3*time.Second, d/2)
+				return []event{{frac(d, 0.30), "b3 joins", func() {
+					b.setCold(time.Now(), 5, warm)
+					e.setActive([]bool{true, true, true, true})
+				}}}
+			},
+		},
+		{
+			name:   "churn",
+			title:  "Endpoint churn",
+			models: "Autoscaling or a flapping discovery source: a pool of 6 backends; every 500ms the resolver lists backend 0 plus a random subset of the other 5 (same seed for every policy).",
+			n:      6, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				every := min(500*time.Millisecond, d/4)
+				rng := rand.New(rand.NewPCG(7, 7))
+				var evs []event
+				for t := every; t < d; t += every {
+					act := []bool{true, false, false, false, false, false}
+					for i := 1; i < len(act); i++ {
+						act[i] = rng.IntN(2) == 0
+					}
+					evs = append(evs, event{t, "", func() { e.setActive(act) }})
+				}
+				return evs
+			},
+		},
+		{
+			name:    "weights",
+			title:   "Weights 1:2:3:4",
+			models:  "Heterogeneous capacity declared by discovery: 4 equal backends carrying weights 1, 2, 3, 4 (ideal shares 10/20/30/40%).",
+			notes:   "Only Fulcrum reads the weight attribute; grpc-go's policies spread evenly by design, so their shares are shown for reference, not as a failure.",
+			n:       4,
+			weights: []uint32{1, 2, 3, 4}, opts: homogeneous,
+		},
+		{
+			name:   "throughput",
+			title:  "Closed-loop throughput",
+			models: "Policy overhead: 8 backends answering at once, %d closed-loop workers sending back to back; QPS is what the client and servers on this machine sustain together.",
+			n:      8, closedLoop: true,
+			opts: func(int) backendOptions { return backendOptions{} },
+		},
+	}
+}
+
+// ScenarioNames returns the names of every scenario, in report order.
+func ScenarioNames() []string {
+	var out []string
+	for _, s := range scenarios() {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+func (s scenario) describe(o Options) string {
+	if s.closedLoop {
+		return fmt.Sprintf(s.models, o.Workers)
+	}
+	return s.models
+}
