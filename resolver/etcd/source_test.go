@@ -204,10 +204,16 @@ func TestSource_EtcdOutage(t *testing.T) {
 	require.NoError(t, err)
 	rec, _ := watch(t, src, "user-svc")
 	i := rec.waitForAddrs(t, defaultTestTimeout, 0, "127.0.0.1:5001", "127.0.0.1:5009")
+	// A second watch, to be stopped while etcd is down.
+	rec2, stop2 := watch(t, src, "user-svc")
+	rec2.waitForAddrs(t, defaultTestTimeout, 0, "127.0.0.1:5001", "127.0.0.1:5009")
 
 	te.stop()
 	i = rec.waitForErr(t, defaultTestTimeout, i+1)
 	require.Contains(t, rec.all()[i].Err.Error(), "etcd: probing \"/fulcrum/services/user-svc/\"")
+	start := time.Now()
+	stop2()
+	require.Less(t, time.Since(start), 2*time.Second, "stop took long while etcd was down")
 	// Long enough for the client to give the lease up.
 	time.Sleep(ttl + 500*time.Millisecond)
 	require.Len(t, rec.all(), i+1, "more than one report for one outage: %s", describe(rec.all()[i:]))
