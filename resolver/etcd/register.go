@@ -176,8 +176,7 @@ func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID, ka <-cha
 			break
 		}
 		if r.cli.Ctx().Err() != nil {
-			logger.Warningf("[etcd %p] client closed; %q is no longer kept alive", r, r.key)
-			return
+			break
 		}
 		logger.Warningf("[etcd %p] lost lease %x of %q; registering again", r, lease, r.key)
 		lease = 0
@@ -200,7 +199,13 @@ func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID, ka <-cha
 			break
 		}
 	}
-	if lease != 0 && r.cli.Ctx().Err() == nil {
+	switch {
+	case lease == 0:
+		// Never re-registered: there is no key to delete.
+	case r.cli.Ctx().Err() != nil:
+		r.closeErr = fmt.Errorf("etcd: client closed before the registration; %q is deleted when lease %x expires", r.key, lease)
+		logger.Warningf("[etcd %p] %v", r, r.closeErr)
+	default:
 		r.closeErr = r.revoke(ctx, lease)
 	}
 }

@@ -161,3 +161,16 @@ func TestRegister_RenewsLostLease(t *testing.T) {
 	_, _, ok = getKey(t, admin, reg.Key())
 	require.False(t, ok)
 }
+
+// TestRegister_ClientClosedFirst closes the etcd client under a live
+// registration: the goroutine must end, and Close must say that the key
+// was left to expire.
+func TestRegister_ClientClosedFirst(t *testing.T) {
+	checkLeaks(t)
+	te := startEtcd(t)
+	cli := newClient(t, te.endpoint())
+	reg, err := etcd.Register(context.Background(), cli, "user-svc", resolver.Endpoint{Addresses: []string{"127.0.0.1:5001"}}, etcd.RegisterOptions{})
+	require.NoError(t, err)
+	require.NoError(t, cli.Close())
+	require.ErrorContains(t, reg.Close(), `etcd: client closed before the registration; "/fulcrum/services/user-svc/127.0.0.1:5001" is deleted when lease`)
+}

@@ -225,7 +225,8 @@ func (w *watch) follow(ctx context.Context) {
 // re-list, false when the watch ended otherwise (or ctx is done).
 func (w *watch) watchOnce(ctx context.Context, probe <-chan time.Time) (relist bool) {
 	// A watcher of our own, rather than cli.Watcher, so that closing it
-	// waits for the goroutines it started.
+	// ends the stream and the goroutines it started (cli.Watcher's live
+	// until cli is closed).
 	watcher := clientv3.NewWatcher(w.cli)
 	// Without a leader this member's data may be stale; RequireLeader makes
 	// etcd cancel the watch instead of leaving it silently stuck.
