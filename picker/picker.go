@@ -5,8 +5,9 @@
 //
 // A Picker is an immutable snapshot built by the balancer on every change;
 // the per-endpoint state it reads (Endpoint) is shared by pointer and
-// survives rebuilds. Pick takes no lock, never blocks and allocates once
-// (the Done closure).
+// survives rebuilds. Pick takes no lock, never blocks and allocates at most
+// once (the Done closure, cached per endpoint unless the latency term is
+// on).
 package picker
 
 import (
@@ -41,6 +42,7 @@ type Endpoint struct {
 	gate     *breaker.Breaker // read-only after construction; may be nil
 	inFlight atomic.Int64
 	latency  peakEWMA
+	done     atomic.Pointer[cachedDone]
 }
 
 // NewEndpoint returns the shared state of the endpoint reached at addr
@@ -107,14 +109,17 @@ type Picker struct {
 	bias1   bool
 	tau     float64
 	entries []Entry
-	cum     []float64 // cumulative weights; nil when all weights are equal
-	total   float64
+	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 }
+
+// clockBase anchors nanotime: time.Since reads only the monotonic clock,
+// which costs about half of time.Now().UnixNano() on a VM.
+var clockBase = time.Now()
 
 // nanotime and randUint64/randFloat64 are package variables so tests can
 // make selection deterministic.
 var (
-	nanotime    = func() int64 { return time.Now().UnixNano() }
+	nanotime    = func() int64 { return int64(time.Since(clockBase)) }
 	randUint64  = rand.Uint64
 	randFloat64 = rand.Float64
 )
@@ -129,20 +134,15 @@ func New(cfg Config, entries []Entry) *Picker {
 		tau:     float64(cfg.LatencyDecay),
 		entries: entries,
 	}
-	equal := true
+	equal, total := true, 0.0
 	for i := range entries {
-		p.total += entries[i].Weight
+		total += entries[i].Weight
 		if entries[i].Weight != entries[0].Weight {
 			equal = false
 		}
 	}
 	if !equal {
-		p.cum = make([]float64, len(entries))
-		acc := 0.0
-		for i := range entries {
-			acc += entries[i].Weight
-			p.cum[i] = acc
-		}
+		p.alias = buildAlias(entries, total)
 	}
 	return p
 }
@@ -153,20 +153,16 @@ func (p *Picker) Len() int { return len(p.entries) }
 // sample draws one entry index with probability proportional to weight.
 func (p *Picker) sample() int {
 	n := len(p.entries)
-	if p.cum == nil {
+	if p.alias == nil {
 		return int(randUint64() % uint64(n))
 	}
-	r := randFloat64() * p.total
-	lo, hi := 0, n-1
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if p.cum[mid] > r {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
+	// Vose's alias method: one random number, one comparison.
+	r := randUint64()
+	i := int((r >> 32) * uint64(n) >> 32)
+	if uint32(r) < p.alias[i].thr {
+		return i
 	}
-	return lo
+	return int(p.alias[i].other)
 }
 
 // sampleDistinct draws an index not in seen. Weighted rejection sampling
@@ -293,9 +289,17 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	// "The counter for a subchannel should be atomically incremented by one
 	// after it has been successfully picked by the picker." - gRFC A48
 	ep.inFlight.Add(1)
-	var start int64
-	if p.cfg.LatencyAware {
-		start = nanotime()
+	start := now
+	// The Done closure is the only allocation of a pick. Without the
+	// latency term it depends only on the endpoint, the picker and the
+	// breaker ticket (which names the breaker's phase, not the call), so
+	// it is cached per endpoint and rebuilt only when one of those changes:
+	// 0 allocations per pick in the steady state.
+	if !p.cfg.LatencyAware && res.Done == nil {
+		if c := ep.done.Load(); c != nil && c.ticket == ticket && c.gated == gated && c.p == p {
+			res.Done = c.fn
+			return res, nil
+		}
 	}
 	childDone := res.Done
 	res.Done = func(di balancer.DoneInfo) {
@@ -320,7 +324,17 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			childDone(di)
 		}
 	}
+	if !p.cfg.LatencyAware && childDone == nil {
+		ep.done.Store(&cachedDone{p: p, ticket: ticket, gated: gated, fn: res.Done})
+	}
 	return res, nil
+}
+
+type cachedDone struct {
+	p      *Picker
+	ticket breaker.Ticket
+	gated  bool
+	fn     func(balancer.DoneInfo)
 }
 
 func (p *Picker) scanAdmitted() (idx int, t breaker.Ticket, gated, ok bool) {
@@ -369,4 +383,39 @@ func (p *Picker) outcome(di balancer.DoneInfo) outcome {
 	}
 	// Any other status is an answer from a working server.
 	return outcomeSuccess
+}
+
+type aliasSlot struct {
+	thr   uint32 // keep i when the low 32 random bits are below thr
+	other int32
+}
+
+// buildAlias builds Vose's alias table: O(1) weighted sampling.
+func buildAlias(entries []Entry, total float64) []aliasSlot {
+	n := len(entries)
+	t := make([]aliasSlot, n)
+	prob := make([]float64, n)
+	var small, large []int
+	for i := range entries {
+		prob[i] = entries[i].Weight * float64(n) / total
+		if prob[i] < 1 {
+			small = append(small, i)
+		} else {
+			large = append(large, i)
+		}
+	}
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		t[s] = aliasSlot{thr: uint32(min(prob[s]*(1<<32), math.MaxUint32)), other: int32(l)}
+		prob[l] -= 1 - prob[s]
+		if prob[l] < 1 {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	for _, i := range append(small, large...) {
+		t[i] = aliasSlot{thr: math.MaxUint32, other: int32(i)}
+	}
+	return t
 }
