@@ -55,7 +55,8 @@ type Result struct {
 	Total      int64            `json:"total"` // arrivals, dropped included
 	Completed  int64            `json:"completed"`
 	OK         int64            `json:"ok"`
-	QPS        float64          `json:"qps"` // completed RPCs per second
+	QPS        float64          `json:"qps"` // completed RPCs per second (closed loop: median round)
+	QPSRounds  []float64        `json:"qpsRounds,omitempty"`
 	SuccessPct float64          `json:"successPct"`
 	P50        float64          `json:"p50Ms"`
 	P90        float64          `json:"p90Ms"`
@@ -274,6 +275,17 @@ func (r *Report) markdown(charts map[string]string) string {
 			w("\n")
 		}
 		w("\n")
+		if s.ClosedLoop && len(s.Results) > 0 && len(s.Results[0].QPSRounds) > 1 {
+			w("QPS is the median of %d interleaved rounds; per round:\n\n", len(s.Results[0].QPSRounds))
+			for _, res := range s.Results {
+				var rs []string
+				for _, q := range res.QPSRounds {
+					rs = append(rs, fmt.Sprintf("%.0f", q))
+				}
+				w("- %s: %s\n", res.Policy, strings.Join(rs, ", "))
+			}
+			w("\n")
+		}
 		if s.Notes != "" {
 			w("%s\n\n", s.Notes)
 		}

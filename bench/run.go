@@ -160,11 +160,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			sr.Weights = append(sr.Weights, w)
 		}
 		// A closed-loop run measures CPU cost, which drifts with whatever
-		// else the machine runs: interleave the policies in rounds
-		// (forward, backward, forward) so that drift hits them alike.
-		rounds, dur := 1, o.Duration
+		// else the machine runs: interleave the policies in ~1s rounds
+		// (forward, backward, forward, ...) so that drift hits them alike,
+		// and report the median round.
+		rounds, dur, warm := 1, o.Duration, o.Warmup
 		if s.closedLoop {
-			rounds, dur = closedLoopRounds, o.Duration/closedLoopRounds
+			rounds = max(3, int(o.Duration/time.Second))
+			dur, warm = o.Duration/time.Duration(rounds), min(o.Warmup, 300*time.Millisecond)
 		}
 		cells := make([]*cell, len(pols))
 		for round := range rounds {
@@ -176,7 +178,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				c, err := runOne(ctx, o, s, pols[j], uint64(si), dur)
+				c, err := runOne(ctx, o, s, pols[j], uint64(si), warm, dur)
 				if err != nil {
 					return nil, fmt.Errorf("bench: %s/%s: %w", s.name, pols[j].Name, err)
 				}
@@ -241,16 +243,13 @@ func selectPolicies(names []string) ([]Policy, error) {
 	return out, nil
 }
 
-// closedLoopRounds is how many interleaved rounds a closed-loop scenario
-// is split into.
-const closedLoopRounds = 3
-
 // cell is the raw outcome of one scenario x policy run.
 type cell struct {
 	rec       *recorder
 	hits      []int64
 	hitsNotOK int64
 	markers   []Marker
+	qps       []float64 // completed RPCs per second, per round
 }
 
 func (c *cell) merge(o *cell) {
@@ -259,11 +258,16 @@ func (c *cell) merge(o *cell) {
 		c.hits[i] += o.hits[i]
 	}
 	c.hitsNotOK += o.hitsNotOK
+	c.qps = append(c.qps, o.qps...)
 }
 
 func (c *cell) result(policy string, elapsed time.Duration) Result {
 	res := Result{Policy: policy, HitsNotServing: c.hitsNotOK, Hits: c.hits}
 	res.fill(c.rec, elapsed)
+	if len(c.qps) > 1 {
+		res.QPSRounds = c.qps
+		res.QPS = median(c.qps)
+	}
 	var total int64
 	for _, h := range c.hits {
 		total += h
@@ -281,7 +285,7 @@ func (c *cell) result(policy string, elapsed time.Duration) Result {
 
 // runOne runs scenario s under policy p on a fresh fleet and client,
 // measuring for dur.
-func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, dur time.Duration) (*cell, error) {
+func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, warm, dur time.Duration) (*cell, error) {
 	e := &env{weights: s.weights, active: make([]bool, s.n)}
 	defer func() {
 		for _, b := range e.backends {
@@ -362,18 +366,21 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, dur
 	var rec *recorder
 	start := time.Now()
 	if s.closedLoop {
-		rec = newRecorder(start.Add(o.Warmup), dur, o.Bucket)
-		closedLoop(ctx, cli, o.Workers, o.Warmup, dur, o.Deadline, rec, onMeasure)
+		rec = newRecorder(start.Add(warm), dur, o.Bucket)
+		closedLoop(ctx, cli, o.Workers, warm, dur, o.Deadline, rec, onMeasure)
 	} else {
 		// The recorder's clock starts at the first measured arrival's
 		// bucket origin: warmup end.
-		rec = newRecorder(start.Add(o.Warmup), dur, o.Bucket)
-		openLoop(ctx, cli, rng, o.Rate, o.Warmup, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
+		rec = newRecorder(start.Add(warm), dur, o.Bucket)
+		openLoop(ctx, cli, rng, o.Rate, warm, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
 	}
 	evCancel()
 	<-evDone
 
-	c := &cell{rec: rec, markers: markers}
+	rec.mu.Lock()
+	qps := float64(rec.all) / dur.Seconds()
+	rec.mu.Unlock()
+	c := &cell{rec: rec, markers: markers, qps: []float64{qps}}
 	for _, b := range e.backends {
 		c.hits = append(c.hits, b.hits.Load())
 		c.hitsNotOK += b.hitsNotOK.Load()
@@ -447,4 +454,14 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -42,6 +42,13 @@ func main() {
 	o.Command = strings.TrimSpace("go run ./bench/cmd/scenarios " + strings.Join(os.Args[1:], " "))
 	if out, err := exec.Command("git", "log", "-1", "--format=%h %s").Output(); err == nil {
 		o.Commit = strings.TrimSpace(string(out))
+		// Several people share the working tree: say when it differs.
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
+			if s := strings.TrimSpace(string(st)); s != "" {
+				n := len(strings.Split(s, "\n"))
+				o.Commit += fmt.Sprintf(" (working tree: %d tracked files modified)", n)
+			}
+		}
 	}
 	o.Log = os.Stderr
 
