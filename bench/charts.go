@@ -153,7 +153,8 @@ func timelineChart(s ScenarioResult, path string) error {
 		l.Color = color.Gray{Y: 120}
 		l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 		p.Add(l)
-		lx.XYs = append(lx.XYs, plotter.XY{X: m.T, Y: p.Y.Max / 1.4})
+		// Labels at the bottom: the legend sits at the top.
+		lx.XYs = append(lx.XYs, plotter.XY{X: m.T, Y: p.Y.Min * 1.15})
 		lx.Labels = append(lx.Labels, " "+m.Label)
 	}
 	if len(lx.XYs) > 0 {

@@ -160,7 +160,12 @@ func scenarios() []scenario {
 			models: "Long GC pauses or a stuck lock: backend 0 stops answering (RPCs and health checks) for 1s out of every 4s; RPCs arriving in a stall wait it out, so those arriving at its start hit the 1s deadline.",
 			n:      4, opts: homogeneous, fault: true,
 			events: func(e *env, d time.Duration) []event {
-				every := min(4*time.Second, d/2)
+				// Two stalls in the default 6s run; shorter runs scale
+				// the cycle down so they still see two.
+				every := 4 * time.Second
+				if d < 6*time.Second {
+					every = d / 2
+				}
 				from := min(500*time.Millisecond, d/8)
 				b := e.backends[0]
 				var evs []event
