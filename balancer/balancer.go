@@ -99,6 +99,13 @@ type wlrBalancer struct {
 	childState grpcbalancer.State // last state from endpointsharding
 	gotFirst   bool               // a resolver update has been applied
 	ramping    bool               // some endpoint is in slow start
+	// removedAt remembers when an endpoint (by first address) left the
+	// resolver's list, so that one that comes back within the slow-start
+	// window is not ramped up again: under endpoint churn every re-added
+	// endpoint would otherwise restart at minWeightPercent and the stable
+	// endpoints would carry most of the traffic (measured: 69 % on one of
+	// four with churn every 500ms).
+	removedAt map[string]time.Time
 	panicking  bool               // the last picker was built in panic mode
 	scs        map[grpcbalancer.SubConn]*scInfo
 	closed     bool
@@ -124,6 +131,10 @@ type endpointInfo struct {
 	// serving before the policy started, so they are not slowed.
 	initial bool
 	ready   bool // the endpoint's child was READY at the last build
+	// everReady: the endpoint has been READY at least once. One that is
+	// still making its first connection is not counted as unusable by
+	// panic mode (at start-up every endpoint is connecting).
+	everReady bool
 	usable  bool // the endpoint was usable at the last build (for slow start)
 
 	// Health, from the prober of the endpoint's READY SubConn.
@@ -198,6 +209,11 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 // updateEndpointsLocked reconciles the endpoint records with a resolver
 // update. Caller must hold b.mu.
 func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint, breakerChanged bool) {
+	for addr, at := range b.removedAt {
+		if b.now().Sub(at) >= time.Duration(b.cfg.SlowStart.Window) {
+			delete(b.removedAt, addr)
+		}
+	}
 	seen := resolver.NewEndpointMap[bool]()
 	first := !b.gotFirst
 	b.gotFirst = true
@@ -212,7 +228,12 @@ func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint, breakerChan
 		}
 		info, ok := b.endpoints.Get(ep)
 		if !ok {
-			info = &endpointInfo{initial: first}
+			recent := false
+			if at, ok := b.removedAt[ep.Addresses[0].Addr]; ok {
+				recent = b.now().Sub(at) < time.Duration(b.cfg.SlowStart.Window)
+				delete(b.removedAt, ep.Addresses[0].Addr)
+			}
+			info = &endpointInfo{initial: first || recent}
 			info.shared = b.newSharedLocked(ep.Addresses[0].Addr)
 			b.endpoints.Set(ep, info)
 		} else if breakerChanged {
@@ -229,6 +250,12 @@ func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint, breakerChan
 			continue
 		}
 		b.endpoints.Delete(ep)
+		if info.usable {
+			if b.removedAt == nil {
+				b.removedAt = make(map[string]time.Time)
+			}
+			b.removedAt[ep.Addresses[0].Addr] = b.now()
+		}
 		for _, a := range ep.Addresses {
 			if cur, ok := b.addrs.Get(a); ok && cur == info {
 				b.addrs.Delete(a)
@@ -534,9 +561,12 @@ func (b *wlrBalancer) updatePickerLocked() {
 		}
 		if c.State.ConnectivityState != connectivity.Ready {
 			info.ready, info.usable = false, false
+			if !info.everReady {
+				warming++
+			}
 			continue
 		}
-		info.ready = true
+		info.ready, info.everReady = true, true
 		ready = append(ready, cand{info, c.State.Picker})
 		switch {
 		case info.probing && b.cfg.HealthProbe.Warmup && !info.warmed:
@@ -576,8 +606,8 @@ func (b *wlrBalancer) updatePickerLocked() {
 
 	// Envoy's panic mode: "if the percentage of healthy hosts drops below
 	// the panic threshold, ... load balance across all hosts". Endpoints
-	// still warming up do not count either way: they are not sick, just
-	// not yet proven.
+	// still warming up (first connection or first probe pending) do not
+	// count either way: they are not sick, just not yet proven.
 	considered := total - warming
 	panicking := b.cfg.PanicThresholdPercent > 0 && considered > 0 &&
 		float64(usable)*100 < b.cfg.PanicThresholdPercent*float64(considered) && len(ready) > 0

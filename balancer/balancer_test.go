@@ -59,7 +59,7 @@ func TestBalancer_WeightedShares(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFleet(t, 3)
-			cfg := `{` + noProbe + `}`
+			cfg := `{"latencyAware":false,` + noProbe + `}`
 			if tc.latency {
 				cfg = `{"latencyAware":true,` + noProbe + `}`
 			}
@@ -102,7 +102,7 @@ func TestBalancer_WeightedShares(t *testing.T) {
 func TestBalancer_SlowBackendLosesShare(t *testing.T) {
 	for _, latency := range []bool{false, true} {
 		name := "least-request"
-		cfg := `{` + noProbe + `}`
+		cfg := `{"latencyAware":false,` + noProbe + `}`
 		if latency {
 			name, cfg = "latency-aware", `{"latencyAware":true,`+noProbe+`}`
 		}

@@ -31,14 +31,18 @@ type LBConfig struct {
 	// larger values favour idle endpoints more strongly. Default 1.0,
 	// bounds [0, 10] (Envoy's active_request_bias).
 	ActiveRequestBias float64 `json:"activeRequestBias"`
-	// LatencyAware adds a peak-EWMA latency term (Linkerd's cost model): a
-	// candidate whose latency estimate exceeds its rival's by more than 3x
-	// is charged (ratio - 3) phantom in-flight RPCs. Default false.
+	// LatencyAware adds a peak-EWMA latency term (Linkerd's cost model,
+	// latency x (in-flight + 1)) to the comparison of two candidates whose
+	// latency estimates differ by more than 2x; closer estimates count as
+	// equal, so noise does not disturb weighted shares. Default true: in
+	// the scenario benchmark it cut a 10x slower backend's share from 7.4 %
+	// to 0.6 % and the p99 from 5.4x to 1.3x the homogeneous p99, at no
+	// measurable cost elsewhere.
 	LatencyAware bool `json:"latencyAware"`
 	// LatencyDecay is the time constant of the peak-EWMA estimate: how long
-	// a latency spike keeps counting against an endpoint. Default 1s (Linkerd
-	// uses 10s; with it a single GC pause on an equal backend skewed shares
-	// for seconds in our tests), bounds [100ms, 10m].
+	// a latency spike keeps counting against an endpoint, and how soon a
+	// slow endpoint is tried again. Default 3s (Linkerd uses 10s), bounds
+	// [100ms, 10m].
 	LatencyDecay Duration `json:"latencyDecay"`
 	// PanicThresholdPercent: when fewer than this share of all endpoints
 	// are usable (connected, healthy, breaker closed), health and breakers
@@ -102,16 +106,18 @@ type HealthProbeConfig struct {
 	// Service is the service name sent in HealthCheckRequest. Default ""
 	// (the whole server).
 	Service string `json:"service"`
-	// Interval between probes of one connection. Default 1s, bounds
-	// [10ms, 1h].
+	// Interval between probes of one connection. Default 500ms, bounds
+	// [10ms, 1h]. The scenario benchmark chose it: with 1s, a hung backend
+	// took 3.3s to eject and cost 0.6 % of RPCs at 600 RPC/s.
 	Interval Duration `json:"interval"`
-	// Timeout of one probe. Default 500ms, bounds [1ms, interval].
+	// Timeout of one probe. Default 250ms, bounds [1ms, interval].
 	Timeout Duration `json:"timeout"`
 	// Jitter spreads probes: each wait is interval x (1 ± jitter).
 	// Default 0.2, bounds [0, 0.5].
 	Jitter float64 `json:"jitter"`
 	// UnhealthyThreshold consecutive failed probes mark an endpoint
-	// unhealthy. Default 3, bounds [1, 100].
+	// unhealthy (an explicit NOT_SERVING marks it at once). Default 2,
+	// bounds [1, 100].
 	UnhealthyThreshold int `json:"unhealthyThreshold"`
 	// HealthyThreshold consecutive successful probes mark it healthy
 	// again. Default 2, bounds [1, 100].
@@ -175,7 +181,8 @@ func DefaultConfig() *LBConfig {
 	return &LBConfig{
 		ChoiceCount:           2,
 		ActiveRequestBias:     1,
-		LatencyDecay:          Duration(time.Second),
+		LatencyAware:          true,
+		LatencyDecay:          Duration(3 * time.Second),
 		PanicThresholdPercent: 50,
 		MaxEjectionPercent:    50,
 		Breaker: BreakerConfig{
@@ -191,10 +198,10 @@ func DefaultConfig() *LBConfig {
 		},
 		HealthProbe: HealthProbeConfig{
 			Enabled:                true,
-			Interval:               Duration(time.Second),
-			Timeout:                Duration(500 * time.Millisecond),
+			Interval:               Duration(500 * time.Millisecond),
+			Timeout:                Duration(250 * time.Millisecond),
 			Jitter:                 0.2,
-			UnhealthyThreshold:     3,
+			UnhealthyThreshold:     2,
 			HealthyThreshold:       2,
 			Warmup:                 true,
 			UnimplementedIsHealthy: true,
