@@ -106,10 +106,10 @@ type wlrBalancer struct {
 	// endpoints would carry most of the traffic (measured: 69 % on one of
 	// four with churn every 500ms).
 	removedAt map[string]time.Time
-	panicking  bool               // the last picker was built in panic mode
-	scs        map[grpcbalancer.SubConn]*scInfo
-	closed     bool
-	closeOnce  sync.Once
+	panicking bool // the last picker was built in panic mode
+	scs       map[grpcbalancer.SubConn]*scInfo
+	closed    bool
+	closeOnce sync.Once
 }
 
 // scInfo is the balancer's record of one SubConn created by a pick_first
@@ -135,7 +135,7 @@ type endpointInfo struct {
 	// still making its first connection is not counted as unusable by
 	// panic mode (at start-up every endpoint is connecting).
 	everReady bool
-	usable  bool // the endpoint was usable at the last build (for slow start)
+	usable    bool // the endpoint was usable at the last build (for slow start)
 
 	// Health, from the prober of the endpoint's READY SubConn.
 	probing   bool   // a prober runs for the endpoint's READY SubConn
