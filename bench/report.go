@@ -86,7 +86,7 @@ type Target struct {
 	Goal   string `json:"goal"`
 	Got    string `json:"got"`
 	Pass   bool   `json:"pass"`
-	Latent string `json:"latencyAware,omitempty"` // the same figure for fulcrum_latency
+	Latent string `json:"latencyAware,omitempty"` // the same figure for fulcrum_nolatency (latency term off)
 	Known  bool   `json:"known"`                  // false: scenario or policy not run
 }
 
@@ -114,7 +114,7 @@ func (r *Report) scenario(name string) (ScenarioResult, bool) {
 }
 
 // evaluateTargets checks issue 6's targets for "fulcrum" (the defaults)
-// and reports the same figure for "fulcrum_latency" beside it.
+// and reports the same figure for "fulcrum_nolatency" beside it.
 func evaluateTargets(r *Report) []Target {
 	type check func(policy string) (got string, pass, known bool)
 	successAtLeast := func(sc string, min float64) check {
@@ -190,7 +190,7 @@ func evaluateTargets(r *Report) []Target {
 	var out []Target
 	for _, t := range targets {
 		got, pass, known := t.c("fulcrum")
-		lat, latPass, latKnown := t.c("fulcrum_latency")
+		lat, latPass, latKnown := t.c("fulcrum_nolatency")
 		tg := Target{Name: t.name, Goal: t.goal, Got: got, Pass: pass, Known: known}
 		if latKnown {
 			tg.Latent = lat + " " + verdict(latPass, true)
@@ -241,11 +241,11 @@ func (r *Report) markdown(charts map[string]string) string {
 	w("- open loop: Poisson arrivals at %.0f RPS (same seed for every policy), per-RPC deadline %s; closed loop: %d workers\n", r.Rate, r.Deadline, r.Workers)
 	w("- latencies in ms from the scheduled arrival (no coordinated omission), over every RPC including failed ones; success %% counts dropped arrivals (in-flight cap) as failures\n")
 	w("- shares: %% of application RPCs each backend's server counted, in backend order b0/b1/...; the faulty backend is always b0 (b3 in cold-join)\n")
-	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_latency` = defaults + `latencyAware: true`\n\n")
+	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off)\n\n")
 
 	if len(r.Targets) > 0 {
 		w("## Targets (Fulcrum defaults)\n\n")
-		w("| target | goal | fulcrum | verdict | fulcrum_latency |\n|---|---|---|---|---|\n")
+		w("| target | goal | fulcrum | verdict | fulcrum_nolatency |\n|---|---|---|---|---|\n")
 		for _, t := range r.Targets {
 			w("| %s | %s | %s | **%s** | %s |\n", t.Name, t.Goal, orDash(t.Got), verdict(t.Pass, t.Known), orDash(t.Latent))
 		}

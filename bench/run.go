@@ -41,7 +41,7 @@ func Policies() []Policy {
 		{"least_request", `{"least_request_experimental":{}}`},
 		{"wrr_orca", `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`},
 		{"fulcrum", `{"weighted_least_request":{}}`},
-		{"fulcrum_latency", `{"weighted_least_request":{"latencyAware":true}}`},
+		{"fulcrum_nolatency", `{"weighted_least_request":{"latencyAware":false}}`},
 	}
 }
 
