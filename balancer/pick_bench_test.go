@@ -30,9 +30,9 @@ type pickBenchPolicy struct {
 var pickBenchPolicies = []pickBenchPolicy{
 	{label: roundrobin.Name, name: roundrobin.Name},
 	{label: "least_request_experimental", name: "least_request_experimental", config: `{"choiceCount":2}`},
-	{label: Name, name: Name, config: `{"healthProbe":{"enabled":false}}`},
+	{label: Name, name: Name, config: `{"healthProbe":{"enabled":false}}`}, // defaults: latency term on
 	{label: Name + "_weights", name: Name, config: `{"healthProbe":{"enabled":false}}`, weights: true},
-	{label: Name + "_latency", name: Name, config: `{"healthProbe":{"enabled":false},"latencyAware":true}`},
+	{label: Name + "_nolatency", name: Name, config: `{"healthProbe":{"enabled":false},"latencyAware":false}`},
 }
 
 // BenchmarkPick measures one Pick plus its Done on a READY picker, for
