@@ -270,3 +270,30 @@ func TestPicker_LatencyPenalty(t *testing.T) {
 		t.Errorf("within the tolerance both should share evenly, got %v", counts)
 	}
 }
+
+// TestPicker_EjectedCandidateIsRedrawn: when a drawn candidate's breaker
+// rejects the call, another is drawn, so the survivor does not win
+// unopposed: a busy endpoint still loses to idle ones.
+func TestPicker_EjectedCandidateIsRedrawn(t *testing.T) {
+	seeded(t, 7)
+	now := int64(time.Hour)
+	clock := func() int64 { return now }
+	cfg := breaker.DefaultConfig()
+	cfg.ConsecutiveFailures = 1
+	es, _ := newEntries(1, 1, 1, 1)
+	for i := range es {
+		es[i].Endpoint = NewEndpoint("ep", breaker.New(cfg, clock, nil))
+		es[i].Gated = true
+	}
+	tk, _ := es[0].Endpoint.Breaker().Allow()
+	es[0].Endpoint.Breaker().Record(tk, false) // endpoint 0 ejected
+	es[1].Endpoint.inFlight.Store(10)          // endpoint 1 busy
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+	for i := 0; i < 500; i++ {
+		idx, done := pickIndex(t, p, es)
+		if idx == 0 || idx == 1 {
+			t.Fatalf("pick %d chose endpoint %d (ejected or busy)", i, idx)
+		}
+		done(balancer.DoneInfo{BytesReceived: true})
+	}
+}
