@@ -265,8 +265,11 @@ func TestBreaker_MaxEjectionPercent(t *testing.T) {
 	if inRotation != 1 {
 		t.Errorf("%d failing backends still in rotation (hits %v), want exactly 1: two ejected at most with maxEjectionPercent 50", inRotation, hits)
 	}
-	if hits[0] < 300 {
-		t.Errorf("healthy backend got %d of 1000 RPCs (hits %v), want the larger part", hits[0], hits)
+	// The failing backend kept in rotation fails fast, so it looks idle
+	// and takes much of the traffic: that is what capping ejections means.
+	// The healthy backend must still get a real share.
+	if hits[0] < 100 {
+		t.Errorf("healthy backend got %d of 1000 RPCs (hits %v), want >= 100", hits[0], hits)
 	}
 }
 
