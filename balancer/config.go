@@ -50,8 +50,9 @@ type LBConfig struct {
 	// panic mode). 0 disables panic mode. Default 50, bounds [0, 100].
 	PanicThresholdPercent float64 `json:"panicThresholdPercent"`
 	// MaxEjectionPercent caps the share of endpoints that breakers may
-	// eject at once (at least one may always be ejected). Default 50,
-	// bounds [0, 100].
+	// eject at once (at least one may always be ejected). Endpoints kept in
+	// rotation by the cap are picked like any other, so a fast-failing one
+	// looks idle and attracts traffic. Default 50, bounds [0, 100].
 	MaxEjectionPercent float64 `json:"maxEjectionPercent"`
 
 	Breaker     BreakerConfig     `json:"breaker"`
