@@ -23,7 +23,14 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
-var ports = flag.String("ports", "50051,50052,50053", "comma-separated ports to listen on, on 127.0.0.1 (0 picks a free port)")
+var (
+	ports = flag.String("ports", "50051,50052,50053", "comma-separated ports to listen on, on 127.0.0.1 (0 picks a free port)")
+	// Equal backends need equal service times. With handlers that take no
+	// time, the servers and the client share the machine's cores and the
+	// connection carrying 57 % of the RPCs really is the slowest, so a
+	// load-aware policy rightly moves traffic off it.
+	serviceTime = flag.Duration("service-time", 2*time.Millisecond, "time each RPC takes, the same on every backend")
+)
 
 // backend answers UnaryCall with its own address in Hostname, which is how
 // the client tells the backends apart.
@@ -35,6 +42,7 @@ type backend struct {
 
 func (b *backend) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	b.rpcs.Add(1)
+	time.Sleep(*serviceTime)
 	return &testpb.SimpleResponse{Hostname: b.addr}, nil
 }
 
