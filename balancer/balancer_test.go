@@ -305,30 +305,7 @@ func TestBalancer_ChurnUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*defaultTestTimeout)
 	defer cancel()
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var fails []error
-	var calls int
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, err := c.tc.UnaryCall(ctx, &testpb.SimpleRequest{})
-				mu.Lock()
-				calls++
-				if err != nil {
-					fails = append(fails, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	wait := loadUntil(ctx, c, 8, stop)
 	// 40 updates: rotate a window of 2..4 endpoints; endpoint 0 stays.
 	for i := 0; i < 40; i++ {
 		set := []resolver.Endpoint{all[0]}
@@ -341,9 +318,9 @@ func TestBalancer_ChurnUnderLoad(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(stop)
-	wg.Wait()
-	if len(fails) > 0 {
-		t.Fatalf("%d of %d RPCs failed during churn, first: %v", len(fails), calls, fails[0])
+	calls, fails := wait()
+	if fails > 0 {
+		t.Fatalf("%d of %d RPCs failed during churn", fails, calls)
 	}
 	if calls < 100 {
 		t.Fatalf("only %d RPCs ran during churn", calls)

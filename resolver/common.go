@@ -344,3 +344,18 @@ func toState(eps []endpoint) resolver.State {
 	}
 	return s
 }
+
+// startLoop runs run in a goroutine until ctx is done or the returned stop
+// is called; stop is idempotent and returns once run has returned.
+func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx)
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+}

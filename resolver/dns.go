@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
@@ -103,17 +102,7 @@ func (s *dnsSource) Watch(ctx context.Context, name string, report func(Update))
 	if w.rand == nil {
 		w.rand = rand.Float64
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx)
-	}()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
-	return w.resolveNow, stop, nil
+	return w.resolveNow, startLoop(ctx, w.run), nil
 }
 
 type dnsWatcher struct {

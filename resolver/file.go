@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
@@ -65,17 +64,7 @@ func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)
 	if w.clk == nil {
 		w.clk = realClock{}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx)
-	}()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
-	return w.resolveNow, stop, nil
+	return w.resolveNow, startLoop(ctx, w.run), nil
 }
 
 type fileWatcher struct {
