@@ -86,7 +86,7 @@ type Target struct {
 	Goal   string `json:"goal"`
 	Got    string `json:"got"`
 	Pass   bool   `json:"pass"`
-	Latent string `json:"latencyAware,omitempty"` // the same figure for fulcrum_nolatency (latency term off)
+	Latent string `json:"latencyOff,omitempty"` // the same figure for fulcrum_nolatency (latency term off)
 	Known  bool   `json:"known"`                  // false: scenario or policy not run
 }
 
