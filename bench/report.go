@@ -87,7 +87,7 @@ type Target struct {
 	Got    string `json:"got"`
 	Pass   bool   `json:"pass"`
 	Latent string `json:"latencyOff,omitempty"` // the same figure for fulcrum_nolatency (latency term off)
-	Known  bool   `json:"known"`                  // false: scenario or policy not run
+	Known  bool   `json:"known"`                // false: scenario or policy not run
 }
 
 func (r *Report) result(scenario, policy string) (Result, bool) {
