@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	grpcbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
@@ -48,7 +51,6 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions) grpcbalancer.Balancer {
 	b := &wlrBalancer{
 		ClientConn: cc,
-		target:     opts.Target.String(),
 		endpoints:  resolver.NewEndpointMap[*endpointInfo](),
 		addrs:      resolver.NewAddressMapV2[*endpointInfo](),
 		scs:        make(map[grpcbalancer.SubConn]*scInfo),
@@ -85,7 +87,6 @@ type wlrBalancer struct {
 
 	// Read-only after Build.
 	child  grpcbalancer.Balancer
-	target string
 	prefix string
 	kick   chan struct{} // buffered(1): asks run() to rebuild the picker
 	stop   chan struct{} // closed by Close
@@ -130,19 +131,18 @@ type endpointInfo struct {
 	// initial marks endpoints of the first resolver update: already
 	// serving before the policy started, so they are not slowed.
 	initial bool
-	ready   bool // the endpoint's child was READY at the last build
 	// everReady: the endpoint has been READY at least once. One that is
 	// still making its first connection is not counted as unusable by
 	// panic mode (at start-up every endpoint is connecting).
 	everReady bool
 	usable    bool // the endpoint was usable at the last build (for slow start)
+	picked    bool // scratch of updatePickerLocked: in the picker being built
 
 	// Health, from the prober of the endpoint's READY SubConn.
-	probing   bool   // a prober runs for the endpoint's READY SubConn
-	verdict   bool   // the prober has given a first verdict
-	healthy   bool   // the prober's current verdict
-	warmed    bool   // a successful probe since the SubConn became READY
-	unhealthy string // reason of the last unhealthy verdict
+	probing bool // a prober runs for the endpoint's READY SubConn
+	verdict bool // the prober has given a first verdict
+	healthy bool // the prober's current verdict
+	warmed  bool // a successful probe since the SubConn became READY
 }
 
 func (b *wlrBalancer) infof(format string, args ...any) {
@@ -159,8 +159,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 		if ccs.BalancerConfig != nil {
 			return fmt.Errorf("%s: received config of type %T, want *LBConfig: %w", Name, ccs.BalancerConfig, grpcbalancer.ErrBadResolverState)
 		}
-		cfg = DefaultConfig()
-		cfg.Breaker.failureMask = failureMask(cfg.Breaker.FailureCodes)
+		cfg, _ = parseConfig(nil) // the defaults, validated
 	}
 	if logger.V(2) {
 		b.infof("resolver update: %d endpoints, config %+v", len(ccs.ResolverState.Endpoints), cfg)
@@ -296,11 +295,12 @@ func (b *wlrBalancer) newSharedLocked(addr string) *picker.Endpoint {
 // breakerClock is the breakers' clock; tests may replace it.
 var breakerClock func() int64
 
+// breakerConfigEqual compares what the breakers are built from; failure
+// codes live in the picker's config and need no new breakers.
 func breakerConfigEqual(a, b BreakerConfig) bool {
-	return a.Enabled == b.Enabled && a.ConsecutiveFailures == b.ConsecutiveFailures &&
-		a.FailureRatio == b.FailureRatio && a.MinRequests == b.MinRequests &&
-		a.Window == b.Window && a.OpenDuration == b.OpenDuration &&
-		a.MaxOpenDuration == b.MaxOpenDuration && a.HalfOpenRequests == b.HalfOpenRequests
+	a.FailureCodes, a.failureMask = nil, 0
+	b.FailureCodes, b.failureMask = nil, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // NewSubConn intercepts the SubConns of the pick_first children to learn
@@ -347,7 +347,7 @@ func (b *wlrBalancer) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.Su
 	switch st.ConnectivityState {
 	case connectivity.Ready:
 		sci.ready = true
-		ep.verdict, ep.healthy, ep.warmed, ep.unhealthy = false, false, false, ""
+		ep.verdict, ep.healthy, ep.warmed = false, false, false
 		ep.probing = b.cfg.HealthProbe.Enabled
 	case connectivity.Shutdown:
 		delete(b.scs, sc)
@@ -408,12 +408,7 @@ func (b *wlrBalancer) onHealth(sc grpcbalancer.SubConn, sci *scInfo, healthy boo
 	first := !ep.verdict
 	changed := first || ep.healthy != healthy
 	ep.verdict, ep.healthy = true, healthy
-	if healthy {
-		ep.warmed = true
-		ep.unhealthy = ""
-	} else {
-		ep.unhealthy = reason
-	}
+	ep.warmed = ep.warmed || healthy
 	addr := ep.shared.Addr()
 	b.mu.Unlock()
 	if changed {
@@ -429,10 +424,12 @@ func (b *wlrBalancer) onHealth(sc grpcbalancer.SubConn, sci *scInfo, healthy boo
 	}
 }
 
+// failureMask turns failure code names (any case) into the picker's
+// bitmask; unknown names are left out (validate reports them).
 func failureMask(names []string) uint32 {
 	var m uint32
 	for _, n := range names {
-		if c, ok := codeByName[n]; ok {
+		if c, ok := codeByName[strings.ToUpper(n)]; ok && c != codes.OK {
 			m |= 1 << uint32(c)
 		}
 	}
@@ -560,13 +557,13 @@ func (b *wlrBalancer) updatePickerLocked() {
 			continue
 		}
 		if c.State.ConnectivityState != connectivity.Ready {
-			info.ready, info.usable = false, false
+			info.usable = false
 			if !info.everReady {
 				warming++
 			}
 			continue
 		}
-		info.ready, info.everReady = true, true
+		info.everReady, info.picked = true, false
 		ready = append(ready, cand{info, c.State.Picker})
 		switch {
 		case info.probing && b.cfg.HealthProbe.Warmup && !info.warmed:
@@ -624,12 +621,10 @@ func (b *wlrBalancer) updatePickerLocked() {
 	var entries []picker.Entry
 	add := func(c cand, gated bool) {
 		info := c.info
-		if !info.usable {
-			info.usable = true
-			if !info.initial && b.cfg.SlowStart.Window > 0 {
-				info.rampFrom = now
-			}
+		if !info.usable && !info.initial && b.cfg.SlowStart.Window > 0 {
+			info.rampFrom = now // became usable: start its ramp
 		}
+		info.picked = true
 		entries = append(entries, picker.Entry{
 			Picker:   c.child,
 			Endpoint: info.shared,
@@ -647,9 +642,7 @@ func (b *wlrBalancer) updatePickerLocked() {
 		}
 	}
 	for _, c := range ready {
-		if !slices.ContainsFunc(entries, func(e picker.Entry) bool { return e.Endpoint == c.info.shared }) {
-			c.info.usable = false
-		}
+		c.info.usable = c.info.picked
 	}
 	if b.ramping && !wasRamping {
 		b.requestRebuild() // start run()'s ramp timer
@@ -725,5 +718,5 @@ func (b *wlrBalancer) slowStartFactorLocked(info *endpointInfo, now time.Time) f
 	}
 	b.ramping = true
 	tf := max(elapsed, 1) / window
-	return min(1, max(s.MinWeightPercent/100, pow(tf, 1/s.Aggression)))
+	return min(1, max(s.MinWeightPercent/100, math.Pow(tf, 1/s.Aggression)))
 }

@@ -316,15 +316,12 @@ func (c *LBConfig) validate() error {
 	if b.Enabled && b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
 		bad("breaker.consecutiveFailures", 0, "> 0 when breaker.failureRatio is 0 and the breaker is enabled (set enabled: false instead)")
 	}
-	b.failureMask = 0
 	for i, name := range b.FailureCodes {
-		code, ok := codeByName[strings.ToUpper(name)]
-		if !ok || code == codes.OK {
+		if code, ok := codeByName[strings.ToUpper(name)]; !ok || code == codes.OK {
 			bad(fmt.Sprintf("breaker.failureCodes[%d]", i), fmt.Sprintf("%q", name), "a non-OK gRPC status code name such as \"UNAVAILABLE\"")
-			continue
 		}
-		b.failureMask |= 1 << uint32(code)
 	}
+	b.failureMask = failureMask(b.FailureCodes)
 
 	h := &c.HealthProbe
 	durIn("healthProbe.interval", h.Interval, 10*time.Millisecond, time.Hour)

@@ -169,15 +169,7 @@ func (p *producer) run() {
 		if p.ctx.Err() != nil {
 			return
 		}
-		unhealthyThreshold := cfg.UnhealthyThreshold
-		if why == notServing {
-			// An explicit NOT_SERVING is the server's own statement, not an
-			// ambiguous symptom like a timeout: act on it at once, as
-			// grpc-go's own health checking does, so a draining server gets
-			// no traffic from the first probe that sees it.
-			unhealthyThreshold = 1
-		}
-		if p.v.observe(ok, why, cfg.HealthyThreshold, unhealthyThreshold) {
+		if p.v.observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) {
 			logger.Infof("%sverdict: healthy=%t: %s", p.prefix, p.v.healthy, p.v.reason)
 		}
 		p.notify()

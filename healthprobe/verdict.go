@@ -32,6 +32,13 @@ type verdict struct {
 // observe records one probe outcome (ok, and why it was or was not ok) and
 // reports whether the verdict changed, which the first outcome always does.
 func (v *verdict) observe(ok bool, why string, healthyThreshold, unhealthyThreshold int) (changed bool) {
+	if !ok && why == notServing {
+		// An explicit NOT_SERVING is the server's own statement, not an
+		// ambiguous symptom like a timeout: act on it at once, as grpc-go's
+		// own health checking does, so a draining server gets no traffic
+		// from the first probe that sees it.
+		unhealthyThreshold = 1
+	}
 	if ok {
 		v.failures = 0
 		v.successes = min(v.successes+1, healthyThreshold)

@@ -14,9 +14,11 @@ import (
 // Unlike Linkerd, a higher sample moves the estimate only halfway up
 // (riseFactor). With a pure peak, the endpoint that serves more RPCs (a
 // heavier one) sees more of the random latency spikes every process has
-// (GC, scheduling) and looks slower than its equal peers, which skewed
-// weighted shares by 3-4 points in our tests; halfway rises keep a
+// (GC, scheduling) and looks slower than its equal peers: with a pure peak,
+// the latency-aware cases of TestBalancer_WeightedShares came out 3-4
+// points off 1:2:4 under -race; halfway rises pass them and keep a
 // sustained slowdown visible after two or three samples.
+//
 // Reading it decays it toward zero with elapsed time, so an endpoint that
 // stopped receiving traffic because it looked slow is tried again after about
 // one decay period instead of being starved forever.

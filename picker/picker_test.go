@@ -231,7 +231,7 @@ func TestPicker_Outcome(t *testing.T) {
 		{balancer.DoneInfo{Err: status.Error(codes.NotFound, "")}, outcomeSuccess},
 		{balancer.DoneInfo{Err: errors.New("plain")}, outcomeSuccess}, // UNKNOWN not configured
 	} {
-		if got := p.outcome(tc.di); got != tc.want {
+		if got, _ := p.outcome(tc.di); got != tc.want {
 			t.Errorf("outcome(%+v) = %v, want %v", tc.di, got, tc.want)
 		}
 	}
