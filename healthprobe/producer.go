@@ -72,7 +72,7 @@ type producer struct {
 	kick   chan struct{} // a listener joined: deliver the current verdict now
 
 	// Owned by the run goroutine.
-	v           verdict
+	v           Verdict
 	warnedUnimp bool
 
 	mu        sync.Mutex
@@ -169,7 +169,7 @@ func (p *producer) run() {
 		if p.ctx.Err() != nil {
 			return
 		}
-		if p.v.observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) {
+		if p.v.Observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) {
 			logger.Infof("%sverdict: healthy=%t: %s", p.prefix, p.v.healthy, p.v.reason)
 		}
 		p.notify()

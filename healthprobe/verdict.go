@@ -10,8 +10,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// verdict turns a sequence of probe outcomes into a healthy/unhealthy verdict
-// with hysteresis. The zero value has no verdict yet.
+// Verdict turns a sequence of probe outcomes into a healthy/unhealthy verdict
+// with hysteresis. The zero value has no verdict yet. It is shared by the
+// gRPC prober of this package and fulcrumhttp's HTTP prober.
 //
 // Envoy (config.core.v3.HealthCheck) defines the thresholds this follows:
 // unhealthy_threshold is "the number of unhealthy health checks required
@@ -21,7 +22,7 @@ import (
 // healthy." Here the first probe decides the initial verdict either way (the
 // warm-up gate): a new endpoint that fails it starts unhealthy and needs
 // healthyThreshold successes.
-type verdict struct {
+type Verdict struct {
 	known     bool // a first probe has completed
 	healthy   bool
 	reason    string // why the verdict is what it is
@@ -29,9 +30,9 @@ type verdict struct {
 	failures  int    // consecutive failed probes, capped at the threshold
 }
 
-// observe records one probe outcome (ok, and why it was or was not ok) and
+// Observe records one probe outcome (ok, and why it was or was not ok) and
 // reports whether the verdict changed, which the first outcome always does.
-func (v *verdict) observe(ok bool, why string, healthyThreshold, unhealthyThreshold int) (changed bool) {
+func (v *Verdict) Observe(ok bool, why string, healthyThreshold, unhealthyThreshold int) (changed bool) {
 	if !ok && why == notServing {
 		// An explicit NOT_SERVING is the server's own statement, not an
 		// ambiguous symptom like a timeout: act on it at once, as grpc-go's
@@ -96,3 +97,12 @@ func classify(resp *healthpb.HealthCheckResponse, err error, timedOut bool, cfg 
 func isTimeout(ctx context.Context) bool {
 	return errors.Is(ctx.Err(), context.DeadlineExceeded)
 }
+
+// Known reports whether a first probe has completed.
+func (v *Verdict) Known() bool { return v.known }
+
+// Healthy reports the current verdict (false before the first probe).
+func (v *Verdict) Healthy() bool { return v.healthy }
+
+// Reason says why the verdict is what it is.
+func (v *Verdict) Reason() string { return v.reason }

@@ -89,14 +89,14 @@ func TestVerdict_Thresholds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var v verdict
+			var v Verdict
 			var got []change
 			for i, ok := range tt.outcomes {
 				why := "bad"
 				if ok {
 					why = "ok"
 				}
-				if v.observe(ok, why, tt.healthy, tt.unh) {
+				if v.Observe(ok, why, tt.healthy, tt.unh) {
 					got = append(got, change{i, v.healthy, v.reason})
 				}
 			}
