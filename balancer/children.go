@@ -31,10 +31,10 @@ type child struct {
 
 	// Guarded by b.mu.
 	ep        resolver.Endpoint
-	updated   bool                // ep was handed to lb
-	state     grpcbalancer.State  // last state lb reported
+	updated   bool                 // ep was handed to lb
+	state     grpcbalancer.State   // last state lb reported
 	readySC   grpcbalancer.SubConn // the SubConn that is READY, if any
-	stopProbe func()              // stops the prober of readySC
+	stopProbe func()               // stops the prober of readySC
 }
 
 func (c *child) update(ep resolver.Endpoint, attrs *attributes.Attributes) {

@@ -96,7 +96,6 @@ type BreakerConfig struct {
 	// a handler returns, i.e. ordinary application errors). OK may not be
 	// listed.
 	FailureCodes []string `json:"failureCodes"`
-
 }
 
 // HealthProbeConfig configures active grpc.health.v1 probing.
