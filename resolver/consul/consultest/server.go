@@ -329,8 +329,10 @@ func (s *Server) SetLastContact(d time.Duration) { s.setFault(func(f *fault) { f
 // registered, as a server that lost its state or has not caught up does.
 func (s *Server) SetEmptyAnswers(on bool) { s.setFault(func(f *fault) { f.empty = on }) }
 
-// SetIndexZero makes answers carry X-Consul-Index: 0, the bug the blocking
-// documentation warns of; blocking still compares the real index.
+// SetIndexZero makes the health endpoint see index 0, the bug the blocking
+// documentation warns of: answers carry X-Consul-Index: 0, a query with
+// index 0 never blocks (a client that sends it back busy-loops) and a query
+// with index 1 blocks until its wait ends, as no index ever exceeds it.
 func (s *Server) SetIndexZero(on bool) { s.setFault(func(f *fault) { f.indexZero = on }) }
 
 // SetNoBlock makes the health endpoint answer at once, as if an idempotent
@@ -430,6 +432,11 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 			idx = s.index
 		}
 		changed, f := s.changed, s.fault
+		if f.indexZero {
+			// The bug: the state store reports index 0 for the query, in
+			// the header and in the comparison that decides blocking.
+			idx = 0
+		}
 		// Block while nothing newer than the client's index exists:
 		// "wait for any changes subsequent to that index". Index 0 never
 		// blocks.
@@ -438,9 +445,6 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 			if f.empty {
 				entries = []*api.ServiceEntry{}
-			}
-			if f.indexZero {
-				idx = 0
 			}
 			s.answer(w, idx, f, entries)
 			return

@@ -202,7 +202,6 @@ func TestHealthService_Faults(t *testing.T) {
 	s.Register(consultest.Instance{ID: "a", Service: "web", Port: 80})
 	_, meta, err := c.Health().Service("web", "", false, nil)
 	require.NoError(t, err)
-	blocking := &api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 150 * time.Millisecond}
 
 	s.SetFailure(500, "No cluster leader")
 	_, _, err = c.Health().Service("web", "", false, nil)
@@ -222,25 +221,26 @@ func TestHealthService_Faults(t *testing.T) {
 	s.SetEmptyAnswers(false)
 
 	s.SetIndexZero(true)
-	_, m, err = c.Health().Service("web", "", false, nil)
+	start := time.Now()
+	_, m, err = c.Health().Service("web", "", false, &api.QueryOptions{WaitIndex: 0})
 	require.NoError(t, err)
 	require.Zero(t, m.LastIndex)
-	start := time.Now()
-	_, _, err = c.Health().Service("web", "", false, &api.QueryOptions{WaitIndex: 1, WaitTime: 150 * time.Millisecond})
-	require.NoError(t, err)
-	require.Less(t, time.Since(start), 100*time.Millisecond, "index 1 is below the real index: no blocking")
+	require.Less(t, time.Since(start), 100*time.Millisecond, "index 0 never blocks: sending it back busy-loops")
 	start = time.Now()
-	_, _, err = c.Health().Service("web", "", false, blocking)
+	s.Touch("web")
+	_, m, err = c.Health().Service("web", "", false, &api.QueryOptions{WaitIndex: 1, WaitTime: 150 * time.Millisecond})
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "blocking still compares the real index")
+	require.Zero(t, m.LastIndex)
+	require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "index 1 blocks until wait: nothing exceeds index 0")
 	s.SetIndexZero(false)
 
 	s.SetNoBlock(true)
+	idx := s.Index()
 	start = time.Now()
-	_, m, err = c.Health().Service("web", "", false, blocking)
+	_, m, err = c.Health().Service("web", "", false, &api.QueryOptions{WaitIndex: idx, WaitTime: 150 * time.Millisecond})
 	require.NoError(t, err)
 	require.Less(t, time.Since(start), 100*time.Millisecond)
-	require.Equal(t, meta.LastIndex, m.LastIndex, "answered at once without a change")
+	require.Equal(t, idx, m.LastIndex, "answered at once without a change")
 	s.SetNoBlock(false)
 
 	s.SetDelay(200 * time.Millisecond)
@@ -251,8 +251,8 @@ func TestHealthService_Faults(t *testing.T) {
 	s.SetDelay(0)
 
 	reqs := s.Requests()
-	require.Len(t, reqs, 8)
-	require.Equal(t, strconv.FormatUint(meta.LastIndex, 10), reqs[len(reqs)-2].Query.Get("index"))
+	require.Len(t, reqs, 7)
+	require.Equal(t, strconv.FormatUint(idx, 10), reqs[len(reqs)-2].Query.Get("index"))
 	require.Equal(t, "150ms", reqs[len(reqs)-2].Wait)
 }
 
