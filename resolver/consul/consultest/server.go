@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -47,6 +48,9 @@ type Options struct {
 	// ReapMinimum is the smallest DeregisterCriticalServiceAfter the agent
 	// honours; Consul's is 1 minute. Default 1m.
 	ReapMinimum time.Duration
+	// Listener to serve on; default a new one on 127.0.0.1:0. The server
+	// closes it.
+	Listener net.Listener
 }
 
 // Instance is one registered service instance and the status of its check.
@@ -141,7 +145,13 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("PUT /v1/agent/service/register", s.agentRegister)
 	mux.HandleFunc("PUT /v1/agent/service/deregister/{id}", s.agentDeregister)
 	mux.HandleFunc("GET /v1/agent/service/{id}", s.agentService)
-	s.hs = httptest.NewServer(s.faulty(mux))
+	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)
+	s.hs = httptest.NewUnstartedServer(s.faulty(mux))
+	if opts.Listener != nil {
+		s.hs.Listener.Close()
+		s.hs.Listener = opts.Listener
+	}
+	s.hs.Start()
 	s.URL = s.hs.URL
 	s.Addr = strings.TrimPrefix(s.hs.URL, "http://")
 	return s
@@ -458,6 +468,20 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// statusLeader is GET /v1/status/leader: the leader's server address, ""
+// without one.
+func (s *Server) statusLeader(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	noLeader := s.fault.noLeader
+	s.mu.Unlock()
+	leader := s.opts.NodeAddress + ":8300"
+	if noLeader {
+		leader = ""
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(leader)
 }
 
 func (s *Server) answer(w http.ResponseWriter, idx uint64, f fault, entries []*api.ServiceEntry) {
