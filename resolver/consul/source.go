@@ -99,6 +99,7 @@ type watch struct {
 	sent     bool                // a set has been reported
 	failing  bool                // the last report was an error
 	failMsg  string              // its text, to log each distinct error once
+	zeroSeen bool                // an answer had index 0 (logged once)
 	backoff  backoff
 }
 
@@ -119,19 +120,18 @@ func (w *watch) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		var pause time.Duration
+		// Rate limit: at least MinInterval (jittered) between the starts
+		// of two queries, whatever the answer was.
+		gap := w.opts.MinInterval + time.Duration(w.env.rand()*float64(w.opts.MinInterval/2))
+		pause := start.Add(gap).Sub(w.env.now())
 		if err != nil {
 			// An unreachable or failing server keeps the last index: the
 			// data it refers to is still what we hold.
 			w.fail(fmt.Errorf("consul: querying the health of service %q: %w", w.service, err))
-			pause = w.backoff.next(w.env.rand())
+			pause = max(pause, w.backoff.next(w.env.rand()))
 		} else {
 			w.backoff.reset()
 			w.handle(entries, meta)
-			// Rate limit: at least MinInterval between starts, whatever
-			// the answer was.
-			gap := w.opts.MinInterval + time.Duration(w.env.rand()*float64(w.opts.MinInterval/2))
-			pause = start.Add(gap).Sub(w.env.now())
 		}
 		if pause > 0 && !w.env.sleep(ctx, pause) {
 			return
@@ -168,7 +168,10 @@ func (w *watch) handle(entries []*api.ServiceEntry, meta *api.QueryMeta) {
 	case idx == 0:
 		// "Sanity check index is greater than zero": a zero index would
 		// make the next query return at once, for ever. 1 is always safe.
-		w.logf("service %q: X-Consul-Index 0 in the answer; blocking on index 1", w.service)
+		if !w.zeroSeen {
+			w.warningf("service %q: X-Consul-Index 0 in the answer (a Consul bug); blocking on index 1", w.service)
+			w.zeroSeen = true
+		}
 		w.index = 1
 	case idx < prev:
 		// "Reset the index if it goes backwards" (snapshot restore, server

@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -179,18 +180,27 @@ func TestSource_ReportsOnlyChanges(t *testing.T) {
 }
 
 // TestSource_RateLimitBoundsRequests: against a server that never blocks,
-// the request count over a period T is at most T/MinInterval + 1 whatever
-// the jitter draws, and the pauses lie in [MinInterval, 1.5*MinInterval).
+// or that fails at once while the back-off is shorter than MinInterval, the
+// request count over a period T is at most T/MinInterval + 1 whatever the
+// jitter draws, and the pauses lie in [MinInterval, 1.5*MinInterval).
 func TestSource_RateLimitBoundsRequests(t *testing.T) {
-	for _, r := range []float64{0, 0.5, 0.999} {
-		t.Run("", func(t *testing.T) {
+	for _, tc := range []struct {
+		r    float64
+		fail bool
+	}{{0, false}, {0.5, false}, {0.999, false}, {0, true}, {0.999, true}} {
+		t.Run(fmt.Sprintf("rand=%v,failing=%v", tc.r, tc.fail), func(t *testing.T) {
+			r := tc.r
 			checkLeaks(t)
 			s, c := newFake(t, consultest.Options{})
 			s.Register(consultest.Instance{ID: "a", Service: "web", Port: 80})
 			s.SetNoBlock(true)
+			if tc.fail {
+				s.SetFailure(500, "rpc error")
+			}
 			const period, minInterval = 60 * time.Second, 250 * time.Millisecond
 			vt := newVirtualTime(period)
-			src, err := consul.NewSourceWithEnv(c, consul.Options{MinInterval: minInterval}, vt.Now, vt.Sleep, constRand(r))
+			opts := consul.Options{MinInterval: minInterval, BackoffMin: time.Millisecond, BackoffMax: 100 * time.Millisecond}
+			src, err := consul.NewSourceWithEnv(c, opts, vt.Now, vt.Sleep, constRand(r))
 			require.NoError(t, err)
 			watch(t, src, "web")
 			vt.wait(t)
