@@ -112,7 +112,8 @@ func (w *watch) warningf(format string, args ...any) {
 }
 
 // run queries until ctx is done. Successive queries start at least
-// MinInterval (jittered) apart; after a failure the pause is the back-off.
+// MinInterval (jittered) apart; after a failure the pause is the longer of
+// that and the back-off.
 func (w *watch) run(ctx context.Context) {
 	for {
 		start := w.env.now()
