@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	grpcbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
@@ -270,17 +268,9 @@ func (b *wlrBalancer) newSharedLocked(addr string) *picker.Endpoint {
 	if !bc.Enabled {
 		return picker.NewEndpoint(addr, nil)
 	}
-	cfg := breaker.Config{
-		ConsecutiveFailures: bc.ConsecutiveFailures,
-		FailureRatio:        bc.FailureRatio,
-		MinRequests:         bc.MinRequests,
-		Window:              time.Duration(bc.Window),
-		OpenDuration:        time.Duration(bc.OpenDuration),
-		MaxOpenDuration:     time.Duration(bc.MaxOpenDuration),
-		HalfOpenRequests:    bc.HalfOpenRequests,
-	}
+	cfg := bc.Config
 	if err := cfg.Validate(); err != nil {
-		// parseConfig enforces tighter bounds; this is a broken invariant.
+		// parseConfig enforces the same bounds; this is a broken invariant.
 		logger.Errorf("%sbreaker config %+v: %v; breaker disabled for %s", b.prefix, cfg, err, addr)
 		return picker.NewEndpoint(addr, nil)
 	}
@@ -298,9 +288,7 @@ var breakerClock func() int64
 // breakerConfigEqual compares what the breakers are built from; failure
 // codes live in the picker's config and need no new breakers.
 func breakerConfigEqual(a, b BreakerConfig) bool {
-	a.FailureCodes, a.failureMask = nil, 0
-	b.FailureCodes, b.failureMask = nil, 0
-	return reflect.DeepEqual(a, b)
+	return a.Config == b.Config
 }
 
 // NewSubConn intercepts the SubConns of the pick_first children to learn
@@ -384,17 +372,8 @@ func (b *wlrBalancer) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.Su
 	b.mu.Unlock()
 }
 
-func (b *wlrBalancer) probeConfigLocked() healthprobe.Config {
-	h := b.cfg.HealthProbe
-	return healthprobe.Config{
-		Service:                h.Service,
-		Interval:               time.Duration(h.Interval),
-		Timeout:                time.Duration(h.Timeout),
-		Jitter:                 h.Jitter,
-		UnhealthyThreshold:     h.UnhealthyThreshold,
-		HealthyThreshold:       h.HealthyThreshold,
-		UnimplementedIsHealthy: h.UnimplementedIsHealthy,
-	}
+func (b *wlrBalancer) probeConfigLocked() healthprobe.GRPCConfig {
+	return b.cfg.HealthProbe
 }
 
 // onHealth records a prober verdict and republishes the picker.
@@ -422,18 +401,6 @@ func (b *wlrBalancer) onHealth(sc grpcbalancer.SubConn, sci *scInfo, healthy boo
 		}
 		b.requestRebuild()
 	}
-}
-
-// failureMask turns failure code names (any case) into the picker's
-// bitmask; unknown names are left out (validate reports them).
-func failureMask(names []string) uint32 {
-	var m uint32
-	for _, n := range names {
-		if c, ok := codeByName[strings.ToUpper(n)]; ok && c != codes.OK {
-			m |= 1 << uint32(c)
-		}
-	}
-	return m
 }
 
 func (b *wlrBalancer) ResolverError(err error) {
@@ -672,7 +639,7 @@ func (b *wlrBalancer) updatePickerLocked() {
 	default:
 		b.ClientConn.UpdateState(grpcbalancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            picker.New(b.pickerConfigLocked(), entries),
+			Picker:            picker.New(b.pickerConfigLocked(), b.cfg.Breaker.FailureMask(), entries),
 		})
 	}
 }
@@ -688,13 +655,7 @@ func (p *errPicker) Pick(grpcbalancer.PickInfo) (grpcbalancer.PickResult, error)
 }
 
 func (b *wlrBalancer) pickerConfigLocked() picker.Config {
-	return picker.Config{
-		ChoiceCount:       b.cfg.ChoiceCount,
-		ActiveRequestBias: b.cfg.ActiveRequestBias,
-		LatencyAware:      b.cfg.LatencyAware,
-		LatencyDecay:      time.Duration(b.cfg.LatencyDecay),
-		FailureCodes:      b.cfg.Breaker.failureMask,
-	}
+	return b.cfg.PickerConfig
 }
 
 // slowStartFactorLocked returns the slow-start multiplier of info's weight

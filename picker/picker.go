@@ -25,10 +25,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 )
 
-// MaxChoiceCount is the largest choiceCount the picker accepts, as in gRFC
-// A48 ("choice_count > 10 ... will set choice_count = 10").
-const MaxChoiceCount = 10
-
 // latencyTolerance is the ratio of peak-EWMA latencies under which two
 // candidates count as equally fast. Noise between equal backends stays
 // below it, so it does not disturb weight-proportional shares; beyond it
@@ -89,22 +85,6 @@ type Entry struct {
 	Gated bool
 }
 
-// Config is the selection configuration of a Picker.
-type Config struct {
-	// ChoiceCount distinct candidates are compared per pick, 2..10.
-	ChoiceCount int
-	// ActiveRequestBias is the exponent of the in-flight count in the
-	// score; 0 means weighted random.
-	ActiveRequestBias float64
-	// LatencyAware adds the peak-EWMA latency term.
-	LatencyAware bool
-	// LatencyDecay is the time constant of the peak-EWMA estimate.
-	LatencyDecay time.Duration
-	// FailureCodes is the set of status codes that count as a failure for
-	// the gate, as a bitmask (1 << code).
-	FailureCodes uint32
-}
-
 // ErrAllRejected is wrapped by the error Pick returns when every endpoint's
 // gate rejects the call.
 var ErrAllRejected = errors.New("ejected by circuit breaker")
@@ -113,6 +93,7 @@ var ErrAllRejected = errors.New("ejected by circuit breaker")
 type Picker struct {
 	// All fields are read-only after New.
 	cfg     Config
+	failure uint32 // status codes that count as a failure for the gate, 1 << code
 	k       int
 	tau     float64
 	entries []Entry
@@ -132,10 +113,12 @@ var (
 )
 
 // New builds a picker over entries, which must be non-empty and have
-// positive weights.
-func New(cfg Config, entries []Entry) *Picker {
+// positive weights. failureMask is the set of status codes that count as a
+// failure for the gate, as a bitmask (1 << code).
+func New(cfg Config, failureMask uint32, entries []Entry) *Picker {
 	p := &Picker{
 		cfg:     cfg,
+		failure: failureMask,
 		k:       min(max(cfg.ChoiceCount, 1), len(entries), MaxChoiceCount),
 		tau:     float64(cfg.LatencyDecay),
 		entries: entries,
@@ -413,11 +396,11 @@ func (p *Picker) outcome(di balancer.DoneInfo) (o outcome, timed bool) {
 	case code == codes.Canceled, code == codes.DeadlineExceeded:
 		// The caller's cancellation or its own deadline says nothing
 		// about the server unless configured as a failure.
-		if p.cfg.FailureCodes&(1<<uint32(code)) != 0 {
+		if p.failure&(1<<uint32(code)) != 0 {
 			return outcomeFailure, true
 		}
 		return outcomeNeutral, true
-	case p.cfg.FailureCodes&(1<<uint32(code)) != 0:
+	case p.failure&(1<<uint32(code)) != 0:
 		return outcomeFailure, false
 	}
 	// Any other status is an answer from a working server.

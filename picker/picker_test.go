@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/config"
 )
 
 // childPicker is a READY child picker that counts Done calls.
@@ -70,7 +71,7 @@ func pickIndex(t *testing.T, p *Picker, es []Entry) (int, func(balancer.DoneInfo
 func TestPicker_LowLoadSharesFollowWeights(t *testing.T) {
 	seeded(t, 1)
 	es, _ := newEntries(1, 2, 4)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 0, es)
 	counts := make([]int, 3)
 	const n = 70000
 	for i := 0; i < n; i++ {
@@ -91,7 +92,7 @@ func TestPicker_LowLoadSharesFollowWeights(t *testing.T) {
 func TestPicker_PrefersFewerInFlight(t *testing.T) {
 	seeded(t, 2)
 	es, _ := newEntries(1, 1)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 0, es)
 	es[0].Endpoint.inFlight.Store(5)
 	for i := 0; i < 100; i++ {
 		idx, done := pickIndex(t, p, es)
@@ -107,7 +108,7 @@ func TestPicker_PrefersFewerInFlight(t *testing.T) {
 func TestPicker_CandidatesAreDistinct(t *testing.T) {
 	seeded(t, 3)
 	es, _ := newEntries(1000, 1)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 0, es)
 	es[0].Endpoint.inFlight.Store(1000)
 	for i := 0; i < 1000; i++ {
 		idx, done := pickIndex(t, p, es)
@@ -122,7 +123,7 @@ func TestPicker_CandidatesAreDistinct(t *testing.T) {
 func TestPicker_BiasZeroIsWeightedRandom(t *testing.T) {
 	seeded(t, 4)
 	es, _ := newEntries(1, 3)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 0}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 0}, 0, es)
 	es[1].Endpoint.inFlight.Store(100)
 	counts := make([]int, 2)
 	for i := 0; i < 40000; i++ {
@@ -139,7 +140,7 @@ func TestPicker_BiasZeroIsWeightedRandom(t *testing.T) {
 // the child's Done exactly once.
 func TestPicker_InFlightAndChildDone(t *testing.T) {
 	es, cs := newEntries(1, 1, 1)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 0, es)
 	var dones []func(balancer.DoneInfo)
 	for i := 0; i < 30; i++ {
 		res, err := p.Pick(balancer.PickInfo{})
@@ -183,7 +184,7 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 		es[i].Endpoint = NewEndpoint("ep", breaker.New(cfg, clock, nil))
 		es[i].Gated = true
 	}
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, FailureCodes: 1 << uint32(codes.Unavailable)}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 1<<uint32(codes.Unavailable), es)
 	// Trip endpoint 0 through a failed RPC's Done.
 	for {
 		idx, done := pickIndex(t, p, es)
@@ -193,7 +194,7 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 		}
 		// Other endpoints tripped too: reset them by rebuilding.
 		es[idx].Endpoint = NewEndpoint("ep", breaker.New(cfg, clock, nil))
-		p = New(p.cfg, es)
+		p = New(p.cfg, p.failure, es)
 	}
 	if st := es[0].Endpoint.Breaker().State(); st != breaker.Open {
 		t.Fatalf("breaker %v after a failure, want open", st)
@@ -217,7 +218,7 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 
 // TestPicker_Outcome classifies finished RPCs for the breaker.
 func TestPicker_Outcome(t *testing.T) {
-	p := New(Config{ChoiceCount: 2, FailureCodes: 1<<uint32(codes.Unavailable) | 1<<uint32(codes.Internal)}, []Entry{{Weight: 1}})
+	p := New(Config{ChoiceCount: 2}, 1<<uint32(codes.Unavailable)|1<<uint32(codes.Internal), []Entry{{Weight: 1}})
 	for _, tc := range []struct {
 		di   balancer.DoneInfo
 		want outcome
@@ -251,7 +252,7 @@ func TestPicker_LatencyPenalty(t *testing.T) {
 	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay))
 	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay))
 	es[1].Endpoint.latency.observe(float64(2*time.Millisecond), now, float64(decay))
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: decay}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(decay)}, 0, es)
 	for i := 0; i < 100; i++ {
 		idx, done := pickIndex(t, p, es)
 		if idx != 1 {
@@ -288,7 +289,7 @@ func TestPicker_EjectedCandidateIsRedrawn(t *testing.T) {
 	tk, _ := es[0].Endpoint.Breaker().Allow()
 	es[0].Endpoint.Breaker().Record(tk, false) // endpoint 0 ejected
 	es[1].Endpoint.inFlight.Store(10)          // endpoint 1 busy
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 0, es)
 	for i := 0; i < 500; i++ {
 		idx, done := pickIndex(t, p, es)
 		if idx == 0 || idx == 1 {

@@ -46,7 +46,7 @@ func TestPicker_ClosedLoopShares(t *testing.T) {
 	const picks = 60000
 	for _, callers := range []int{1, 2, 3, 4, 8, 16, 32} {
 		es, _ := newEntries(weights...)
-		p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
+		p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, 0, es)
 		counts := make([]int, len(es))
 		h := &completions{}
 		now := 0.0
