@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/serviceconfig"
@@ -125,7 +124,7 @@ func (c *LBConfig) Validate() error {
 func parseConfig(js json.RawMessage) (*LBConfig, error) {
 	cfg, warnings, err := parse(js)
 	for _, w := range warnings {
-		warnOnce(w)
+		config.WarnOnce(w, warnf)
 	}
 	return cfg, err
 }
@@ -157,29 +156,8 @@ func parse(js json.RawMessage) (*LBConfig, []string, error) {
 	return cfg, warnings, nil
 }
 
-// warned holds the warnings already logged, so that a config pushed again
-// and again (every resolver update carries it) is not logged every time.
-// maxWarned bounds it against a control plane sending ever new fields.
-var (
-	warnedMu sync.Mutex
-	warned   = make(map[string]bool)
-	// warnf logs a warning; tests replace it.
-	warnf = logger.Warning
-)
-
-const maxWarned = 1000
-
-func warnOnce(msg string) {
-	warnedMu.Lock()
-	first := !warned[msg] && len(warned) < maxWarned
-	if first {
-		warned[msg] = true
-	}
-	warnedMu.Unlock()
-	if first {
-		warnf(msg)
-	}
-}
+// warnf logs a warning; tests replace it.
+var warnf = logger.Warning
 
 var codeByName = func() map[string]codes.Code {
 	m := make(map[string]codes.Code)

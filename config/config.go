@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -114,3 +115,28 @@ type prefixed struct {
 
 func (e *prefixed) Error() string { return e.p + e.err.Error() }
 func (e *prefixed) Unwrap() error { return e.err }
+
+// maxWarned bounds the messages WarnOnce remembers, against a control plane
+// sending ever new fields.
+const maxWarned = 1000
+
+var (
+	warnedMu sync.Mutex
+	warned   = make(map[string]bool)
+)
+
+// WarnOnce calls warn(msg) the first time this process sees msg, so that a
+// config that arrives again with every resolver update is not logged every
+// time. Once maxWarned (1000) messages are remembered, new ones are not
+// logged at all.
+func WarnOnce(msg string, warn func(args ...any)) {
+	warnedMu.Lock()
+	first := !warned[msg] && len(warned) < maxWarned
+	if first {
+		warned[msg] = true
+	}
+	warnedMu.Unlock()
+	if first {
+		warn(msg)
+	}
+}

@@ -164,3 +164,14 @@ func TestUnmarshal(t *testing.T) {
 		t.Error("Unmarshal into a non-pointer: nil error")
 	}
 }
+
+func TestWarnOnce(t *testing.T) {
+	var got []any
+	warn := func(args ...any) { got = append(got, args...) }
+	for _, m := range []string{"test: a", "test: b", "test: a", "test: b", "test: c"} {
+		WarnOnce(m, warn)
+	}
+	if diff := cmp.Diff([]any{"test: a", "test: b", "test: c"}, got); diff != "" {
+		t.Errorf("logged diff (-want +got):\n%s", diff)
+	}
+}
