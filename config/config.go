@@ -1,7 +1,8 @@
 // Package config holds the JSON building blocks shared by Fulcrum's
 // configuration types: Duration, the validation helpers that give every
-// error one wording ("<field>: <value>, must be <constraint>"), and
-// Unmarshal, which reports unknown fields instead of failing on them.
+// error one wording ("<field>: <value>, must be <constraint>"),
+// Unmarshal, which reports unknown fields instead of failing on them, and
+// WarnOnce, which logs such a warning once per process.
 //
 // Each package owns the configuration of what it implements (breaker,
 // healthprobe, picker, endpointset); the transport adapters embed those types
