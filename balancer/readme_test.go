@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // readmeRow is one row of README's "Configuration reference" table.
@@ -228,4 +231,36 @@ func parseErr(field, value string, context map[string]string) string {
 		return warnings[0]
 	}
 	return ""
+}
+
+// TestREADME_TunedExampleParses: the service config of README's "Use"
+// section, every field at its default, is accepted without warnings and
+// equals DefaultConfig().
+func TestREADME_TunedExampleParses(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "A tuned service config")
+	if !ok {
+		t.Fatal(`README.md has no "A tuned service config" example`)
+	}
+	_, rest, _ = strings.Cut(rest, "```json\n")
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README's tuned example has no closed json block")
+	}
+	var sc struct {
+		LoadBalancingConfig []map[string]json.RawMessage `json:"loadBalancingConfig"`
+	}
+	if err := json.Unmarshal([]byte(block), &sc); err != nil || len(sc.LoadBalancingConfig) != 1 {
+		t.Fatalf("README's tuned example is not a service config with one policy: %v", err)
+	}
+	got, warnings, err := parse(sc.LoadBalancingConfig[0][Name])
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("README's tuned example: warnings %v, error %v", warnings, err)
+	}
+	if diff := cmp.Diff(DefaultConfig(), got, cmpopts.IgnoreFields(LBConfig{}, "LoadBalancingConfig")); diff != "" {
+		t.Errorf("README's tuned example differs from the defaults (-default +example):\n%s", diff)
+	}
 }
