@@ -185,9 +185,9 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	if b.set == nil {
 		o := engineOptions(cfg, b.requestDecision)
 		o.Now, o.LogPrefix = nowFunc, b.prefix
-		b.set = endpointset.New(engineConfig(cfg), o)
+		b.set = endpointset.New(cfg.EndpointSetConfig, o)
 	} else {
-		b.set.SetConfig(engineConfig(cfg), engineOptions(cfg, b.requestDecision))
+		b.set.SetConfig(cfg.EndpointSetConfig, engineOptions(cfg, b.requestDecision))
 	}
 	added, removed := b.set.Update(specs)
 	for _, r := range added {

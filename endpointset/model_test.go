@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
@@ -60,7 +61,7 @@ func runModel(seed uint64, steps int) (int, string) {
 	cfg := DefaultConfig()
 	bc := breaker.DefaultConfig()
 	bc.ConsecutiveFailures = 1 + rng.IntN(4)
-	bc.OpenDuration = time.Duration(1+rng.IntN(5)) * time.Second
+	bc.OpenDuration = config.Duration(time.Duration(1+rng.IntN(5)) * time.Second)
 	opts := Options{Probing: rng.IntN(4) > 0, Warmup: rng.IntN(2) == 0, Breaker: &bc, Now: clk.now}
 	s := New(cfg, opts)
 	keys := []string{"a", "b", "c", "d", "e", "f"}
@@ -112,7 +113,7 @@ func runModel(seed uint64, steps int) (int, string) {
 			if len(last.Entries) == 0 {
 				break
 			}
-			p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: time.Second}, last.Entries)
+			p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(time.Second)}, last.Entries)
 			for range 1 + rng.IntN(8) {
 				i, tok, err := p.Select()
 				if err != nil {
@@ -139,7 +140,7 @@ func runModel(seed uint64, steps int) (int, string) {
 		case ev == 10: // configuration change
 			cfg.PanicThresholdPercent = float64(rng.IntN(5) * 25)
 			cfg.MaxEjectionPercent = float64(rng.IntN(5) * 25)
-			cfg.SlowStart.Window = time.Duration(rng.IntN(3)) * 5 * time.Second
+			cfg.SlowStart.Window = config.Duration(time.Duration(rng.IntN(3)) * 5 * time.Second)
 			opts.Probing = rng.IntN(4) > 0
 			s.SetConfig(cfg, opts)
 		}

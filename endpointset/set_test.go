@@ -172,7 +172,7 @@ func TestDecide_UnreachableDoesNotHoldRequests(t *testing.T) {
 // existed), not one re-added soon after it left (registry churn), not one
 // whose breaker closes again.
 func TestSlowStart_Rules(t *testing.T) {
-	window := DefaultConfig().SlowStart.Window
+	window := time.Duration(DefaultConfig().SlowStart.Window)
 	ramping := func(s *Set, key string) bool {
 		s.Decide()
 		return s.Results()[key].Ramping
