@@ -216,12 +216,14 @@ func (b *wlrBalancer) updateEndpointsLocked(eps []resolver.Endpoint, breakerChan
 	seen := resolver.NewEndpointMap[bool]()
 	first := !b.gotFirst
 	b.gotFirst = true
-	for _, ep := range eps {
+	// Weights are normalized as a set: grpc-go's xDS weights are scaled together.
+	ws, reasons := attrs.NormalizeAll(eps)
+	for i, ep := range eps {
 		if len(ep.Addresses) == 0 {
 			continue
 		}
 		seen.Set(ep, true)
-		w, reason := attrs.Normalize(ep)
+		w, reason := ws[i], reasons[i]
 		if reason != "" {
 			b.warningf("endpoint %v: %s", ep.Addresses, reason)
 		}
