@@ -206,14 +206,17 @@ func TestXDS_HungBackendProbedOut(t *testing.T) {
 	hung := fleet[0]
 	checks := hung.Checks()
 	hung.SetHung(true)
-	// Until the probe's verdict, an RPC that lands on it times out.
-	for {
+	// Until the probe's verdict, an RPC that lands on it times out. While it
+	// is in rotation, each RPC avoids it with probability 2/3, so 30 in a
+	// row avoid it by chance with probability 5e-6.
+	for streak := 0; streak < 30 || hung.Checks() < checks+2; {
 		hits := hung.Hits()
 		rctx, rcancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		_, err := c.UnaryCall(rctx, &testpb.SimpleRequest{})
 		rcancel()
-		if err == nil && hung.Hits() == hits && hung.Checks() >= checks+2 {
-			break // an RPC went elsewhere and two probes were sent since the hang
+		streak++
+		if err != nil || hung.Hits() != hits {
+			streak = 0
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("hung backend still in rotation at the deadline (%d probes since the hang)", hung.Checks()-checks)
