@@ -2,47 +2,28 @@ package xds_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
 
-	v3xdstypepb "github.com/cncf/xds/go/xds/type/v3"
-	v3clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	v3corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	v3endpointpb "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	v3listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	v3routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	v3routerpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	v3httppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	v3discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	v3discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	v3cache "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	v3resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	v3server "github.com/envoyproxy/go-control-plane/pkg/server/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	// Lets protojson resolve the fallback policy's type in cluster.json.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/round_robin/v3"
+	xdsexample "github.com/fulcrum-lb/fulcrum/examples/xds"
 )
 
-// clusterJSON is the Cluster resource that examples/xds/README.md tells users
-// to send; every test sends it, with only the names and the Fulcrum config
-// (the TypedStruct's value) changed.
-const clusterJSON = "../examples/xds/cluster.json"
-
 // controlPlane is an xDS management server on 127.0.0.1: go-control-plane's
-// ADS server over a snapshot cache, as grpc-go's own e2e tests run it. It
-// records every NACK it receives.
+// ADS server over a snapshot cache, as grpc-go's own e2e tests run it,
+// serving the resources of examples/xds (so the cluster its README tells
+// users to send is the one proven here). It records every ACK and NACK.
 type controlPlane struct {
 	addr   string
 	nodeID string
@@ -142,27 +123,33 @@ func (cp *controlPlane) bootstrap() []byte {
 	}`, cp.addr, cp.nodeID)
 }
 
-// backendEP is one EDS endpoint: an address and its load_balancing_weight.
-type backendEP struct {
-	addr   string
-	weight uint32
-}
-
-// update serves a new snapshot: listener svc -> route -> cluster svc ->
-// the endpoints, all in one locality, with fulcrumCfg as the Fulcrum
-// config in the cluster's TypedStruct. It returns the snapshot's version.
-func (cp *controlPlane) update(t *testing.T, fulcrumCfg map[string]any, eps []backendEP) string {
+// update serves a new snapshot of examples/xds's resources: listener svc ->
+// route -> cluster svc (cluster.json, with fulcrumCfg as the Fulcrum config
+// in its TypedStruct) -> the endpoints, in one locality. It returns the
+// snapshot's version.
+func (cp *controlPlane) update(t *testing.T, fulcrumCfg map[string]any, eps []xdsexample.Endpoint) string {
 	t.Helper()
-	cluster := loadCluster(t, fulcrumCfg)
+	cfg, err := json.Marshal(fulcrumCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := xdsexample.Cluster(string(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cla, err := xdsexample.Assignment(eps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cp.mu.Lock()
 	cp.version++
 	version := strconv.Itoa(cp.version)
 	cp.mu.Unlock()
 	snap, err := v3cache.NewSnapshot(version, map[v3resource.Type][]types.Resource{
-		v3resource.ListenerType: {listener(serviceName, "route-"+serviceName)},
-		v3resource.RouteType:    {route("route-"+serviceName, serviceName, cluster.GetName())},
+		v3resource.ListenerType: {xdsexample.Listener()},
+		v3resource.RouteType:    {xdsexample.Route()},
 		v3resource.ClusterType:  {cluster},
-		v3resource.EndpointType: {assignment(cluster.GetEdsClusterConfig().GetServiceName(), eps)},
+		v3resource.EndpointType: {cla},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -192,117 +179,6 @@ func (cp *controlPlane) waitACK(ctx context.Context, typeURL, version string) er
 			return fmt.Errorf("no ACK of %s version %s (last ACKed %q): %w", typeURL, version, got, ctx.Err())
 		}
 	}
-}
-
-const serviceName = "svc"
-
-// loadCluster reads the example's Cluster resource and puts fulcrumCfg in
-// its TypedStruct (nil keeps the example's config).
-func loadCluster(t *testing.T, fulcrumCfg map[string]any) *v3clusterpb.Cluster {
-	t.Helper()
-	b, err := os.ReadFile(clusterJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &v3clusterpb.Cluster{}
-	if err := protojson.Unmarshal(b, c); err != nil {
-		t.Fatalf("%s: %v", clusterJSON, err)
-	}
-	policy := c.GetLoadBalancingPolicy().GetPolicies()[0].GetTypedExtensionConfig().GetTypedConfig()
-	ts := &v3xdstypepb.TypedStruct{}
-	if err := policy.UnmarshalTo(ts); err != nil {
-		t.Fatalf("%s: first policy: %v", clusterJSON, err)
-	}
-	if fulcrumCfg != nil {
-		if ts.Value, err = structpb.NewStruct(fulcrumCfg); err != nil {
-			t.Fatal(err)
-		}
-		if err := policy.MarshalFrom(ts); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
-// listener is the client-side Listener for target: an API listener whose
-// HTTP connection manager fetches its routes by RDS over ADS.
-func listener(target, routeName string) *v3listenerpb.Listener {
-	hcm := mustAny(&v3httppb.HttpConnectionManager{
-		RouteSpecifier: &v3httppb.HttpConnectionManager_Rds{Rds: &v3httppb.Rds{
-			ConfigSource: &v3corepb.ConfigSource{
-				ConfigSourceSpecifier: &v3corepb.ConfigSource_Ads{Ads: &v3corepb.AggregatedConfigSource{}},
-			},
-			RouteConfigName: routeName,
-		}},
-		// grpc-go requires the router filter last; its fields are unused.
-		HttpFilters: []*v3httppb.HttpFilter{{
-			Name:       "router",
-			ConfigType: &v3httppb.HttpFilter_TypedConfig{TypedConfig: mustAny(&v3routerpb.Router{})},
-		}},
-	})
-	return &v3listenerpb.Listener{
-		Name:        target,
-		ApiListener: &v3listenerpb.ApiListener{ApiListener: hcm},
-		// grpc-go reads the API listener only; the same manager in a filter
-		// chain is how go-control-plane's consistency check finds the route.
-		FilterChains: []*v3listenerpb.FilterChain{{
-			Filters: []*v3listenerpb.Filter{{
-				Name:       wellknown.HTTPConnectionManager,
-				ConfigType: &v3listenerpb.Filter_TypedConfig{TypedConfig: hcm},
-			}},
-		}},
-	}
-}
-
-// route sends every RPC for domain to cluster.
-func route(name, domain, cluster string) *v3routepb.RouteConfiguration {
-	return &v3routepb.RouteConfiguration{
-		Name: name,
-		VirtualHosts: []*v3routepb.VirtualHost{{
-			Domains: []string{domain},
-			Routes: []*v3routepb.Route{{
-				Match: &v3routepb.RouteMatch{PathSpecifier: &v3routepb.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &v3routepb.Route_Route{Route: &v3routepb.RouteAction{
-					ClusterSpecifier: &v3routepb.RouteAction_Cluster{Cluster: cluster},
-				}},
-			}},
-		}},
-	}
-}
-
-// assignment is the ClusterLoadAssignment: eps in one locality of weight 1.
-func assignment(name string, eps []backendEP) *v3endpointpb.ClusterLoadAssignment {
-	var lbEps []*v3endpointpb.LbEndpoint
-	for _, e := range eps {
-		host, portStr, _ := net.SplitHostPort(e.addr)
-		port, _ := strconv.Atoi(portStr)
-		lbEps = append(lbEps, &v3endpointpb.LbEndpoint{
-			HostIdentifier: &v3endpointpb.LbEndpoint_Endpoint{Endpoint: &v3endpointpb.Endpoint{
-				Address: &v3corepb.Address{Address: &v3corepb.Address_SocketAddress{SocketAddress: &v3corepb.SocketAddress{
-					Protocol:      v3corepb.SocketAddress_TCP,
-					Address:       host,
-					PortSpecifier: &v3corepb.SocketAddress_PortValue{PortValue: uint32(port)},
-				}}},
-			}},
-			LoadBalancingWeight: wrapperspb.UInt32(e.weight),
-		})
-	}
-	return &v3endpointpb.ClusterLoadAssignment{
-		ClusterName: name,
-		Endpoints: []*v3endpointpb.LocalityLbEndpoints{{
-			Locality:            &v3corepb.Locality{Region: "r", Zone: "z"},
-			LbEndpoints:         lbEps,
-			LoadBalancingWeight: wrapperspb.UInt32(1),
-		}},
-	}
-}
-
-func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(err)
-	}
-	return a
 }
 
 // quietLogger drops go-control-plane's logs: its debug lines would flood the

@@ -21,6 +21,7 @@ import (
 
 	// Registers weighted_least_request, which the cluster names.
 	_ "github.com/fulcrum-lb/fulcrum"
+	xdsexample "github.com/fulcrum-lb/fulcrum/examples/xds"
 	"github.com/fulcrum-lb/fulcrum/internal/testutil"
 )
 
@@ -53,7 +54,7 @@ func dial(t *testing.T, cp *controlPlane) testgrpc.TestServiceClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := grpc.NewClient("xds:///"+serviceName,
+	cc, err := grpc.NewClient("xds:///"+xdsexample.Service,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithResolvers(r))
 	if err != nil {
@@ -64,10 +65,10 @@ func dial(t *testing.T, cp *controlPlane) testgrpc.TestServiceClient {
 }
 
 // endpoints lists the fleet's backends with the given EDS weights.
-func endpoints(f testutil.Fleet, weights ...uint32) []backendEP {
-	eps := make([]backendEP, len(f))
+func endpoints(f testutil.Fleet, weights ...uint32) []xdsexample.Endpoint {
+	eps := make([]xdsexample.Endpoint, len(f))
 	for i, b := range f {
-		eps[i] = backendEP{addr: b.Addr, weight: weights[i]}
+		eps[i] = xdsexample.Endpoint{Addr: b.Addr, Weight: weights[i]}
 	}
 	return eps
 }
@@ -142,7 +143,7 @@ func TestXDS_SharesFollowEDSWeights(t *testing.T) {
 	// n = 2100) make a spurious failure a 1-in-15000 event per backend.
 	const n = 2100
 	got := count(ctx, t, c, n)
-	t.Logf("%d RPCs through xds:///%s, EDS weights 1:2:4:", n, serviceName)
+	t.Logf("%d RPCs through xds:///%s, EDS weights 1:2:4:", n, xdsexample.Service)
 	for i, b := range fleet {
 		p := float64(weights[i]) / 7
 		share := float64(got[b.Addr]) / n
