@@ -87,12 +87,14 @@ func Normalize(ep resolver.Endpoint) (w uint32, reason string) {
 //
 // Weights taken from grpc-go's attribute are scaled together: grpc-go's xDS
 // client writes EDS weights as fixed-point fractions of the whole priority
-// (gRFC A113: endpoint share x locality share x 2^31, so 1:2:4 arrives as
-// about 3.1e8:6.1e8:1.2e9), which clamping one by one would flatten to
-// MaxWeight each. When the largest of them exceeds MaxWeight, every one is
-// multiplied by MaxWeight/largest (rounded, at least 1): ratios are kept to a
-// resolution of 1/MaxWeight of the largest weight. Otherwise they are used as
-// they are. This is expected, so it gives no reason.
+// by default (gRFC A113: endpoint share x locality share x 2^31, so 1:2:4
+// arrives as about 3.1e8:6.1e8:1.2e9; locality weight x endpoint weight
+// with GRPC_EXPERIMENTAL_PF_WEIGHTED_SHUFFLING=false), which clamping one
+// by one would flatten to MaxWeight each. When the largest of them exceeds
+// MaxWeight, every one is multiplied by MaxWeight/largest (rounded, at least
+// 1): ratios are kept to a resolution of 1/MaxWeight of the largest weight.
+// Otherwise they are used as they are. This is expected, so it gives no
+// reason.
 func NormalizeAll(eps []resolver.Endpoint) (ws []uint32, reasons []string) {
 	ws = make([]uint32, len(eps))
 	reasons = make([]string, len(eps))
