@@ -155,7 +155,10 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	var updates []update
 	var specs []endpointset.Spec
 	eps := map[string]resolver.Endpoint{}
-	for _, ep := range ccs.ResolverState.Endpoints {
+	// Weights are normalised as a set: grpc-go's xDS weights (fractions
+	// of the priority, gRFC A113) are scaled down together.
+	ws, reasons := attrs.NormalizeAll(ccs.ResolverState.Endpoints)
+	for i, ep := range ccs.ResolverState.Endpoints {
 		if len(ep.Addresses) == 0 {
 			continue
 		}
@@ -164,7 +167,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 			continue
 		}
 		eps[key] = ep
-		w, reason := attrs.Normalize(ep)
+		w, reason := ws[i], reasons[i]
 		addrs := make([]string, len(ep.Addresses))
 		for i, a := range ep.Addresses {
 			addrs[i] = a.Addr
