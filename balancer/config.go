@@ -96,8 +96,6 @@ type BreakerConfig struct {
 	// a handler returns, i.e. ordinary application errors). OK may not be
 	// listed.
 	FailureCodes []string `json:"failureCodes"`
-
-	failureMask uint32
 }
 
 // HealthProbeConfig configures active grpc.health.v1 probing.
@@ -321,7 +319,6 @@ func (c *LBConfig) validate() error {
 			bad(fmt.Sprintf("breaker.failureCodes[%d]", i), fmt.Sprintf("%q", name), "a non-OK gRPC status code name such as \"UNAVAILABLE\"")
 		}
 	}
-	b.failureMask = failureMask(b.FailureCodes)
 
 	h := &c.HealthProbe
 	durIn("healthProbe.interval", h.Interval, 10*time.Millisecond, time.Hour)
@@ -360,4 +357,16 @@ func upperSnake(s string) string {
 		b.WriteRune(r)
 	}
 	return strings.ToUpper(b.String())
+}
+
+// failureMask turns failure code names (any case) into a bitmask
+// (1 << code); unknown names are left out (validate reports them).
+func failureMask(names []string) uint32 {
+	var m uint32
+	for _, n := range names {
+		if c, ok := codeByName[strings.ToUpper(n)]; ok && c != codes.OK {
+			m |= 1 << uint32(c)
+		}
+	}
+	return m
 }

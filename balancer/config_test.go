@@ -120,15 +120,19 @@ func TestParseConfig_FailureMask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := failureMask(defaultFailureCodes); cfg.Breaker.failureMask != want || want == 0 {
-		t.Errorf("default failure mask %b, want %b", cfg.Breaker.failureMask, want)
+	// UNAVAILABLE 14, INTERNAL 13, DATA_LOSS 15, RESOURCE_EXHAUSTED 8.
+	if got, want := failureMask(cfg.Breaker.FailureCodes), uint32(1<<14|1<<13|1<<15|1<<8); got != want {
+		t.Errorf("default failure mask %b, want %b", got, want)
+	}
+	if got := failureMask(DefaultConfig().Breaker.FailureCodes); got != uint32(1<<14|1<<13|1<<15|1<<8) {
+		t.Errorf("DefaultConfig() failure mask %b: a parent policy handing it over would get breakers that never trip", got)
 	}
 	cfg, err = parseConfig([]byte(`{"breaker":{"failureCodes":["cancelled","DEADLINE_EXCEEDED"]}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := uint32(1<<1 | 1<<4); cfg.Breaker.failureMask != want {
-		t.Errorf("mask %b, want %b", cfg.Breaker.failureMask, want)
+	if got, want := failureMask(cfg.Breaker.FailureCodes), uint32(1<<1|1<<4); got != want {
+		t.Errorf("mask %b, want %b", got, want)
 	}
 }
 

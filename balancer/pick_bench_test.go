@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	grpcbalancer "google.golang.org/grpc/balancer"
 	_ "google.golang.org/grpc/balancer/leastrequest" // registers least_request_experimental
@@ -16,7 +17,6 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
-	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
 // pickBenchPolicy is one policy configuration under benchmark.
@@ -141,20 +141,9 @@ func buildReadyPicker(b *testing.B, pol pickBenchPolicy, n int) grpcbalancer.Pic
 		b.Fatalf("%s created %d SubConns for %d endpoints", pol.name, got, n)
 	}
 
-	last, lastReady := cc.pickers()
-	if last.ConnectivityState != connectivity.Ready || lastReady == nil {
-		b.Fatalf("%s: last published state %v, want READY", pol.name, last.ConnectivityState)
-	}
-	p := lastReady
-	if pol.name == Name {
-		wp, ok := p.(*picker.Picker)
-		if !ok {
-			b.Fatalf("%s published a %T, want *picker.Picker", pol.name, p)
-		}
-		if wp.Len() != n {
-			b.Fatalf("%s picker has %d candidates, want %d", pol.name, wp.Len(), n)
-		}
-	}
+	// weighted_least_request publishes from its own goroutine (events are
+	// coalesced): wait, under a deadline, for its picker over all n.
+	p := waitReadyPicker(b, cc, pol, n)
 
 	seen := make(map[grpcbalancer.SubConn]bool)
 	for range max(64, 8*n) {
@@ -299,4 +288,24 @@ func (benchMetrics) RecordInt64Gauge(*estats.Int64GaugeHandle, int64, ...string)
 func (benchMetrics) RecordInt64UpDownCount(*estats.Int64UpDownCountHandle, int64, ...string) {}
 func (benchMetrics) RegisterAsyncReporter(estats.AsyncMetricReporter, ...estats.AsyncMetric) func() {
 	return func() {}
+}
+
+func waitReadyPicker(b *testing.B, cc *benchClientConn, pol pickBenchPolicy, n int) grpcbalancer.Picker {
+	b.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		last, p := cc.pickers()
+		ok := last.ConnectivityState == connectivity.Ready && p != nil
+		if ok && pol.name == Name {
+			wp, isW := p.(*grpcPicker)
+			ok = isW && wp.p.Len() == n
+		}
+		if ok {
+			return p
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: last published state %v (picker %T), want READY over %d endpoints", pol.name, last.ConnectivityState, p, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -58,6 +58,9 @@ type phase struct {
 	// most one ever is.
 	trials    atomic.Int32
 	successes atomic.Int32
+	// trialAt is the clock when the latest trial was admitted: a trial
+	// still in flight after TrialTimeout is superseded (see Allow).
+	trialAt atomic.Int64
 }
 
 // Ticket is an admitted call. Pass it to exactly one of Record or Release.
@@ -129,7 +132,10 @@ func (b *Breaker) Admits() bool {
 		return true
 	case HalfOpen:
 		n := p.trials.Load()
-		return n < b.trials && n == p.successes.Load()
+		if n == p.successes.Load() {
+			return n < b.trials
+		}
+		return b.cfg.TrialTimeout > 0 && b.clock()-p.trialAt.Load() >= int64(b.cfg.TrialTimeout)
 	default:
 		return b.clock() >= p.until
 	}
@@ -156,8 +162,37 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 			// caller wins however many race.
 			for {
 				n := p.trials.Load()
-				if n >= b.trials || n != p.successes.Load() {
+				if n != p.successes.Load() {
+					// A trial is in flight. One that never finishes (a
+					// unary RPC without deadline to a hung server, a
+					// long-lived stream) must not keep the endpoint out
+					// for ever: after TrialTimeout it is superseded and
+					// says nothing any more (its ticket goes stale), and
+					// this caller becomes the trial of a fresh half-open
+					// phase.
+					if b.cfg.TrialTimeout <= 0 {
+						return Ticket{}, false
+					}
+					now := b.clock()
+					if now-p.trialAt.Load() < int64(b.cfg.TrialTimeout) {
+						return Ticket{}, false
+					}
+					np := &phase{state: HalfOpen, gen: p.gen + 1, trips: p.trips, since: p.since}
+					np.trials.Store(1)
+					np.trialAt.Store(now)
+					if b.cur.CompareAndSwap(p, np) {
+						return Ticket{np}, true
+					}
+					break // another goroutine moved first; decide again
+				}
+				if n >= b.trials {
 					return Ticket{}, false
+				}
+				if b.cfg.TrialTimeout > 0 {
+					// Stamped before the CAS so that no goroutine sees
+					// this trial in flight with the previous trial's
+					// time (a lost CAS only makes the stamp later).
+					p.trialAt.Store(b.clock())
 				}
 				if p.trials.CompareAndSwap(n, n+1) {
 					return Ticket{p}, true
@@ -170,6 +205,7 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 			}
 			np := &phase{state: HalfOpen, gen: p.gen + 1, trips: p.trips, since: now}
 			np.trials.Store(1)
+			np.trialAt.Store(now)
 			if b.cur.CompareAndSwap(p, np) {
 				b.notify(Open, HalfOpen, func() string {
 					return fmt.Sprintf("open period %v elapsed", time.Duration(p.until-p.since))
@@ -179,6 +215,26 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 			// Another goroutine moved first; decide again on its phase.
 		}
 	}
+}
+
+// Snapshot is a consistent view of a Breaker for decisions and reports.
+type Snapshot struct {
+	State State
+	// Until is, when State is Open, the clock reading at which the open
+	// period ends (in the units of the clock given to New).
+	Until int64
+	// Trips is the level of the current (Open, HalfOpen) or last (Closed)
+	// trip: the open period was OpenDuration x 2^(Trips-1), capped.
+	Trips int
+	// Transitions counts state changes since New.
+	Transitions uint64
+}
+
+// Snapshot returns the breaker's current phase. It reads one atomic
+// pointer: safe and cheap from any goroutine.
+func (b *Breaker) Snapshot() Snapshot {
+	p := b.cur.Load()
+	return Snapshot{State: p.state, Until: p.until, Trips: p.trips, Transitions: p.gen}
 }
 
 // Record reports the outcome of a call admitted by Allow. Outcomes of calls

@@ -41,6 +41,11 @@ type Config struct {
 	// failed RPC per open period; any failure reopens the breaker. Default
 	// 3; must be >= 1.
 	HalfOpenRequests int
+	// TrialTimeout bounds a half-open trial: a trial RPC still in flight
+	// after TrialTimeout no longer holds the next trial back (it is
+	// superseded and its outcome ignored). 0 disables the bound. Default
+	// 10s.
+	TrialTimeout time.Duration
 }
 
 // DefaultConfig returns the documented defaults of every field.
@@ -53,6 +58,7 @@ func DefaultConfig() Config {
 		OpenDuration:        5 * time.Second,
 		MaxOpenDuration:     2 * time.Minute,
 		HalfOpenRequests:    3,
+		TrialTimeout:        10 * time.Second,
 	}
 }
 

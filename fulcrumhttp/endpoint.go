@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
 // newEndpointTransport returns the connection pool of one endpoint: a clone
@@ -78,36 +80,34 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return fmt.Sprintf("dial: %v", e.err) }
 func (e *dialError) Unwrap() error { return e.err }
 
-// outcome is what one attempt says about its endpoint.
-type outcome int
-
-const (
-	// neutral: nothing learnt (cancelled by the caller, or never sent).
-	neutral outcome = iota
-	success
-	failure
+// Outcomes of attempts, for the breaker and the latency estimate.
+var (
+	// A connection error or a failure status: counts against the
+	// endpoint; a fast failure says nothing about its speed.
+	failed = picker.Outcome{Verdict: picker.Failure, Timing: picker.Untimed}
+	// An answer from a working server (4xx included).
+	answered = picker.Outcome{Verdict: picker.Success, Timing: picker.Timed}
+	// The caller cancelled or its deadline passed: nothing learnt about
+	// health, and the endpoint took at least this long.
+	cutShort = picker.Outcome{Verdict: picker.NoVerdict, Timing: picker.LowerBound}
 )
-
-func (o outcome) String() string {
-	return [...]string{"neutral", "success", "failure"}[o]
-}
 
 // classifyErr classifies an attempt that got no response. ctx is the
 // request's context: an error after the caller cancelled or timed out is
 // the caller's, not the endpoint's.
-func classifyErr(ctx context.Context, err error) outcome {
+func classifyErr(ctx context.Context, err error) picker.Outcome {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return neutral
+		return cutShort
 	}
-	return failure
+	return failed
 }
 
 // classifyStatus classifies a response by its status: a listed failure
 // status is a failure, anything else (4xx included) is an answer from a
 // working server.
-func classifyStatus(code int, failures []int) outcome {
+func classifyStatus(code int, failures []int) picker.Outcome {
 	if slices.Contains(failures, code) {
-		return failure
+		return failed
 	}
-	return success
+	return answered
 }

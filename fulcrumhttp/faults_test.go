@@ -3,6 +3,7 @@ package fulcrumhttp_test
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -233,5 +234,36 @@ func TestTransport_SlowEndpointLosesShare(t *testing.T) {
 	wg.Wait()
 	if share := float64(bs[0].hits.Load()) / 400; share > 0.15 {
 		t.Errorf("slow endpoint share = %.2f, want < 0.15 (fair share 0.33)", share)
+	}
+}
+
+// TestTransport_RetriesNeverRepeatAnEndpoint: with two of three servers
+// failing and three attempts allowed, every GET ends on the healthy server
+// and no server sees the same request twice: each retry goes to an
+// endpoint not tried yet.
+func TestTransport_RetriesNeverRepeatAnEndpoint(t *testing.T) {
+	bs := newBackends(t, 3)
+	bs[0].status.Store(http.StatusBadGateway)
+	bs[1].status.Store(http.StatusServiceUnavailable)
+	tr := newTransport(t, map[string]string{"svc": staticTarget(bs)},
+		`{"breaker":{"enabled":false},"retry":{"maxAttempts":3,"minRetriesPerSecond":1000}}`)
+	c := &http.Client{Transport: tr}
+	for i := range 60 {
+		code, id, err := do(t, c, http.MethodGet, "http://svc/", http.Header{"X-Req-Id": {strconv.Itoa(i)}}, "")
+		if err != nil || code != 200 || id != "b2" {
+			t.Fatalf("request %d: %d from %q, %v; want 200 from b2", i, code, id, err)
+		}
+	}
+	for _, b := range bs {
+		b.mu.Lock()
+		for id, n := range b.reqIDs {
+			if n > 1 {
+				t.Errorf("backend %s saw request %s %d times", b.id, id, n)
+			}
+		}
+		b.mu.Unlock()
+	}
+	if r := tr.Stats().Retries; r != uint64(bs[0].hits.Load()+bs[1].hits.Load()) || r == 0 {
+		t.Errorf("retries %d, failed attempts %d; want one retry per failed attempt", r, bs[0].hits.Load()+bs[1].hits.Load())
 	}
 }

@@ -45,6 +45,7 @@ type backend struct {
 	lastProt int    // ProtoMajor of the last request
 	release  chan struct{}
 	stopOnce sync.Once
+	reqIDs   map[string]int // X-Req-Id -> times seen
 }
 
 func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +65,12 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.hits.Add(1)
 	b.mu.Lock()
 	b.lastHost, b.lastProt = r.Host, r.ProtoMajor
+	if id := r.Header.Get("X-Req-Id"); id != "" {
+		if b.reqIDs == nil {
+			b.reqIDs = map[string]int{}
+		}
+		b.reqIDs[id]++
+	}
 	if r.TLS != nil {
 		b.lastTLS = r.TLS.ServerName
 	}

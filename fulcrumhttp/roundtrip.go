@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
+	"sync/atomic"
+
+	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
 // maxDrain is how much of a retried response's body is read so that its
@@ -22,88 +26,107 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	g.t.budget.deposit()
 	canRepeat := cfg.Retry.MaxAttempts > 1 && retryable(req)
 
-	ep, done, err := g.pick(ctx, nil)
+	a, err := g.pick(ctx, nil)
 	if err != nil {
 		closeReqBody(req)
 		return nil, err
 	}
 	out := req
-	for attempt := 1; ; attempt++ {
-		ep.requests.Add(1)
-		resp, err := ep.rt.RoundTrip(out)
-		var o outcome
-		if err != nil {
-			o = classifyErr(ctx, err)
-		} else {
-			o = classifyStatus(resp.StatusCode, cfg.FailureStatuses)
-			g.retryAfterHint(ep, resp)
-		}
-		retry := canRepeat && attempt < cfg.Retry.MaxAttempts && ctx.Err() == nil &&
-			(err != nil && o == failure || err == nil && slices.Contains(cfg.Retry.Statuses, resp.StatusCode))
-		var next *endpoint
-		var nextDone func(outcome)
+	var tried []*endpoint
+	for n := 1; ; n++ {
+		resp, o, err := g.send(ctx, a, out)
+		retry := canRepeat && n < cfg.Retry.MaxAttempts && ctx.Err() == nil &&
+			(err != nil && o.Verdict == picker.Failure || err == nil && slices.Contains(cfg.Retry.Statuses, resp.StatusCode))
+		var next *attempt
 		if retry {
-			next, nextDone = g.nextAttempt(ctx, ep)
+			tried = append(tried, a.ep)
+			next = g.nextAttempt(ctx, tried)
 		}
 		if next == nil {
 			// This attempt's result is the request's.
 			if err != nil {
-				g.finish(ep, done, o)
-				return nil, fmt.Errorf("fulcrumhttp: host %q: endpoint %s: %w", g.route.key, ep.addr(), err)
+				a.finish(o)
+				return nil, fmt.Errorf("fulcrumhttp: host %q: endpoint %s: %w", g.route.key, a.ep.addr(), err)
 			}
-			g.track(ctx, resp, ep, done, o)
+			g.track(ctx, resp, a, o)
 			return resp, nil
 		}
 		if resp != nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 			resp.Body.Close()
 		}
-		g.finish(ep, done, o)
+		a.finish(o)
 		if out, err = rewind(ctx, req); err != nil {
-			g.finish(next, nextDone, neutral)
+			next.abort()
 			return nil, fmt.Errorf("fulcrumhttp: host %q: rewinding the body for a retry: %w", g.route.key, err)
 		}
 		g.t.retries.Add(1)
-		ep, done = next, nextDone
+		a = next
 	}
 }
 
-// nextAttempt picks another endpoint for a retry and takes the retry from
-// the budget, or returns nil if either is not available.
-func (g *group) nextAttempt(ctx context.Context, prev *endpoint) (*endpoint, func(outcome)) {
-	next, done, err := g.pick(ctx, prev)
+// send makes one attempt on a.ep and classifies it. An attempt that had to
+// dial a new connection is not timed when the latency term is on: its
+// duration is mostly the dial, not the endpoint's serving time.
+func (g *group) send(ctx context.Context, a *attempt, req *http.Request) (*http.Response, picker.Outcome, error) {
+	a.ep.requests.Add(1)
+	var dialled *atomic.Bool
+	if g.pcfg.LatencyAware {
+		dialled = new(atomic.Bool)
+		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+			if !info.Reused {
+				dialled.Store(true)
+			}
+		}}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	}
+	resp, err := a.ep.rt.RoundTrip(req)
+	var o picker.Outcome
 	if err != nil {
-		return nil, nil // nowhere else to go: the failed attempt stands
+		o = classifyErr(ctx, err)
+	} else {
+		o = classifyStatus(resp.StatusCode, g.t.cfg.FailureStatuses)
+		g.retryAfterHint(a.ep, resp)
+	}
+	if dialled != nil && dialled.Load() && o.Timing == picker.Timed {
+		o.Timing = picker.Untimed
+	}
+	return resp, o, err
+}
+
+// nextAttempt picks an endpoint not tried yet for a retry and takes the
+// retry from the budget, or returns nil if either is not available.
+func (g *group) nextAttempt(ctx context.Context, tried []*endpoint) *attempt {
+	next, err := g.pick(ctx, tried)
+	if err != nil {
+		return nil // nowhere else to go: the failed attempt stands
 	}
 	if !g.t.budget.withdraw() {
 		g.t.retriesDenied.Add(1)
-		done(neutral)
-		return nil, nil
+		next.abort()
+		return nil
 	}
-	return next, done
+	return next
 }
 
-// finish reports an attempt's outcome to selection once.
-func (g *group) finish(ep *endpoint, done func(outcome), o outcome) {
-	if o == failure {
-		ep.failures.Add(1)
-	}
-	done(o)
-}
-
-// track keeps the request in flight until the response body is read to
+// track keeps the attempt in flight until the response body is read to
 // EOF, fails or is closed. A body that breaks off (the instance died
-// mid-stream) is a failure unless the caller's context ended.
-func (g *group) track(ctx context.Context, resp *http.Response, ep *endpoint, done func(outcome), o outcome) {
+// mid-stream) is a failure unless the caller's context ended, which makes
+// the duration a lower bound.
+func (g *group) track(ctx context.Context, resp *http.Response, a *attempt, o picker.Outcome) {
 	if resp.Body == nil || resp.Body == http.NoBody {
-		g.finish(ep, done, o)
+		a.finish(o)
 		return
 	}
 	resp.Body = wrapBody(resp.Body, func(err error) {
-		if err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			o = failure
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || errors.Is(err, context.Canceled):
+			o = cutShort
+		default:
+			o = failed
 		}
-		g.finish(ep, done, o)
+		a.finish(o)
 	})
 }
 

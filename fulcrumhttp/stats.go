@@ -30,14 +30,19 @@ type EndpointStats struct {
 	// Breaker is the breaker state: "closed", "open", "half-open", or ""
 	// when the breaker is disabled.
 	Breaker string
+	// State is the engine's last decision about the endpoint ("usable",
+	// "warming", "unhealthy", "ejected", "disconnected" while a
+	// Retry-After holds it off), and Reason says why.
+	State, Reason string
 }
 
 // Stats returns the current counters.
 func (t *Transport) Stats() Stats {
 	s := Stats{Retries: t.retries.Load(), RetriesDenied: t.retriesDenied.Load()}
 	for _, g := range t.groups {
+		results := g.set.Results()
 		g.mu.Lock()
-		for _, ep := range g.eps {
+		for key, ep := range g.eps {
 			es := EndpointStats{
 				Host:     g.route.key,
 				Addr:     ep.addr(),
@@ -46,7 +51,16 @@ func (t *Transport) Stats() Stats {
 				Failures: ep.failures.Load(),
 				Healthy:  !ep.probe.known || ep.probe.healthy,
 			}
-			es.InFlight, es.Breaker = g.sel.endpointStats(ep)
+			es.InFlight = ep.rec.Hot.InFlight()
+			if b := ep.rec.Hot.Breaker(); b != nil {
+				es.Breaker = b.State().String()
+			}
+			if r, ok := results[key]; ok {
+				es.State, es.Reason = r.State.String(), r.Reason
+			}
+			if !ep.holdUntil.IsZero() {
+				es.Reason = "holding off after Retry-After until " + ep.holdUntil.Format("15:04:05.000")
+			}
 			s.Endpoints = append(s.Endpoints, es)
 		}
 		g.mu.Unlock()

@@ -216,3 +216,19 @@ func (t *Transport) probeSpec(r route) probeSpec {
 		notFoundIsHealthy:  t.cfg.NotFoundIsHealthy,
 	}
 }
+
+// CloseIdleConnections closes the idle connections of every endpoint's
+// pool and of the base transport; http.Client.CloseIdleConnections calls
+// it.
+func (t *Transport) CloseIdleConnections() {
+	for _, g := range t.groups {
+		g.mu.Lock()
+		for _, ep := range g.eps {
+			ep.rt.CloseIdleConnections()
+		}
+		g.mu.Unlock()
+	}
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

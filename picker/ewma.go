@@ -33,11 +33,16 @@ type peakEWMA struct {
 	stamp atomic.Int64  // monotonic nanoseconds of the last update
 }
 
-// observe records one RPC latency rtt (nanoseconds) completed at now.
-func (e *peakEWMA) observe(rtt float64, now int64, tau float64) {
+// observe records one RPC latency rtt (nanoseconds) completed at now. A
+// lowerBound sample (an RPC cut short by a deadline or a cancellation: its
+// latency is at least rtt) may only raise the estimate.
+func (e *peakEWMA) observe(rtt float64, now int64, tau float64, lowerBound bool) {
 	for {
 		oldBits := e.cost.Load()
 		prev := math.Float64frombits(oldBits)
+		if lowerBound && rtt <= prev*decayWeight(now-e.stamp.Load(), tau) {
+			return
+		}
 		next := prev + (rtt-prev)*riseFactor
 		if rtt < prev {
 			w := decayWeight(now-e.stamp.Load(), tau)

@@ -1,13 +1,17 @@
-// Package picker implements the weighted least-request picker of the
-// weighted_least_request policy: power-of-N-choices over in-flight RPCs,
-// scaled by endpoint weight, with an optional peak-EWMA latency term and a
+// Package picker selects an endpoint for each request: weighted
+// least-request over distinct candidates (power of N choices on in-flight
+// requests, scaled by weight), with an optional peak-EWMA latency term and a
 // per-endpoint admission gate (the circuit breaker).
 //
-// A Picker is an immutable snapshot built by the balancer on every change;
-// the per-endpoint state it reads (Endpoint) is shared by pointer and
-// survives rebuilds. Pick takes no lock, never blocks and allocates at most
-// once (the Done closure, cached per endpoint unless the latency term is
-// on).
+// It knows no transport: the gRPC adapter (package balancer) and the HTTP
+// adapter (package fulcrumhttp) call Select, send the request, classify its
+// result into an Outcome and call Finish. It owns selection and the
+// accounting of a request's life (in-flight, latency, breaker outcome); it
+// does not decide which endpoints are candidates (package endpointset does).
+//
+// A Picker is an immutable snapshot; the per-endpoint state it reads
+// (Endpoint) is shared by pointer and survives rebuilds. Select and Finish
+// take no lock, never block and do not allocate.
 package picker
 
 import (
@@ -15,17 +19,12 @@ import (
 	"fmt"
 	"math"
 	rand "math/rand/v2"
-	"sync/atomic"
 	"time"
-
-	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
 )
 
-// MaxChoiceCount is the largest choiceCount the picker accepts, as in gRFC
+// MaxChoiceCount is the largest choiceCount the picker uses, as in gRFC
 // A48 ("choice_count > 10 ... will set choice_count = 10").
 const MaxChoiceCount = 10
 
@@ -37,77 +36,33 @@ const latencyTolerance = 2.0
 
 // latencyFloor is the smallest latency estimate the comparison uses. Below
 // a millisecond, differences between equal endpoints are dominated by
-// scheduling and GC noise (without the floor, the serial case of
-// TestBalancer_WeightedShares with the latency term on and zero-time
-// handlers came out 17.8/35.6/46.6 % for 1:2:4), and they cost little in
-// the tail.
+// scheduling and GC noise, and they cost little in the tail.
 const latencyFloor = float64(time.Millisecond)
-
-// Endpoint is the state of one endpoint that outlives pickers: in-flight
-// RPCs, the latency estimate and the gate.
-type Endpoint struct {
-	addr     string           // read-only after construction
-	gate     *breaker.Breaker // read-only after construction; may be nil
-	inFlight atomic.Int64
-	latency  peakEWMA
-	done     atomic.Pointer[cachedDone]
-}
-
-// NewEndpoint returns the shared state of the endpoint reached at addr
-// (used in logs and errors). gate is its circuit breaker, or nil.
-func NewEndpoint(addr string, gate *breaker.Breaker) *Endpoint {
-	return &Endpoint{addr: addr, gate: gate}
-}
-
-// Breaker returns the endpoint's circuit breaker, or nil.
-func (e *Endpoint) Breaker() *breaker.Breaker { return e.gate }
-
-// Addr returns the address the endpoint was created with.
-func (e *Endpoint) Addr() string { return e.addr }
-
-// InFlight returns the number of RPCs picked for e whose Done has not run.
-func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
-
-// Latency returns the current peak-EWMA latency estimate (zero when unknown
-// or when the latency term is off).
-func (e *Endpoint) Latency(decay time.Duration) time.Duration {
-	return time.Duration(e.latency.value(nanotime(), float64(decay)))
-}
 
 // Entry is one candidate of a Picker.
 type Entry struct {
-	// Picker is the endpoint's child picker (pick_first, READY).
-	Picker balancer.Picker
 	// Endpoint is the shared per-endpoint state.
 	Endpoint *Endpoint
 	// Weight is the effective weight (discovery weight x slow-start
 	// factor); must be > 0.
 	Weight float64
 	// Gated says whether the endpoint's breaker decides admission. The
-	// balancer clears it for endpoints that maxEjectionPercent or panic mode
+	// engine clears it for endpoints that maxEjectionPercent or panic mode
 	// keep in rotation despite their breaker.
 	Gated bool
 }
 
-// Config is the selection configuration of a Picker.
-type Config struct {
-	// ChoiceCount distinct candidates are compared per pick, 2..10.
-	ChoiceCount int
-	// ActiveRequestBias is the exponent of the in-flight count in the
-	// score; 0 means weighted random.
-	ActiveRequestBias float64
-	// LatencyAware adds the peak-EWMA latency term.
-	LatencyAware bool
-	// LatencyDecay is the time constant of the peak-EWMA estimate.
-	LatencyDecay time.Duration
-	// FailureCodes is the set of status codes that count as a failure for
-	// the gate, as a bitmask (1 << code).
-	FailureCodes uint32
-}
-
-// ErrAllRejected is wrapped by the error Pick returns when every endpoint's
-// gate rejects the call.
+// ErrAllRejected is wrapped by the error Select returns when every
+// candidate's gate rejects the request.
 var ErrAllRejected = errors.New("ejected by circuit breaker")
+
+// Token is one selected request. Pass it to exactly one of Finish or
+// Abort.
+type Token struct {
+	ticket breaker.Ticket
+	gated  bool
+	start  int64 // nanotime at Select; 0 without the latency term
+}
 
 // Picker is an immutable weighted least-request picker.
 type Picker struct {
@@ -119,8 +74,7 @@ type Picker struct {
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 }
 
-// clockBase anchors nanotime: time.Since reads only the monotonic clock,
-// which costs about half of time.Now().UnixNano() on a VM.
+// clockBase anchors nanotime: time.Since reads only the monotonic clock.
 var clockBase = time.Now()
 
 // nanotime and randUint64/randFloat64 are package variables so tests can
@@ -137,7 +91,7 @@ func New(cfg Config, entries []Entry) *Picker {
 	p := &Picker{
 		cfg:     cfg,
 		k:       min(max(cfg.ChoiceCount, 1), len(entries), MaxChoiceCount),
-		tau:     float64(cfg.LatencyDecay),
+		tau:     float64(time.Duration(cfg.LatencyDecay)),
 		entries: entries,
 	}
 	equal, total := true, 0.0
@@ -156,14 +110,20 @@ func New(cfg Config, entries []Entry) *Picker {
 // Len returns the number of candidates.
 func (p *Picker) Len() int { return len(p.entries) }
 
+// Entry returns candidate i.
+func (p *Picker) Entry(i int) *Entry { return &p.entries[i] }
+
+// LatencyAware reports whether Finish times requests.
+func (p *Picker) LatencyAware() bool { return p.cfg.LatencyAware }
+
 // sample draws one entry index with probability proportional to weight.
 func (p *Picker) sample() int {
 	n := len(p.entries)
+	r := randUint64()
 	if p.alias == nil {
-		return int(randUint64() % uint64(n))
+		return int((r >> 32) * uint64(n) >> 32)
 	}
 	// Vose's alias method: one random number, one comparison.
-	r := randUint64()
 	i := int((r >> 32) * uint64(n) >> 32)
 	if uint32(r) < p.alias[i].thr {
 		return i
@@ -199,26 +159,23 @@ func contains(s []int, v int) bool {
 
 // beats reports whether candidate b should replace the current best a.
 //
-// Selection follows Envoy's LEAST_REQUEST in spirit but avoids the low-load
-// trap the design notes describe. Candidates are sampled in proportion to
-// weight, and b replaces a only if b would still be no more loaded per unit
-// of weight than a after taking a share of this RPC:
+// Candidates are sampled in proportion to weight, and b replaces a only if
+// b would still be no more loaded per unit of weight than a after taking a
+// share of this request:
 //
 //	(inFlight_b + u)^bias / weight_b <= inFlight_a^bias / weight_a,  u ~ U[0,1)
 //
 // At low load every candidate has 0 in flight, b (almost) never beats a,
 // and the first, weight-sampled candidate wins: shares equal weights. At
 // high load the rule equalises in-flight per unit of weight, so a slow or
-// stuck backend, which holds more RPCs for the same rate, loses share.
+// stuck endpoint, which holds more requests for the same rate, loses share.
 //
 // Why not "lower score wins": a distinct pair cannot include a heavy
 // endpoint often enough for coin-flip comparisons to give it its share, so
 // plain comparison compresses unequal weights toward equal shares at
-// moderate load, and charging the challenger a full extra RPC
-// over-corrects (both seen in an exploratory simulation while choosing the
-// rule). The random fraction u dithers between the two. The real picker in
-// a closed-loop simulation (TestPicker_ClosedLoopShares) stays within 2.1
-// points of 14/29/57 % from 3 to 32 RPCs in flight, 4.0 at exactly 2.
+// moderate load, and charging the challenger a full extra request
+// over-corrects. The random fraction u dithers between the two
+// (TestPicker_ClosedLoopShares measures it).
 func (p *Picker) beats(b, a *Entry, now int64) bool {
 	bias := p.cfg.ActiveRequestBias
 	if bias == 0 {
@@ -247,8 +204,10 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 	return lb*a.Weight <= la*b.Weight
 }
 
-// Pick implements balancer.Picker.
-func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+// Select chooses the endpoint for one request and counts it in flight. The
+// caller sends the request to p.Entry(i) and then calls Finish with the
+// token, or Abort if the request could not be sent.
+func (p *Picker) Select() (i int, t Token, err error) {
 	var now int64
 	if p.cfg.LatencyAware {
 		now = nanotime()
@@ -274,14 +233,12 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			best = idx
 		}
 	}
-
-	var ticket breaker.Ticket
-	gated := false
+	t.start = now
 	if best >= 0 {
 		if e := &p.entries[best]; e.Gated {
-			t, ok := e.Endpoint.gate.Allow()
+			tk, ok := e.Endpoint.gate.Allow()
 			if ok {
-				ticket, gated = t, true
+				t.ticket, t.gated = tk, true
 			} else {
 				best = -1 // lost the race for the half-open trial
 			}
@@ -291,81 +248,59 @@ func (p *Picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		// Every sampled candidate was rejected by its gate: scan all
 		// endpoints from a random start for one that admits the call.
 		var ok bool
-		best, ticket, gated, ok = p.scanAdmitted()
+		best, t.ticket, t.gated, ok = p.scanAdmitted()
 		if !ok {
-			return balancer.PickResult{}, fmt.Errorf("weighted_least_request: all %d usable endpoints %w", len(p.entries), ErrAllRejected)
+			return -1, Token{}, fmt.Errorf("all %d usable endpoints %w", len(p.entries), ErrAllRejected)
 		}
 	}
-
-	e := &p.entries[best]
-	res, err := e.Picker.Pick(info)
-	if err != nil {
-		if gated {
-			e.Endpoint.gate.Release(ticket)
-		}
-		return res, err
-	}
-	ep := e.Endpoint
+	ep := p.entries[best].Endpoint
 	// "The counter for a subchannel should be atomically incremented by one
 	// after it has been successfully picked by the picker." - gRFC A48
 	ep.inFlight.Add(1)
-	start := now
-	// The Done closure is the only allocation of a pick. Without the
-	// latency term it depends only on the endpoint, the picker and the
-	// breaker ticket (which names the breaker's phase, not the call), so
-	// it is cached per endpoint and rebuilt only when one of those changes:
-	// 0 allocations per pick in the steady state.
-	if !p.cfg.LatencyAware && res.Done == nil {
-		if c := ep.done.Load(); c != nil && c.ticket == ticket && c.gated == gated && c.p == p {
-			res.Done = c.fn
-			return res, nil
-		}
-	}
-	childDone := res.Done
-	res.Done = func(di balancer.DoneInfo) {
-		// "... decrementing the subchannel counter once the RPC finishes
-		// (regardless of Status code)." - gRFC A48
-		ep.inFlight.Add(-1)
-		if gated || p.cfg.LatencyAware {
-			p.record(ep, di, gated, ticket, start)
-		}
-		if childDone != nil {
-			childDone(di)
-		}
-	}
-	if !p.cfg.LatencyAware && childDone == nil {
-		ep.done.Store(&cachedDone{p: p, ticket: ticket, gated: gated, fn: res.Done})
-	}
-	return res, nil
+	ep.picks.Add(1)
+	return best, t, nil
 }
 
-// record feeds a finished RPC to the endpoint's latency estimate and
-// breaker.
-func (p *Picker) record(ep *Endpoint, di balancer.DoneInfo, gated bool, ticket breaker.Ticket, start int64) {
-	o, timed := p.outcome(di)
-	if p.cfg.LatencyAware && timed {
-		end := nanotime()
-		ep.latency.observe(float64(end-start), end, p.tau)
+// Abort undoes Select for a request that was never sent: it leaves flight
+// and its breaker admission is returned.
+func (p *Picker) Abort(i int, t Token) {
+	e := p.entries[i].Endpoint
+	e.inFlight.Add(-1)
+	if t.gated {
+		e.gate.Release(t.ticket)
 	}
-	if !gated {
+}
+
+// Finish ends a request selected by Select: it leaves flight, its duration
+// feeds the latency estimate as o.Timing says, and o.Verdict goes to the
+// breaker if the request was gated.
+//
+// "... decrementing the subchannel counter once the RPC finishes
+// (regardless of Status code)." - gRFC A48
+func (p *Picker) Finish(i int, t Token, o Outcome) {
+	e := p.entries[i].Endpoint
+	e.inFlight.Add(-1)
+	if p.cfg.LatencyAware && o.Timing != Untimed {
+		end := nanotime()
+		e.latency.observe(float64(end-t.start), end, p.tau, o.Timing == LowerBound)
+	}
+	if !t.gated {
 		return
 	}
-	switch o {
-	case outcomeSuccess:
-		ep.gate.Record(ticket, true)
-	case outcomeFailure:
-		ep.gate.Record(ticket, false)
+	switch o.Verdict {
+	case Success:
+		e.gate.Record(t.ticket, true)
+	case Failure:
+		e.gate.Record(t.ticket, false)
 	default:
-		ep.gate.Release(ticket)
+		e.gate.Release(t.ticket)
 	}
 }
 
-type cachedDone struct {
-	p      *Picker
-	ticket breaker.Ticket
-	gated  bool
-	fn     func(balancer.DoneInfo)
-}
+// Same reports whether two tokens carry the same breaker admission (the
+// same phase, gated alike): a transport adapter may reuse per-endpoint
+// state built for one of them for the other.
+func (t Token) Same(u Token) bool { return t.ticket == u.ticket && t.gated == u.gated }
 
 func (p *Picker) scanAdmitted() (idx int, t breaker.Ticket, gated, ok bool) {
 	n := len(p.entries)
@@ -381,80 +316,4 @@ func (p *Picker) scanAdmitted() (idx int, t breaker.Ticket, gated, ok bool) {
 		}
 	}
 	return -1, breaker.Ticket{}, false, false
-}
-
-type outcome int
-
-const (
-	outcomeNeutral outcome = iota
-	outcomeSuccess
-	outcomeFailure
-)
-
-// outcome classifies a finished RPC for the breaker, and says whether its
-// duration tells something about the endpoint's speed (timed). Successes
-// and application errors are timed, and so are RPCs cut short by a
-// deadline or a cancellation: their duration is a lower bound, and without
-// them a hung endpoint, which never completes an RPC, would look faster and
-// faster as its estimate decays. Failures are not: an endpoint failing at
-// once is not fast, and the breaker handles it.
-func (p *Picker) outcome(di balancer.DoneInfo) (o outcome, timed bool) {
-	if di.Err == nil {
-		if !di.BytesSent && !di.BytesReceived {
-			// grpc calls Done with an empty DoneInfo when the picked
-			// transport was not ready and the RPC is re-picked: nothing
-			// was learnt about the server.
-			return outcomeNeutral, false
-		}
-		return outcomeSuccess, true
-	}
-	code := status.Code(di.Err)
-	switch {
-	case code == codes.Canceled, code == codes.DeadlineExceeded:
-		// The caller's cancellation or its own deadline says nothing
-		// about the server unless configured as a failure.
-		if p.cfg.FailureCodes&(1<<uint32(code)) != 0 {
-			return outcomeFailure, true
-		}
-		return outcomeNeutral, true
-	case p.cfg.FailureCodes&(1<<uint32(code)) != 0:
-		return outcomeFailure, false
-	}
-	// Any other status is an answer from a working server.
-	return outcomeSuccess, true
-}
-
-type aliasSlot struct {
-	thr   uint32 // keep i when the low 32 random bits are below thr
-	other int32
-}
-
-// buildAlias builds Vose's alias table: O(1) weighted sampling.
-func buildAlias(entries []Entry, total float64) []aliasSlot {
-	n := len(entries)
-	t := make([]aliasSlot, n)
-	prob := make([]float64, n)
-	var small, large []int
-	for i := range entries {
-		prob[i] = entries[i].Weight * float64(n) / total
-		if prob[i] < 1 {
-			small = append(small, i)
-		} else {
-			large = append(large, i)
-		}
-	}
-	for len(small) > 0 && len(large) > 0 {
-		s, l := small[len(small)-1], large[len(large)-1]
-		small = small[:len(small)-1]
-		t[s] = aliasSlot{thr: uint32(min(prob[s]*(1<<32), math.MaxUint32)), other: int32(l)}
-		prob[l] -= 1 - prob[s]
-		if prob[l] < 1 {
-			large = large[:len(large)-1]
-			small = append(small, l)
-		}
-	}
-	for _, i := range append(small, large...) {
-		t[i] = aliasSlot{thr: math.MaxUint32, other: int32(i)}
-	}
-	return t
 }

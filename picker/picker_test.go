@@ -7,22 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/fulcrum-lb/fulcrum/breaker"
 )
-
-// childPicker is a READY child picker that counts Done calls.
-type childPicker struct {
-	id    int
-	dones int
-}
-
-func (c *childPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
-	return balancer.PickResult{Metadata: nil, Done: func(balancer.DoneInfo) { c.dones++ }}, nil
-}
 
 // seeded makes the picker's randomness deterministic for one test.
 func seeded(t *testing.T, seed uint64) {
@@ -32,36 +18,37 @@ func seeded(t *testing.T, seed uint64) {
 	t.Cleanup(func() { randUint64, randFloat64 = oldU, oldF })
 }
 
-func newEntries(weights ...float64) ([]Entry, []*childPicker) {
+func newEntries(weights ...float64) []Entry {
 	var es []Entry
-	var cs []*childPicker
-	for i, w := range weights {
-		c := &childPicker{id: i}
-		cs = append(cs, c)
-		es = append(es, Entry{Picker: c, Endpoint: NewEndpoint("ep", nil), Weight: w})
+	for _, w := range weights {
+		es = append(es, Entry{Endpoint: NewEndpoint("ep", nil), Weight: w})
 	}
-	return es, cs
+	return es
 }
 
-// pickIndex picks once and returns the chosen entry's index; the RPC stays
-// in flight until the returned done is called.
-func pickIndex(t *testing.T, p *Picker, es []Entry) (int, func(balancer.DoneInfo)) {
+// pickIndex selects once and returns the chosen entry's index, checking
+// that exactly its in-flight counter moved; the request stays in flight
+// until the returned done is called.
+func pickIndex(t *testing.T, p *Picker, es []Entry) (int, func(Outcome)) {
 	t.Helper()
 	before := make([]int64, len(es))
 	for i := range es {
 		before[i] = es[i].Endpoint.InFlight()
 	}
-	res, err := p.Pick(balancer.PickInfo{})
+	idx, tok, err := p.Select()
 	if err != nil {
-		t.Fatalf("Pick: %v", err)
+		t.Fatalf("Select: %v", err)
 	}
 	for i := range es {
-		if es[i].Endpoint.InFlight() == before[i]+1 {
-			return i, res.Done
+		want := before[i]
+		if i == idx {
+			want++
+		}
+		if got := es[i].Endpoint.InFlight(); got != want {
+			t.Fatalf("endpoint %d in flight %d after selecting %d, want %d", i, got, idx, want)
 		}
 	}
-	t.Fatal("no in-flight counter moved")
-	return -1, nil
+	return idx, func(o Outcome) { p.Finish(idx, tok, o) }
 }
 
 // TestPicker_LowLoadSharesFollowWeights: with nothing in flight, picks
@@ -69,14 +56,14 @@ func pickIndex(t *testing.T, p *Picker, es []Entry) (int, func(balancer.DoneInfo
 // give the heaviest endpoint far more).
 func TestPicker_LowLoadSharesFollowWeights(t *testing.T) {
 	seeded(t, 1)
-	es, _ := newEntries(1, 2, 4)
+	es := newEntries(1, 2, 4)
 	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
 	counts := make([]int, 3)
 	const n = 70000
 	for i := 0; i < n; i++ {
 		idx, done := pickIndex(t, p, es)
 		counts[idx]++
-		done(balancer.DoneInfo{})
+		done(Outcome{})
 	}
 	for i, w := range []float64{1, 2, 4} {
 		got, want := float64(counts[i])/n, w/7
@@ -90,7 +77,7 @@ func TestPicker_LowLoadSharesFollowWeights(t *testing.T) {
 // an idle one of the same weight.
 func TestPicker_PrefersFewerInFlight(t *testing.T) {
 	seeded(t, 2)
-	es, _ := newEntries(1, 1)
+	es := newEntries(1, 1)
 	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
 	es[0].Endpoint.inFlight.Store(5)
 	for i := 0; i < 100; i++ {
@@ -98,7 +85,7 @@ func TestPicker_PrefersFewerInFlight(t *testing.T) {
 		if idx != 1 {
 			t.Fatalf("pick %d chose the busy endpoint", i)
 		}
-		done(balancer.DoneInfo{})
+		done(Outcome{})
 	}
 }
 
@@ -106,7 +93,7 @@ func TestPicker_PrefersFewerInFlight(t *testing.T) {
 // almost all the weight must never be compared with itself and win.
 func TestPicker_CandidatesAreDistinct(t *testing.T) {
 	seeded(t, 3)
-	es, _ := newEntries(1000, 1)
+	es := newEntries(1000, 1)
 	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
 	es[0].Endpoint.inFlight.Store(1000)
 	for i := 0; i < 1000; i++ {
@@ -114,39 +101,44 @@ func TestPicker_CandidatesAreDistinct(t *testing.T) {
 		if idx == 0 {
 			t.Fatalf("pick %d chose the stuck endpoint", i)
 		}
-		done(balancer.DoneInfo{})
+		done(Outcome{})
 	}
 }
 
 // TestPicker_BiasZeroIsWeightedRandom: activeRequestBias 0 ignores load.
 func TestPicker_BiasZeroIsWeightedRandom(t *testing.T) {
 	seeded(t, 4)
-	es, _ := newEntries(1, 3)
+	es := newEntries(1, 3)
 	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 0}, es)
 	es[1].Endpoint.inFlight.Store(100)
 	counts := make([]int, 2)
 	for i := 0; i < 40000; i++ {
 		idx, done := pickIndex(t, p, es)
 		counts[idx]++
-		done(balancer.DoneInfo{})
+		done(Outcome{})
 	}
 	if got := float64(counts[1]) / 40000; math.Abs(got-0.75) > 0.01 {
 		t.Errorf("heavy endpoint share %.3f with bias 0, want 0.75 (counts %v)", got, counts)
 	}
 }
 
-// TestPicker_InFlightAndChildDone: Done decrements the counter and calls
-// the child's Done exactly once.
-func TestPicker_InFlightAndChildDone(t *testing.T) {
-	es, cs := newEntries(1, 1, 1)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
-	var dones []func(balancer.DoneInfo)
-	for i := 0; i < 30; i++ {
-		res, err := p.Pick(balancer.PickInfo{})
+// TestPicker_InFlightReturnsToZero: Finish and Abort each end exactly the
+// request Select counted, whatever its outcome.
+func TestPicker_InFlightReturnsToZero(t *testing.T) {
+	seeded(t, 8)
+	es := newEntries(1, 1, 1)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: time.Second}, es)
+	type sel struct {
+		i int
+		t Token
+	}
+	var sels []sel
+	for range 30 {
+		i, tok, err := p.Select()
 		if err != nil {
 			t.Fatal(err)
 		}
-		dones = append(dones, res.Done)
+		sels = append(sels, sel{i, tok})
 	}
 	total := int64(0)
 	for _, e := range es {
@@ -155,18 +147,23 @@ func TestPicker_InFlightAndChildDone(t *testing.T) {
 	if total != 30 {
 		t.Fatalf("in flight %d, want 30", total)
 	}
-	for i, d := range dones {
-		d(balancer.DoneInfo{Err: errors.New("rpc error"), BytesSent: i%2 == 0})
+	outcomes := []Outcome{{}, {Success, Timed}, {Failure, Untimed}, {NoVerdict, LowerBound}}
+	for n, s := range sels {
+		if n%5 == 4 {
+			p.Abort(s.i, s.t)
+			continue
+		}
+		p.Finish(s.i, s.t, outcomes[n%len(outcomes)])
 	}
-	childDones := 0
+	picks := uint64(0)
 	for i, e := range es {
 		if n := e.Endpoint.InFlight(); n != 0 {
-			t.Errorf("endpoint %d: %d in flight after every Done", i, n)
+			t.Errorf("endpoint %d: %d in flight after every Finish/Abort", i, n)
 		}
-		childDones += cs[i].dones
+		picks += e.Endpoint.Picks()
 	}
-	if childDones != 30 {
-		t.Errorf("child Done called %d times, want 30", childDones)
+	if picks != 30 {
+		t.Errorf("picks %d, want 30", picks)
 	}
 }
 
@@ -178,16 +175,16 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 	clock := func() int64 { return now }
 	cfg := breaker.DefaultConfig()
 	cfg.ConsecutiveFailures = 1
-	es, _ := newEntries(1, 1, 1)
+	es := newEntries(1, 1, 1)
 	for i := range es {
 		es[i].Endpoint = NewEndpoint("ep", breaker.New(cfg, clock, nil))
 		es[i].Gated = true
 	}
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, FailureCodes: 1 << uint32(codes.Unavailable)}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
 	// Trip endpoint 0 through a failed RPC's Done.
 	for {
 		idx, done := pickIndex(t, p, es)
-		done(balancer.DoneInfo{Err: status.Error(codes.Unavailable, "x"), BytesReceived: true})
+		done(Outcome{Verdict: Failure})
 		if idx == 0 {
 			break
 		}
@@ -203,37 +200,15 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 		if idx == 0 {
 			t.Fatalf("pick %d chose the endpoint whose breaker is open", i)
 		}
-		done(balancer.DoneInfo{BytesReceived: true})
+		done(Outcome{Verdict: Success, Timing: Timed})
 	}
 	// Open every breaker: Pick fails with ErrAllRejected.
 	for i := 1; i < 3; i++ {
 		tk, _ := es[i].Endpoint.Breaker().Allow()
 		es[i].Endpoint.Breaker().Record(tk, false)
 	}
-	if _, err := p.Pick(balancer.PickInfo{}); !errors.Is(err, ErrAllRejected) {
-		t.Fatalf("Pick with every breaker open: %v, want ErrAllRejected", err)
-	}
-}
-
-// TestPicker_Outcome classifies finished RPCs for the breaker.
-func TestPicker_Outcome(t *testing.T) {
-	p := New(Config{ChoiceCount: 2, FailureCodes: 1<<uint32(codes.Unavailable) | 1<<uint32(codes.Internal)}, []Entry{{Weight: 1}})
-	for _, tc := range []struct {
-		di   balancer.DoneInfo
-		want outcome
-	}{
-		{balancer.DoneInfo{BytesSent: true, BytesReceived: true}, outcomeSuccess},
-		{balancer.DoneInfo{}, outcomeNeutral}, // transport not ready, re-picked
-		{balancer.DoneInfo{Err: status.Error(codes.Unavailable, "")}, outcomeFailure},
-		{balancer.DoneInfo{Err: status.Error(codes.Internal, "")}, outcomeFailure},
-		{balancer.DoneInfo{Err: status.Error(codes.Canceled, "")}, outcomeNeutral},
-		{balancer.DoneInfo{Err: status.Error(codes.DeadlineExceeded, "")}, outcomeNeutral},
-		{balancer.DoneInfo{Err: status.Error(codes.NotFound, "")}, outcomeSuccess},
-		{balancer.DoneInfo{Err: errors.New("plain")}, outcomeSuccess}, // UNKNOWN not configured
-	} {
-		if got, _ := p.outcome(tc.di); got != tc.want {
-			t.Errorf("outcome(%+v) = %v, want %v", tc.di, got, tc.want)
-		}
+	if _, _, err := p.Select(); !errors.Is(err, ErrAllRejected) {
+		t.Fatalf("Select with every breaker open: %v, want ErrAllRejected", err)
 	}
 }
 
@@ -247,24 +222,24 @@ func TestPicker_LatencyPenalty(t *testing.T) {
 	nanotime = func() int64 { return now }
 	t.Cleanup(func() { nanotime = oldNow })
 	decay := 10 * time.Second
-	es, _ := newEntries(1, 1)
-	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay))
-	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay))
-	es[1].Endpoint.latency.observe(float64(2*time.Millisecond), now, float64(decay))
+	es := newEntries(1, 1)
+	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false)
+	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false)
+	es[1].Endpoint.latency.observe(float64(2*time.Millisecond), now, float64(decay), false)
 	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: decay}, es)
 	for i := 0; i < 100; i++ {
 		idx, done := pickIndex(t, p, es)
 		if idx != 1 {
 			t.Fatalf("pick %d chose the 10x slower endpoint", i)
 		}
-		done(balancer.DoneInfo{Err: errors.New("keep the estimate")})
+		done(Outcome{Verdict: Success}) // untimed: keeps the estimates
 	}
-	es[1].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay)) // now ~10.5ms vs ~15ms: within 2x
+	es[1].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false) // now ~10.5ms vs ~15ms: within 2x
 	counts := make([]int, 2)
 	for i := 0; i < 2000; i++ {
 		idx, done := pickIndex(t, p, es)
 		counts[idx]++
-		done(balancer.DoneInfo{Err: errors.New("keep the estimate")})
+		done(Outcome{Verdict: Success}) // untimed: keeps the estimates
 	}
 	if counts[0] < 800 {
 		t.Errorf("within the tolerance both should share evenly, got %v", counts)
@@ -280,7 +255,7 @@ func TestPicker_EjectedCandidateIsRedrawn(t *testing.T) {
 	clock := func() int64 { return now }
 	cfg := breaker.DefaultConfig()
 	cfg.ConsecutiveFailures = 1
-	es, _ := newEntries(1, 1, 1, 1)
+	es := newEntries(1, 1, 1, 1)
 	for i := range es {
 		es[i].Endpoint = NewEndpoint("ep", breaker.New(cfg, clock, nil))
 		es[i].Gated = true
@@ -294,6 +269,6 @@ func TestPicker_EjectedCandidateIsRedrawn(t *testing.T) {
 		if idx == 0 || idx == 1 {
 			t.Fatalf("pick %d chose endpoint %d (ejected or busy)", i, idx)
 		}
-		done(balancer.DoneInfo{BytesReceived: true})
+		done(Outcome{Verdict: Success, Timing: Timed})
 	}
 }

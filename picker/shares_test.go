@@ -5,14 +5,12 @@ import (
 	"math"
 	rand "math/rand/v2"
 	"testing"
-
-	"google.golang.org/grpc/balancer"
 )
 
 // completion is an RPC in flight in the closed-loop simulation.
 type completion struct {
 	at   float64
-	done func(balancer.DoneInfo)
+	done func(Outcome)
 }
 
 type completions []completion
@@ -45,7 +43,7 @@ func TestPicker_ClosedLoopShares(t *testing.T) {
 	weights := []float64{1, 2, 4}
 	const picks = 60000
 	for _, callers := range []int{1, 2, 3, 4, 8, 16, 32} {
-		es, _ := newEntries(weights...)
+		es := newEntries(weights...)
 		p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, es)
 		counts := make([]int, len(es))
 		h := &completions{}
@@ -61,7 +59,7 @@ func TestPicker_ClosedLoopShares(t *testing.T) {
 		for n := callers; n < picks; n++ {
 			c := heap.Pop(h).(completion)
 			now = c.at
-			c.done(balancer.DoneInfo{})
+			c.done(Outcome{})
 			send()
 		}
 		tol := 2.5

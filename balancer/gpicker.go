@@ -1,0 +1,131 @@
+package balancer
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	grpcbalancer "google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+// grpcPicker adapts a picker.Picker to grpc-go: it picks through the
+// chosen endpoint's pick_first picker and turns the RPC's end (DoneInfo)
+// into an Outcome.
+type grpcPicker struct {
+	// Read-only after newGRPCPicker.
+	p        *picker.Picker
+	children []grpcbalancer.Picker
+	mask     uint32 // failure codes, 1 << code
+	// dones caches, per entry, the Done closure of the last pick, reused
+	// while the breaker admission is the same; used without the latency
+	// term, whose Done must carry each RPC's start time.
+	dones []atomic.Pointer[cachedDone]
+}
+
+type cachedDone struct {
+	tok picker.Token
+	fn  func(grpcbalancer.DoneInfo)
+}
+
+func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, mask uint32) *grpcPicker {
+	return &grpcPicker{p: p, children: children, mask: mask, dones: make([]atomic.Pointer[cachedDone], len(children))}
+}
+
+// Pick implements balancer.Picker. It takes no lock, never blocks and, in
+// the steady state, does not allocate.
+func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
+	i, tok, err := gp.p.Select()
+	if err != nil {
+		// A plain error: UNAVAILABLE for ordinary RPCs, wait-for-ready
+		// RPCs wait for the next picker.
+		return grpcbalancer.PickResult{}, fmt.Errorf("%s: %w", Name, err)
+	}
+	res, err := gp.children[i].Pick(info)
+	if err != nil {
+		gp.p.Abort(i, tok)
+		return res, err
+	}
+	if res.Done == nil && !gp.p.LatencyAware() {
+		if c := gp.dones[i].Load(); c != nil && c.tok.Same(tok) {
+			res.Done = c.fn
+			return res, nil
+		}
+		c := &cachedDone{tok: tok}
+		c.fn = func(di grpcbalancer.DoneInfo) { gp.p.Finish(i, tok, classify(di, gp.mask)) }
+		gp.dones[i].Store(c)
+		res.Done = c.fn
+		return res, nil
+	}
+	d := donePool.Get().(*doneCall)
+	d.gp, d.i, d.tok, d.child = gp, i, tok, res.Done
+	res.Done = d.fn
+	return res, nil
+}
+
+// doneCall is the state of one RPC's Done when it cannot be shared (the
+// latency term needs its start time, or the child has its own Done).
+// Pooled: grpc-go calls Done exactly once per successful pick.
+type doneCall struct {
+	gp    *grpcPicker
+	i     int
+	tok   picker.Token
+	child func(grpcbalancer.DoneInfo)
+	fn    func(grpcbalancer.DoneInfo) // d.done, bound once
+}
+
+var donePool sync.Pool
+
+func init() {
+	donePool.New = func() any {
+		d := new(doneCall)
+		d.fn = d.done
+		return d
+	}
+}
+
+func (d *doneCall) done(di grpcbalancer.DoneInfo) {
+	gp, i, tok, child := d.gp, d.i, d.tok, d.child
+	*d = doneCall{fn: d.fn}
+	donePool.Put(d)
+	gp.p.Finish(i, tok, classify(di, gp.mask))
+	if child != nil {
+		child(di)
+	}
+}
+
+// classify turns a finished RPC into an Outcome for the breaker and the
+// latency estimate.
+//
+//   - Success, or an application error (any code not in failureCodes): a
+//     working server answered; timed.
+//   - A code in failureCodes: a failure; not timed (a server failing at
+//     once is not fast).
+//   - CANCELLED, DEADLINE_EXCEEDED: the caller gave up; no verdict unless
+//     configured as failures, and the duration is a lower bound of the
+//     latency, so a hung server cannot look fast.
+//   - No error and nothing sent or received: grpc-go re-picks an RPC whose
+//     transport was not ready; nothing was learnt.
+func classify(di grpcbalancer.DoneInfo, mask uint32) picker.Outcome {
+	if di.Err == nil {
+		if !di.BytesSent && !di.BytesReceived {
+			return picker.Outcome{}
+		}
+		return picker.Outcome{Verdict: picker.Success, Timing: picker.Timed}
+	}
+	code := status.Code(di.Err)
+	failure := uint32(code) < 32 && mask&(1<<uint32(code)) != 0
+	switch {
+	case code == codes.Canceled, code == codes.DeadlineExceeded:
+		if failure {
+			return picker.Outcome{Verdict: picker.Failure, Timing: picker.LowerBound}
+		}
+		return picker.Outcome{Timing: picker.LowerBound}
+	case failure:
+		return picker.Outcome{Verdict: picker.Failure}
+	}
+	return picker.Outcome{Verdict: picker.Success, Timing: picker.Timed}
+}

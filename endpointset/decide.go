@@ -1,0 +1,215 @@
+package endpointset
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+// ErrNoUsableEndpoint is wrapped by Decision.Err when every endpoint is
+// unhealthy, ejected or disconnected and panic mode is off (or nothing is
+// connected).
+var ErrNoUsableEndpoint = errors.New("no usable endpoint")
+
+// Decision is what the engine decided at one instant.
+type Decision struct {
+	// Entries are the candidates of the next picker, and Records the
+	// records they belong to (same order). Empty when nothing is usable.
+	Entries []picker.Entry
+	Records []*Record
+	// Results holds the decision about every record, in key order.
+	Results []Result
+	// Panic says panic mode is on: Entries are every connected endpoint,
+	// ungated, whatever their health and breakers.
+	Panic bool
+	// Wait says that nothing is usable yet but some endpoint is
+	// connecting or waiting for its first probe: requests should wait
+	// (gRPC: CONNECTING).
+	Wait bool
+	// Err, when nothing is usable and nothing is pending, says why
+	// (wraps ErrNoUsableEndpoint).
+	Err error
+	// Next is when the decision must be made again even if no event
+	// arrives (an open period ending, a slow-start step); zero if never.
+	Next time.Time
+	// Counts of endpoints by state.
+	Counts Counts
+}
+
+// Counts are the numbers of endpoints in each state.
+type Counts struct {
+	Total, Usable, Connecting, Disconnected, Warming, Unhealthy, Ejected int
+	// Ramping counts usable endpoints held back by slow start.
+	Ramping int
+	// KeptByCap counts endpoints whose breaker is open but that
+	// maxEjectionPercent keeps in rotation (counted as Usable).
+	KeptByCap int
+}
+
+// params is what decide needs besides the records and the config.
+type params struct {
+	probing, warmup bool
+	now             time.Time
+	// epoch anchors the breakers' clock: a breaker reading c is the
+	// instant epoch + c.
+	epoch time.Time
+}
+
+// decide is the engine's decision: a pure function of the records (and
+// the breaker phases they point to), the config and the time. recs must be
+// sorted by key. It never mutates anything.
+func decide(recs []*Record, cfg Config, p params) Decision {
+	d := Decision{Results: make([]Result, len(recs))}
+	d.Counts.Total = len(recs)
+	brNow := int64(p.now.Sub(p.epoch))
+	var ejected []int
+	connected, reconnecting := 0, 0
+	for i, r := range recs {
+		res := &d.Results[i]
+		switch {
+		case r.conn != ConnReady:
+			if !r.everReady && (r.conn == ConnIdle || r.conn == ConnConnecting) {
+				res.State, res.Reason = Connecting, "first connection under way"
+				d.Counts.Connecting++
+			} else {
+				res.State, res.Reason = Disconnected, "not connected ("+r.conn.String()+")"
+				d.Counts.Disconnected++
+				if r.conn == ConnIdle || r.conn == ConnConnecting {
+					reconnecting++
+				}
+			}
+			continue
+		}
+		connected++
+		switch {
+		case p.probing && p.warmup && !r.warmed && !r.known:
+			res.State, res.Reason = Warming, "connected, first health probe pending"
+			d.Counts.Warming++
+		case p.probing && r.known && !r.healthy:
+			res.State, res.Reason = Unhealthy, "health probe: "+r.reason
+			d.Counts.Unhealthy++
+		default:
+			res.State, res.Gated = Usable, r.Hot.Breaker() != nil
+			if res.Gated {
+				s := r.Hot.Breaker().Snapshot()
+				if s.State == breaker.Open && brNow < s.Until {
+					until := p.epoch.Add(time.Duration(s.Until))
+					res.State, res.Reason = Ejected, fmt.Sprintf("breaker open until %s (trip %d)", until.Format("15:04:05.000"), s.Trips)
+					d.Next = earliest(d.Next, until)
+					ejected = append(ejected, i)
+				}
+			}
+		}
+	}
+
+	// "maxEjectionPercent: never eject more than this share of endpoints"
+	// (at least one may be): ejected endpoints beyond the cap stay in
+	// rotation, ungated, in key order.
+	maxEject := 0
+	if cfg.MaxEjectionPercent > 0 {
+		maxEject = max(1, int(cfg.MaxEjectionPercent*float64(len(recs))/100))
+	}
+	for n, i := range ejected {
+		if n < maxEject {
+			d.Counts.Ejected++
+			continue
+		}
+		res := &d.Results[i]
+		res.State, res.Gated = Usable, false
+		res.Reason = fmt.Sprintf("breaker open, kept in rotation by maxEjectionPercent %g", cfg.MaxEjectionPercent)
+		d.Counts.KeptByCap++
+	}
+	for i := range d.Results {
+		if d.Results[i].State == Usable {
+			d.Counts.Usable++
+		}
+	}
+
+	// Envoy's panic mode: "if the percentage of healthy hosts drops below
+	// the panic threshold, ... load balance across all hosts". Endpoints
+	// still making their first connection or waiting for their first
+	// probe do not count either way: they are not sick, just not yet
+	// proven.
+	pending := d.Counts.Connecting + d.Counts.Warming
+	considered := len(recs) - pending
+	d.Panic = cfg.PanicThresholdPercent > 0 && considered > 0 && connected > 0 &&
+		float64(d.Counts.Usable)*100 < cfg.PanicThresholdPercent*float64(considered)
+
+	for i, r := range recs {
+		res := &d.Results[i]
+		if r.conn != ConnReady || (!d.Panic && res.State != Usable) {
+			continue
+		}
+		f, next := slowStartFactor(r, cfg.SlowStart, p.now)
+		res.Weight = float64(r.spec.Weight) * f
+		if f < 1 {
+			res.Ramping = true
+			d.Counts.Ramping++
+			d.Next = earliest(d.Next, next)
+		}
+		if d.Panic {
+			res.Gated = false
+		}
+		if res.State == Usable && res.Reason == "" {
+			res.Reason = "ok"
+			if res.Ramping {
+				res.Reason = fmt.Sprintf("slow start: weight %.3g of %d", res.Weight, r.spec.Weight)
+			}
+		}
+		res.Picked = true
+		d.Entries = append(d.Entries, picker.Entry{Endpoint: r.Hot, Weight: res.Weight, Gated: res.Gated})
+		d.Records = append(d.Records, r)
+	}
+
+	if len(d.Entries) == 0 {
+		// Requests wait while an endpoint is connecting or being proven,
+		// as grpc-go's own policies do while a child is CONNECTING; an
+		// endpoint in transient failure retries in the background but
+		// does not hold requests back.
+		if pending > 0 || reconnecting > 0 {
+			d.Wait = true
+		} else {
+			d.Err = fmt.Errorf("no usable endpoint among %d: %d unhealthy, %d ejected by breaker, %d not connected: %w",
+				len(recs), d.Counts.Unhealthy, d.Counts.Ejected, d.Counts.Disconnected, ErrNoUsableEndpoint)
+		}
+	}
+	return d
+}
+
+// slowStartFactor returns the multiplier of r's weight at now, following
+// Envoy's slow_start_config:
+//
+//	new_weight = weight * max(min_weight_percent,
+//	                          time_factor ^ (1 / aggression))
+//	time_factor = max(time_since_start_seconds, 1) / slow_start_window_seconds
+//
+// and, while it is below 1, when it must be recomputed: about 20 steps
+// per window, between 50ms and 1s apart.
+func slowStartFactor(r *Record, s SlowStartConfig, now time.Time) (float64, time.Time) {
+	window := time.Duration(s.Window)
+	if r.rampFrom.IsZero() || window <= 0 {
+		return 1, time.Time{}
+	}
+	elapsed := now.Sub(r.rampFrom)
+	if elapsed >= window {
+		return 1, time.Time{}
+	}
+	tf := max(elapsed.Seconds(), 1) / window.Seconds()
+	f := min(1, max(s.MinWeightPercent/100, math.Pow(tf, 1/s.Aggression)))
+	if f >= 1 {
+		return 1, time.Time{}
+	}
+	step := min(max(window/20, 50*time.Millisecond), time.Second)
+	return f, now.Add(min(step, window-elapsed))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,348 @@
+// Package endpointset is Fulcrum's transport-neutral engine: it owns the
+// record of every endpoint of one channel (gRPC) or host (HTTP) —
+// weight, connectivity, probe verdict and warm-up, slow-start ramp, and the
+// shared picker state (in-flight, latency, breaker) — and decides, as a
+// pure function of those records, the configuration and the time, which
+// endpoints are usable, whether panic mode is on, what the ejection cap
+// keeps in rotation, the effective weights, why each endpoint is in its
+// state, and when the decision must be made again.
+//
+// It knows nothing of grpc-go or net/http. An adapter translates its
+// transport's events into Set calls (Update, SetConn, SetHealth), calls
+// Decide after each batch of events and again at Decision.Next (one timer),
+// and publishes a picker over Decision.Entries. Selection itself belongs to
+// package picker.
+package endpointset
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/grpclog"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+var logger = grpclog.Component("fulcrum")
+
+// Options are the parts of an adapter's configuration the engine needs
+// besides Config.
+type Options struct {
+	// Probing says that the adapter runs an active health probe on every
+	// connection and reports verdicts with SetHealth.
+	Probing bool
+	// Warmup holds a new or reconnected endpoint back until its first
+	// successful probe (only with Probing).
+	Warmup bool
+	// Breaker configures a breaker per endpoint; nil means none.
+	Breaker *breaker.Config
+	// OnChange is called, from any goroutine and without the Set's lock,
+	// when something changed that Decide must see (a breaker transition).
+	// It must not block; adapters use it to schedule a Decide.
+	OnChange func()
+	// Now is the clock; nil means time.Now. The breakers use it too.
+	Now func() time.Time
+	// LogPrefix starts every log line (e.g. "[fulcrum 0xc000123] ").
+	LogPrefix string
+}
+
+// Set is the engine of one channel or host. Its methods are safe for
+// concurrent use; none blocks for long or calls out while holding its lock
+// (except Options.Now).
+type Set struct {
+	// Read-only after New.
+	now   func() time.Time
+	epoch time.Time
+
+	mu        sync.Mutex
+	cfg       Config
+	opts      Options
+	recs      map[string]*Record
+	sorted    []*Record // by key
+	gotFirst  bool
+	removedAt map[string]time.Time // usable endpoints removed recently, by key
+	panicking bool
+}
+
+// New returns an empty Set.
+func New(cfg Config, opts Options) *Set {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Set{now: now, epoch: now(), cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+}
+
+func (s *Set) infof(format string, args ...any) {
+	logger.InfoDepth(1, s.opts.LogPrefix+fmt.Sprintf(format, args...))
+}
+
+func (s *Set) warningf(format string, args ...any) {
+	logger.WarningDepth(1, s.opts.LogPrefix+fmt.Sprintf(format, args...))
+}
+
+// SetConfig applies a new configuration. A change of the breaker
+// configuration gives every endpoint a fresh breaker (and fresh picker
+// state: requests in flight on the old one still finish on it). A change of
+// probing leaves verdicts alone: a restarted prober reports again.
+func (s *Set) SetConfig(cfg Config, opts Options) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	brChanged := !breakerEqual(s.opts.Breaker, opts.Breaker)
+	if opts.Probing && !s.opts.Probing {
+		// Probing turned on: connections that were serving unprobed are
+		// not held back for warm-up.
+		for _, r := range s.sorted {
+			r.warmed = r.warmed || r.conn == ConnReady
+		}
+	}
+	opts.Now, opts.LogPrefix = s.opts.Now, s.opts.LogPrefix
+	s.cfg, s.opts = cfg, opts
+	if brChanged {
+		for _, r := range s.sorted {
+			r.Hot = s.newHotLocked(r.Key)
+		}
+	}
+}
+
+func breakerEqual(a, b *breaker.Config) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// brClock is the breakers' clock: nanoseconds since the Set's epoch on the
+// Set's clock, so that a fake clock drives breakers and decisions alike.
+func (s *Set) brClock() int64 { return int64(s.now().Sub(s.epoch)) }
+
+func (s *Set) newHotLocked(key string) *picker.Endpoint {
+	if s.opts.Breaker == nil {
+		return picker.NewEndpoint(key, nil)
+	}
+	onChange := func(from, to breaker.State, reason string) {
+		// Runs inside a pick or a request's end: log, ask for a decision.
+		s.infof("endpoint %s: breaker %v -> %v: %s", key, from, to, reason)
+		if s.opts.OnChange != nil {
+			s.opts.OnChange()
+		}
+	}
+	return picker.NewEndpoint(key, breaker.New(*s.opts.Breaker, s.brClock, onChange))
+}
+
+// Update reconciles the records with a resolver update (the full set).
+// It returns the records it created and those it removed; the adapter
+// creates and closes its per-endpoint data accordingly. Records of
+// endpoints still present are kept, with their new weight and metadata.
+func (s *Set) Update(specs []Spec) (added, removed []*Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	window := time.Duration(s.cfg.SlowStart.Window)
+	for k, at := range s.removedAt {
+		if now.Sub(at) >= window {
+			delete(s.removedAt, k)
+		}
+	}
+	first := !s.gotFirst
+	s.gotFirst = true
+	seen := make(map[string]bool, len(specs))
+	for _, sp := range specs {
+		if sp.Key == "" || seen[sp.Key] {
+			continue
+		}
+		seen[sp.Key] = true
+		r, ok := s.recs[sp.Key]
+		if !ok {
+			// Endpoints of the first update were serving before this
+			// channel existed, and one re-added soon after it left (churn
+			// in the registry) was serving a moment ago: neither ramps
+			// on its first connection.
+			_, recent := s.removedAt[sp.Key]
+			delete(s.removedAt, sp.Key)
+			r = &Record{Key: sp.Key, Hot: s.newHotLocked(sp.Key), rampNext: !first && !recent}
+			s.recs[sp.Key] = r
+			added = append(added, r)
+		}
+		r.spec = sp
+		r.spec.Addrs = slices.Clone(sp.Addrs)
+	}
+	for k, r := range s.recs {
+		if seen[k] {
+			continue
+		}
+		delete(s.recs, k)
+		if r.last.State == Usable {
+			if s.removedAt == nil {
+				s.removedAt = make(map[string]time.Time)
+			}
+			s.removedAt[k] = now
+		}
+		removed = append(removed, r)
+	}
+	if len(added) > 0 || len(removed) > 0 {
+		s.sorted = s.sorted[:0]
+		for _, r := range s.recs {
+			s.sorted = append(s.sorted, r)
+		}
+		slices.SortFunc(s.sorted, func(a, b *Record) int { return strings.Compare(a.Key, b.Key) })
+	}
+	return added, removed
+}
+
+// Get returns the record of key, or nil.
+func (s *Set) Get(key string) *Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recs[key]
+}
+
+// healthOKLocked says whether r passes the connection and health gates
+// (everything but the breaker). Caller must hold s.mu.
+func (s *Set) healthOKLocked(r *Record) bool {
+	switch {
+	case r.conn != ConnReady:
+		return false
+	case !s.opts.Probing:
+		return true
+	case s.opts.Warmup && !r.warmed:
+		return false
+	}
+	return !r.known || r.healthy
+}
+
+// transitionLocked runs an event on r and starts its slow-start ramp if
+// the event made it pass the health gates and it is due one. Caller must
+// hold s.mu.
+func (s *Set) transitionLocked(r *Record, event func()) {
+	before := s.healthOKLocked(r)
+	event()
+	if !before && s.healthOKLocked(r) && r.rampNext {
+		r.rampNext = false
+		if s.cfg.SlowStart.Window > 0 {
+			r.rampFrom = s.now()
+		}
+	}
+}
+
+// SetConn records r's connectivity as its transport reports it.
+func (s *Set) SetConn(r *Record, c Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recs[r.Key] != r || r.conn == c {
+		return
+	}
+	s.transitionLocked(r, func() {
+		r.everReady = r.everReady || c == ConnReady
+		r.conn = c
+	})
+}
+
+// NewConnection tells that r has a new connection (gRPC: a SubConn became
+// READY), whose health is not yet known: its verdict and warm-up start
+// over (a reconnected endpoint gets no traffic before its first probe),
+// and an endpoint that was connected before ramps again when it passes.
+func (s *Set) NewConnection(r *Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recs[r.Key] != r {
+		return
+	}
+	s.transitionLocked(r, func() {
+		if r.hadConn {
+			r.rampNext = true
+		}
+		r.hadConn = true
+		r.known, r.healthy, r.warmed, r.reason = false, false, false, ""
+	})
+}
+
+// SetHealth records a probe verdict for r's current connection. The
+// adapter must not report verdicts of a connection that is gone; a
+// verdict may arrive before the transport reports the connection Ready.
+func (s *Set) SetHealth(r *Record, healthy bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recs[r.Key] != r {
+		return
+	}
+	s.transitionLocked(r, func() {
+		if !healthy {
+			r.rampNext = true // it ramps again when it recovers
+		}
+		r.known, r.healthy, r.reason = true, healthy, reason
+		r.warmed = r.warmed || healthy
+	})
+}
+
+// Decide makes the decision at the Set's clock's now, remembers it for
+// reports, and logs what changed (once per change).
+func (s *Set) Decide() Decision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := decide(s.sorted, s.cfg, params{probing: s.opts.Probing, warmup: s.opts.Warmup, now: s.now(), epoch: s.epoch})
+	d.Records = slices.Clip(d.Records)
+	for i, r := range s.sorted {
+		res := d.Results[i]
+		if r.last.State != res.State && (r.last != Result{} || res.State != Connecting) {
+			from := r.last.State.String()
+			if r.last == (Result{}) {
+				from = "new"
+			}
+			if res.State == Usable || res.State == Warming || res.State == Connecting {
+				s.infof("endpoint %s: %s -> %s: %s", r.Key, from, res.State, res.Reason)
+			} else {
+				s.warningf("endpoint %s: %s -> %s: %s", r.Key, from, res.State, res.Reason)
+			}
+		}
+		r.last = res
+	}
+	if d.Panic != s.panicking {
+		s.panicking = d.Panic
+		c := d.Counts
+		if d.Panic {
+			s.warningf("panic mode: %d of %d endpoints usable (%d unhealthy, %d ejected by breaker, %d not connected), below panicThresholdPercent %g; picking among all %d connected endpoints",
+				c.Usable, c.Total, c.Unhealthy, c.Ejected, c.Disconnected, s.cfg.PanicThresholdPercent, len(d.Entries))
+		} else {
+			s.infof("panic mode over: %d of %d endpoints usable", c.Usable, c.Total)
+		}
+	}
+	return d
+}
+
+// Len returns the number of records.
+func (s *Set) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sorted)
+}
+
+// Records returns the records in key order (a copy of the slice; the
+// records are shared).
+func (s *Set) Records() []*Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sorted)
+}
+
+// Panicking reports whether the last decision was in panic mode.
+func (s *Set) Panicking() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.panicking
+}
+
+// Results returns the last decision about every endpoint, by key.
+func (s *Set) Results() map[string]Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]Result, len(s.sorted))
+	for _, r := range s.sorted {
+		m[r.Key] = r.last
+	}
+	return m
+}

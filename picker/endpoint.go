@@ -1,0 +1,54 @@
+package picker
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+)
+
+// cacheLine is the padding unit that keeps hot per-endpoint counters of
+// different endpoints (and the read-mostly fields) on separate cache lines:
+// every pick and every Done writes inFlight, so two endpoints sharing a line
+// would make the cores serving them invalidate each other.
+const cacheLine = 64
+
+// Endpoint is the state of one endpoint that outlives pickers: in-flight
+// requests, picks, the latency estimate and the gate. Pickers and the engine
+// share it by pointer.
+type Endpoint struct {
+	_        [cacheLine]byte
+	inFlight atomic.Int64
+	picks    atomic.Uint64 // same line as inFlight: written by the same pick
+	_        [cacheLine - 16]byte
+	latency  peakEWMA // written by Done only
+	_        [cacheLine - 16]byte
+
+	// Read-only after construction.
+	addr string
+	gate *breaker.Breaker
+}
+
+// NewEndpoint returns the shared state of the endpoint reached at addr
+// (used in logs and errors). gate is its circuit breaker, or nil.
+func NewEndpoint(addr string, gate *breaker.Breaker) *Endpoint {
+	return &Endpoint{addr: addr, gate: gate}
+}
+
+// Breaker returns the endpoint's circuit breaker, or nil.
+func (e *Endpoint) Breaker() *breaker.Breaker { return e.gate }
+
+// Addr returns the address the endpoint was created with.
+func (e *Endpoint) Addr() string { return e.addr }
+
+// InFlight returns the number of requests selected for e and not finished.
+func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
+
+// Picks returns the number of requests selected for e since it was created.
+func (e *Endpoint) Picks() uint64 { return e.picks.Load() }
+
+// Latency returns the current peak-EWMA latency estimate at the process's
+// monotonic clock (zero when unknown or when the latency term is off).
+func (e *Endpoint) Latency(decay time.Duration) time.Duration {
+	return time.Duration(e.latency.value(nanotime(), float64(decay)))
+}
