@@ -16,11 +16,11 @@ import (
 	fbalancer "github.com/fulcrum-lb/fulcrum/balancer"
 )
 
-// Config is the parsed configuration of a Transport. The fields shared with
+// config is the parsed configuration of a Transport. The fields shared with
 // the gRPC policy are the weighted_least_request policy's own config type,
 // parsed and validated by that policy's parser: one definition of every
 // shared field, its default and its bounds.
-type Config struct {
+type config struct {
 	// LB holds the fields shared with the weighted_least_request policy
 	// (selection, panic mode, ejection cap, breaker, healthProbe timing,
 	// slowStart). The gRPC-only fields breaker.failureCodes,
@@ -64,11 +64,11 @@ type Config struct {
 	// idleConnTimeout). Default 90s, bounds [1s, 1h].
 	IdleConnTimeout time.Duration
 
-	Retry RetryConfig
+	Retry retryConfig
 }
 
-// RetryConfig is the retry policy (JSON retry).
-type RetryConfig struct {
+// retryConfig is the retry policy (JSON retry).
+type retryConfig struct {
 	// MaxAttempts is the number of attempts of one request, the first
 	// included (JSON retry.maxAttempts). Default 2, bounds [1, 5]; 1
 	// disables retries.
@@ -123,17 +123,17 @@ var (
 
 var defaultStatuses = []int{502, 503, 504}
 
-// DefaultConfig returns the configuration used for every field the JSON
+// defaultConfig returns the configuration used for every field the JSON
 // leaves out.
-func DefaultConfig() *Config {
-	return &Config{
+func defaultConfig() *config {
+	return &config{
 		LB:                      fbalancer.DefaultConfig(),
 		FailureStatuses:         slices.Clone(defaultStatuses),
 		MaxRetryAfter:           30 * time.Second,
 		NotFoundIsHealthy:       true,
 		MaxIdleConnsPerEndpoint: 64,
 		IdleConnTimeout:         90 * time.Second,
-		Retry: RetryConfig{
+		Retry: retryConfig{
 			MaxAttempts:         2,
 			Statuses:            slices.Clone(defaultStatuses),
 			BudgetPercent:       20,
@@ -142,11 +142,11 @@ func DefaultConfig() *Config {
 	}
 }
 
-// ParseConfig parses the JSON of WithConfig: the fields of the
+// parseConfig parses the JSON of WithConfig: the fields of the
 // weighted_least_request policy plus the HTTP-only fields. Errors read
 // "fulcrumhttp: <field>: <value>, must be <constraint>".
-func ParseConfig(js string) (*Config, error) {
-	cfg := DefaultConfig()
+func parseConfig(js string) (*config, error) {
+	cfg := defaultConfig()
 	shared, only, err := splitConfig([]byte(js))
 	if err != nil {
 		return nil, err
@@ -230,7 +230,7 @@ func splitConfig(js []byte) (shared json.RawMessage, only httpOnly, err error) {
 	return shared, only, nil
 }
 
-func (c *Config) apply(o httpOnly) {
+func (c *config) apply(o httpOnly) {
 	if o.H2C != nil {
 		c.H2C = *o.H2C
 	}
@@ -273,7 +273,7 @@ func (c *Config) apply(o httpOnly) {
 
 // validate checks the HTTP-only fields (the shared ones were checked by the
 // policy's parser).
-func (c *Config) validate() error {
+func (c *config) validate() error {
 	var errs []error
 	bad := func(field string, v any, constraint string) {
 		errs = append(errs, fmt.Errorf("fulcrumhttp: %s: %v, must be %s", field, v, constraint))
@@ -317,7 +317,7 @@ func (c *Config) validate() error {
 }
 
 // probing reports whether endpoints are actively probed.
-func (c *Config) probing() bool { return c.LB.HealthProbe.Enabled && c.ProbePath != "" }
+func (c *config) probing() bool { return c.LB.HealthProbe.Enabled && c.ProbePath != "" }
 
 // jsonError words a decoding error of an HTTP-only field; prefix is the
 // path of the object holding it ("" or "retry." style).

@@ -19,7 +19,7 @@ import (
 // sends the logical Host header and verifies the TLS certificate against
 // the logical name (ServerName) while the TCP connection goes to the
 // instance.
-func newEndpointTransport(tmpl *http.Transport, cfg *Config, tlsCfg *tls.Config, addrs []string) *http.Transport {
+func newEndpointTransport(tmpl *http.Transport, cfg *config, tlsCfg *tls.Config, addrs []string) *http.Transport {
 	t := tmpl.Clone()
 	t.Proxy = nil // the instance is dialled directly; a proxy would see the logical host
 	addrs = slices.Clone(addrs)

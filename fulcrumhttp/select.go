@@ -12,7 +12,7 @@ import (
 
 // The engine's configuration, derived from the shared fields of Config.
 
-func engineConfig(c *Config) endpointset.Config {
+func engineConfig(c *config) endpointset.Config {
 	s := c.LB.SlowStart
 	return endpointset.Config{
 		PanicThresholdPercent: c.LB.PanicThresholdPercent,
@@ -25,7 +25,7 @@ func engineConfig(c *Config) endpointset.Config {
 	}
 }
 
-func engineOptions(c *Config, now func() time.Time, onChange func(), prefix string) endpointset.Options {
+func engineOptions(c *config, now func() time.Time, onChange func(), prefix string) endpointset.Options {
 	o := endpointset.Options{
 		Probing:   c.probing(),
 		Warmup:    c.probing() && c.LB.HealthProbe.Warmup,
@@ -48,7 +48,7 @@ func engineOptions(c *Config, now func() time.Time, onChange func(), prefix stri
 	return o
 }
 
-func pickerConfig(c *Config) picker.Config {
+func pickerConfig(c *config) picker.Config {
 	return picker.Config{
 		ChoiceCount:       c.LB.ChoiceCount,
 		ActiveRequestBias: c.LB.ActiveRequestBias,

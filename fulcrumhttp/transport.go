@@ -38,7 +38,7 @@ import (
 // probing.
 type Transport struct {
 	// Read-only after NewTransport.
-	cfg            *Config
+	cfg            *config
 	groups         map[string]*group // by lower-cased URL host
 	base           http.RoundTripper
 	unknownHostErr bool
@@ -122,7 +122,7 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 			return nil, err
 		}
 	}
-	cfg, err := ParseConfig(o.config)
+	cfg, err := parseConfig(o.config)
 	if err != nil {
 		return nil, err
 	}
