@@ -40,10 +40,12 @@ type group struct {
 	set   *endpointset.Set
 	res   resolver.Resolver // set once by start
 	kick  chan struct{}     // capacity 1: asks run to decide again
+	rearm chan struct{}     // capacity 1: g.next changed, run re-arms its timer
 	quit  chan struct{}     // closed by shutdown
 	done  chan struct{}     // closed when run returns
 
-	snap atomic.Pointer[snapshot] // what requests pick from
+	snap      atomic.Pointer[snapshot] // what requests pick from
+	decisions atomic.Uint64            // engine decisions made, for tests
 
 	mu       sync.Mutex
 	eps      map[string]*endpoint // by record key
@@ -93,7 +95,8 @@ type snapshot struct {
 func newGroup(t *Transport, r route) *group {
 	g := &group{
 		t: t, route: r, pcfg: pickerConfig(t.cfg), eps: map[string]*endpoint{},
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		kick: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	g.set = endpointset.New(engineConfig(t.cfg), engineOptions(t.cfg, t.now, g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key)))
 	g.snap.Store(&snapshot{wait: true, changed: make(chan struct{})})
@@ -122,7 +125,8 @@ func (g *group) requestDecide() {
 
 // run makes the decisions nothing else triggers: after breaker transitions
 // and at the one time the last decision named (an open period ending, a
-// slow-start step, a Retry-After hold ending).
+// slow-start step, a Retry-After hold ending). Decisions made elsewhere
+// (resolver updates, probe verdicts) only move its timer.
 func (g *group) run() {
 	defer close(g.done)
 	timer := time.NewTimer(time.Hour)
@@ -133,10 +137,16 @@ func (g *group) run() {
 		case <-g.quit:
 			return
 		case <-g.kick:
+			g.mu.Lock()
+			g.decideLocked()
+			g.mu.Unlock()
 		case <-timer.C:
+			g.mu.Lock()
+			g.decideLocked()
+			g.mu.Unlock()
+		case <-g.rearm:
 		}
 		g.mu.Lock()
-		g.decideLocked()
 		next := g.next
 		g.mu.Unlock()
 		timer.Stop()
@@ -183,6 +193,7 @@ func (g *group) decideLocked() {
 		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("the target resolved to no endpoints: %w", ErrNoUsableEndpoint))})
 	default:
 		d := g.set.Decide()
+		g.decisions.Add(1)
 		next = earliest(next, d.Next)
 		switch {
 		case d.Err != nil && held > 0:
@@ -197,7 +208,10 @@ func (g *group) decideLocked() {
 	}
 	if !next.Equal(g.next) {
 		g.next = next
-		g.requestDecide() // run re-arms its timer
+		select { // run re-arms its timer (without deciding again)
+		case g.rearm <- struct{}{}:
+		default:
+		}
 	}
 }
 
