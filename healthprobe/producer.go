@@ -182,6 +182,12 @@ func (p *producer) run() {
 				return
 			case <-p.kick:
 				p.notify()
+				// A listener with new settings joined: wait the new
+				// interval from now rather than the rest of the old one.
+				if c := p.config(); c != cfg {
+					cfg = c
+					timer = timeAfter(jittered(cfg.Interval, cfg.Jitter))
+				}
 			case <-timer:
 				break wait
 			}

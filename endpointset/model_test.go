@@ -1,0 +1,216 @@
+package endpointset
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+// TestModel drives the real engine (and the real picker and breakers, on
+// the engine's fake clock) with seeded random sequences of events —
+// resolver updates (add, remove, reweight), connectivity changes, new
+// connections, probe verdicts, requests with every kind of outcome, time
+// passing, configuration changes — and checks the engine's invariants
+// after every decision. On failure it prints the seed and the shortest
+// failing prefix of that seed's sequence.
+//
+// FULCRUM_MODEL_SEQS sets the number of sequences (default 2000); a long
+// run: FULCRUM_MODEL_SEQS=200000 go test -run TestModel ./endpointset
+func TestModel(t *testing.T) {
+	seqs := 2000
+	if v, err := strconv.Atoi(os.Getenv("FULCRUM_MODEL_SEQS")); err == nil && v > 0 {
+		seqs = v
+	}
+	const steps = 60
+	for seed := uint64(1); seed <= uint64(seqs); seed++ {
+		at, msg := runModel(seed, steps)
+		if at < 0 {
+			continue
+		}
+		// Shortest failing prefix: the sequence is a function of the
+		// seed, so its first k steps are the same for every k.
+		for k := 1; k <= at; k++ {
+			if a, m := runModel(seed, k); a >= 0 {
+				at, msg = a, m
+				break
+			}
+		}
+		t.Fatalf("seed %d: invariant broken after step %d (shortest failing prefix: %d steps): %s", seed, at, at+1, msg)
+	}
+}
+
+type outstanding struct {
+	p   *picker.Picker
+	i   int
+	tok picker.Token
+	hot *picker.Endpoint
+}
+
+// runModel runs steps events of seed's sequence and returns the index of
+// the first step after which an invariant fails (and why), or -1.
+func runModel(seed uint64, steps int) (int, string) {
+	rng := rand.New(rand.NewPCG(seed, 0xf00d))
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	cfg := DefaultConfig()
+	bc := breaker.DefaultConfig()
+	bc.ConsecutiveFailures = 1 + rng.IntN(4)
+	bc.OpenDuration = time.Duration(1+rng.IntN(5)) * time.Second
+	opts := Options{Probing: rng.IntN(4) > 0, Warmup: rng.IntN(2) == 0, Breaker: &bc, Now: clk.now}
+	s := New(cfg, opts)
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	weights := map[string]uint32{}
+	present := map[string]bool{}
+	var live []outstanding
+	var last Decision
+	update := func() {
+		var specs []Spec
+		for _, k := range keys {
+			if present[k] {
+				specs = append(specs, Spec{Key: k, Weight: weights[k]})
+			}
+		}
+		s.Update(specs)
+	}
+	for _, k := range keys[:1+rng.IntN(len(keys))] {
+		present[k], weights[k] = true, uint32(1+rng.IntN(5))
+	}
+	update()
+	for step := 0; step < steps; step++ {
+		recs := s.Records()
+		var r *Record
+		if len(recs) > 0 {
+			r = recs[rng.IntN(len(recs))]
+		}
+		switch ev := rng.IntN(12); {
+		case ev == 0: // resolver: add, remove or reweight one endpoint
+			k := keys[rng.IntN(len(keys))]
+			switch rng.IntN(3) {
+			case 0:
+				present[k] = !present[k]
+			default:
+				weights[k] = uint32(1 + rng.IntN(10))
+			}
+			if weights[k] == 0 {
+				weights[k] = 1
+			}
+			update()
+		case ev <= 2 && r != nil: // connectivity
+			c := Conn(rng.IntN(4))
+			if c == ConnReady {
+				s.NewConnection(r)
+			}
+			s.SetConn(r, c)
+		case ev <= 4 && r != nil: // probe verdict, including timeouts
+			s.SetHealth(r, rng.IntN(3) > 0, "probe")
+		case ev <= 7: // requests through the current picker
+			if len(last.Entries) == 0 {
+				break
+			}
+			p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: time.Second}, last.Entries)
+			for range 1 + rng.IntN(8) {
+				i, tok, err := p.Select()
+				if err != nil {
+					break
+				}
+				live = append(live, outstanding{p, i, tok, p.Entry(i).Endpoint})
+			}
+			for len(live) > 0 && rng.IntN(3) > 0 {
+				j := rng.IntN(len(live))
+				o := live[j]
+				live = append(live[:j], live[j+1:]...)
+				if rng.IntN(10) == 0 {
+					o.p.Abort(o.i, o.tok)
+					continue
+				}
+				o.p.Finish(o.i, o.tok, picker.Outcome{Verdict: picker.Verdict(rng.IntN(3)), Timing: picker.Timing(rng.IntN(3))})
+			}
+		case ev <= 9: // time passes, up to past the next decision
+			d := time.Duration(rng.IntN(3000)) * time.Millisecond
+			if !last.Next.IsZero() && rng.IntN(2) == 0 {
+				d = last.Next.Sub(clk.now())
+			}
+			clk.advance(max(d, 0))
+		case ev == 10: // configuration change
+			cfg.PanicThresholdPercent = float64(rng.IntN(5) * 25)
+			cfg.MaxEjectionPercent = float64(rng.IntN(5) * 25)
+			cfg.SlowStart.Window = time.Duration(rng.IntN(3)) * 5 * time.Second
+			opts.Probing = rng.IntN(4) > 0
+			s.SetConfig(cfg, opts)
+		}
+		last = s.Decide()
+		if msg := checkInvariants(s, last, cfg, opts, clk.now()); msg != "" {
+			return step, msg
+		}
+	}
+	for _, o := range live {
+		o.p.Finish(o.i, o.tok, picker.Outcome{})
+	}
+	for _, r := range s.Records() {
+		if n := r.Hot.InFlight(); n != 0 {
+			return steps - 1, fmt.Sprintf("%s: %d in flight after every request ended", r.Key, n)
+		}
+	}
+	return -1, ""
+}
+
+func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time) string {
+	recs := s.Records()
+	connected, pending := 0, 0
+	for i, r := range recs {
+		res := d.Results[i]
+		if r.conn == ConnReady {
+			connected++
+		}
+		if res.State == Connecting || res.State == Warming {
+			pending++
+		}
+		if res.State == Ejected {
+			snap := r.Hot.Breaker().Snapshot()
+			until := s.epoch.Add(time.Duration(snap.Until))
+			if snap.State != breaker.Open || !until.After(now) {
+				return fmt.Sprintf("%s ejected but its breaker is %v until %v (now %v)", r.Key, snap.State, until, now)
+			}
+			if d.Next.IsZero() || d.Next.After(until) {
+				return fmt.Sprintf("%s ejected until %v but the next decision is %v", r.Key, until, d.Next)
+			}
+		}
+		if res.Ramping && (d.Next.IsZero() || d.Next.After(now.Add(time.Second))) {
+			return fmt.Sprintf("%s ramping but the next decision is %v", r.Key, d.Next)
+		}
+	}
+	for i, e := range d.Entries {
+		rec := d.Records[i]
+		res := s.Results()[rec.Key]
+		if d.Panic {
+			if rec.conn != ConnReady {
+				return fmt.Sprintf("panic mode picks %s, which is not connected", rec.Key)
+			}
+		} else if res.State != Usable {
+			return fmt.Sprintf("%s is a candidate but %v (%s)", rec.Key, res.State, res.Reason)
+		}
+		w := float64(rec.spec.Weight)
+		if e.Weight > w || e.Weight < w*cfg.SlowStart.MinWeightPercent/100-1e-9 {
+			return fmt.Sprintf("%s effective weight %v outside [%v, %v]", rec.Key, e.Weight, w*cfg.SlowStart.MinWeightPercent/100, w)
+		}
+	}
+	usable := d.Counts.Usable
+	considered := len(recs) - pending
+	wantPanic := cfg.PanicThresholdPercent > 0 && considered > 0 && connected > 0 &&
+		float64(usable)*100 < cfg.PanicThresholdPercent*float64(considered)
+	if d.Panic != wantPanic {
+		return fmt.Sprintf("panic = %v with %d usable of %d considered (threshold %g)", d.Panic, usable, considered, cfg.PanicThresholdPercent)
+	}
+	if usable > 0 && (len(d.Entries) == 0 || d.Wait || d.Err != nil) {
+		return fmt.Sprintf("%d usable but entries %d wait %v err %v", usable, len(d.Entries), d.Wait, d.Err)
+	}
+	if len(d.Entries) == 0 && !d.Wait && d.Err == nil {
+		return "no candidates, no wait and no error"
+	}
+	return ""
+}
