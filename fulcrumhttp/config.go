@@ -88,9 +88,9 @@ type retryConfig struct {
 
 // httpOnly is the JSON of the fields only HTTP has.
 type httpOnly struct {
-	H2C                     *bool               `json:"h2c"`
-	MaxIdleConnsPerEndpoint *int                `json:"maxIdleConnsPerEndpoint"`
-	IdleConnTimeout         *fbalancer.Duration `json:"idleConnTimeout"`
+	H2C                     *bool   `json:"h2c"`
+	MaxIdleConnsPerEndpoint *int    `json:"maxIdleConnsPerEndpoint"`
+	IdleConnTimeout         *string `json:"idleConnTimeout"`
 	Retry                   *struct {
 		MaxAttempts         *int     `json:"maxAttempts"`
 		Statuses            []int    `json:"statuses"`
@@ -98,8 +98,8 @@ type httpOnly struct {
 		MinRetriesPerSecond *float64 `json:"minRetriesPerSecond"`
 	} `json:"retry"`
 	Breaker struct {
-		FailureStatuses []int               `json:"failureStatuses"`
-		MaxRetryAfter   *fbalancer.Duration `json:"maxRetryAfter"`
+		FailureStatuses []int   `json:"failureStatuses"`
+		MaxRetryAfter   *string `json:"maxRetryAfter"`
 	} `json:"-"`
 	HealthProbe struct {
 		Path              *string `json:"path"`
@@ -161,7 +161,9 @@ func parseConfig(js string) (*config, error) {
 		return nil, errors.New(strings.ReplaceAll(err.Error(), fbalancer.Name+": ", "fulcrumhttp: "))
 	}
 	cfg.LB = lb.(*fbalancer.LBConfig)
-	cfg.apply(only)
+	if err := cfg.apply(only); err != nil {
+		return nil, err
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -230,15 +232,31 @@ func splitConfig(js []byte) (shared json.RawMessage, only httpOnly, err error) {
 	return shared, only, nil
 }
 
-func (c *config) apply(o httpOnly) {
+// duration parses the HTTP-only duration field at path.
+func duration(path string, s *string, dst *time.Duration) error {
+	if s == nil {
+		return nil
+	}
+	d, err := time.ParseDuration(*s)
+	if err != nil {
+		return fmt.Errorf("fulcrumhttp: %s: %q, must be a duration string like \"5s\"", path, *s)
+	}
+	*dst = d
+	return nil
+}
+
+func (c *config) apply(o httpOnly) error {
+	if err := duration("idleConnTimeout", o.IdleConnTimeout, &c.IdleConnTimeout); err != nil {
+		return err
+	}
+	if err := duration("breaker.maxRetryAfter", o.Breaker.MaxRetryAfter, &c.MaxRetryAfter); err != nil {
+		return err
+	}
 	if o.H2C != nil {
 		c.H2C = *o.H2C
 	}
 	if o.MaxIdleConnsPerEndpoint != nil {
 		c.MaxIdleConnsPerEndpoint = *o.MaxIdleConnsPerEndpoint
-	}
-	if o.IdleConnTimeout != nil {
-		c.IdleConnTimeout = time.Duration(*o.IdleConnTimeout)
 	}
 	if r := o.Retry; r != nil {
 		if r.MaxAttempts != nil {
@@ -257,9 +275,6 @@ func (c *config) apply(o httpOnly) {
 	if o.Breaker.FailureStatuses != nil {
 		c.FailureStatuses = o.Breaker.FailureStatuses
 	}
-	if o.Breaker.MaxRetryAfter != nil {
-		c.MaxRetryAfter = time.Duration(*o.Breaker.MaxRetryAfter)
-	}
 	if p := o.HealthProbe.Path; p != nil {
 		c.ProbePath = *p
 	}
@@ -269,6 +284,7 @@ func (c *config) apply(o httpOnly) {
 	if v := o.HealthProbe.Scheme; v != nil {
 		c.ProbeScheme = *v
 	}
+	return nil
 }
 
 // validate checks the HTTP-only fields (the shared ones were checked by the
@@ -332,8 +348,6 @@ func jsonError(prefix string, err error) error {
 			want = "a string"
 		case te.Type.Kind() == reflect.Slice:
 			want = "a list of status codes"
-		case te.Type == reflect.TypeFor[fbalancer.Duration]():
-			want = `a duration string like "5s"`
 		case te.Type.Kind() == reflect.Struct:
 			want = "a JSON object"
 		}

@@ -56,7 +56,6 @@ func TestParseConfig_Errors(t *testing.T) {
 	for _, tc := range []struct{ js, want string }{
 		{`[]`, `fulcrumhttp: config: "[]", must be a JSON object`},
 		{`{"choiceCount":1}`, "fulcrumhttp: choiceCount: 1, must be >= 2"},
-		{`{"choiseCount":2}`, `fulcrumhttp: unknown field "choiseCount"`},
 		{`{"breaker":{"failureCodes":["UNAVAILABLE"]}}`, `fulcrumhttp: breaker.failureCodes: ["UNAVAILABLE"], must be absent (gRPC only; use breaker.failureStatuses)`},
 		{`{"healthProbe":{"service":"x"}}`, `fulcrumhttp: healthProbe.service: "x", must be absent (gRPC only; use healthProbe.path)`},
 		{`{"breaker":{"failureStatuses":[503,404]}}`, "fulcrumhttp: breaker.failureStatuses[1]: 404, must be a 5xx status in [500, 599]"},
@@ -66,7 +65,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		{`{"retry":{"minRetriesPerSecond":-1}}`, "fulcrumhttp: retry.minRetriesPerSecond: -1, must be in [0, 10000]"},
 		{`{"retry":{"maxAttempts":"2"}}`, "fulcrumhttp: retry.maxAttempts: string, must be a number"},
 		{`{"h2c":"yes"}`, "fulcrumhttp: h2c: string, must be true or false"},
-		{`{"idleConnTimeout":"soon"}`, `must be a duration string like "5s"`},
+		{`{"idleConnTimeout":"soon"}`, `fulcrumhttp: idleConnTimeout: "soon", must be a duration string like "5s"`},
 		{`{"idleConnTimeout":"1ms"}`, "fulcrumhttp: idleConnTimeout: 1ms, must be in [1s, 1h0m0s]"},
 		{`{"maxIdleConnsPerEndpoint":0}`, "fulcrumhttp: maxIdleConnsPerEndpoint: 0, must be in [1, 10000]"},
 		{`{"healthProbe":{"path":"healthz"}}`, `fulcrumhttp: healthProbe.path: "healthz", must be a path starting with "/"`},
@@ -128,5 +127,18 @@ func TestREADME_DefaultsMatch(t *testing.T) {
 		if !seen[f] {
 			t.Errorf("README does not document %s", f)
 		}
+	}
+}
+
+// TestParseConfig_ForwardCompatible: as for the gRPC policy, a field this
+// version does not know is ignored (with a warning), so a config written
+// for a newer release does not break an older client.
+func TestParseConfig_ForwardCompatible(t *testing.T) {
+	cfg, err := parseConfig(`{"choiseCount":3,"breaker":{"nope":1},"choiceCount":11}`)
+	if err != nil {
+		t.Fatalf("parseConfig with unknown fields: %v, want them ignored", err)
+	}
+	if cfg.LB.ChoiceCount != 10 {
+		t.Errorf("choiceCount 11 became %d, want 10 (gRFC A48's clamp)", cfg.LB.ChoiceCount)
 	}
 }

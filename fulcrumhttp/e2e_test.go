@@ -132,7 +132,7 @@ func TestNewTransport_Errors(t *testing.T) {
 		{map[string]string{"svc": "fulcrum://static/127.0.0.1:80=0"}, "", `weight: "0", must be an integer in [1, 10000]`},
 		{map[string]string{"svc": "http://127.0.0.1:80"}, "", `scheme "http", must be "fulcrum"`},
 		{map[string]string{"svc/x": "fulcrum://static/127.0.0.1:80"}, "", `fulcrumhttp: host "svc/x"`},
-		{map[string]string{"svc": "fulcrum://static/127.0.0.1:80"}, `{"choiceCount":11}`, "fulcrumhttp: choiceCount: 11, must be <= 10"},
+		{map[string]string{"svc": "fulcrum://static/127.0.0.1:80"}, `{"choiceCount":1}`, "fulcrumhttp: choiceCount: 1, must be >= 2"},
 	} {
 		tr, err := fulcrumhttp.NewTransport(tc.hosts, fulcrumhttp.WithConfig(tc.cfg))
 		if err == nil {

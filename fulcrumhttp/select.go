@@ -5,25 +5,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
 // The engine's configuration, derived from the shared fields of Config.
 
-func engineConfig(c *config) endpointset.Config {
-	s := c.LB.SlowStart
-	return endpointset.Config{
-		PanicThresholdPercent: c.LB.PanicThresholdPercent,
-		MaxEjectionPercent:    c.LB.MaxEjectionPercent,
-		SlowStart: endpointset.SlowStartConfig{
-			Window:           time.Duration(s.Window),
-			Aggression:       s.Aggression,
-			MinWeightPercent: s.MinWeightPercent,
-		},
-	}
-}
+func engineConfig(c *config) endpointset.Config { return c.LB.EndpointSetConfig }
 
 func engineOptions(c *config, now func() time.Time, onChange func(), prefix string) endpointset.Options {
 	o := endpointset.Options{
@@ -34,28 +22,13 @@ func engineOptions(c *config, now func() time.Time, onChange func(), prefix stri
 		LogPrefix: prefix,
 	}
 	if b := c.LB.Breaker; b.Enabled {
-		o.Breaker = &breaker.Config{
-			ConsecutiveFailures: b.ConsecutiveFailures,
-			FailureRatio:        b.FailureRatio,
-			MinRequests:         b.MinRequests,
-			Window:              time.Duration(b.Window),
-			OpenDuration:        time.Duration(b.OpenDuration),
-			MaxOpenDuration:     time.Duration(b.MaxOpenDuration),
-			HalfOpenRequests:    b.HalfOpenRequests,
-			TrialTimeout:        breaker.DefaultConfig().TrialTimeout,
-		}
+		bc := b.Config
+		o.Breaker = &bc
 	}
 	return o
 }
 
-func pickerConfig(c *config) picker.Config {
-	return picker.Config{
-		ChoiceCount:       c.LB.ChoiceCount,
-		ActiveRequestBias: c.LB.ActiveRequestBias,
-		LatencyAware:      c.LB.LatencyAware,
-		LatencyDecay:      time.Duration(c.LB.LatencyDecay),
-	}
-}
+func pickerConfig(c *config) picker.Config { return c.LB.PickerConfig }
 
 // selection is one published decision of the engine: a picker over the
 // usable endpoints. Immutable.
