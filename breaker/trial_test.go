@@ -71,3 +71,32 @@ func TestBreaker_Snapshot(t *testing.T) {
 		t.Fatalf("after a trip: %+v, want Open until now+5s, 1 trip, 1 transition", s)
 	}
 }
+
+// TestBreaker_OnTrialEnd: a trial that succeeds without closing the
+// breaker, or is released, tells the owner that the next trial may go; the
+// last success (a transition) goes to onChange instead.
+func TestBreaker_OnTrialEnd(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	ends := 0
+	b.OnTrialEnd(func() { ends++ })
+	tripOpen(t, b)
+	clk.advance(time.Duration(b.cfg.OpenDuration))
+	tk, _ := b.Allow()
+	b.Release(tk)
+	if ends != 1 {
+		t.Fatalf("%d trial-end notices after a release, want 1", ends)
+	}
+	for i := range 3 {
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatalf("trial %d refused", i)
+		}
+		b.Record(tk, true)
+	}
+	if ends != 3 {
+		t.Errorf("%d trial-end notices, want 3 (release + 2 successes that did not close)", ends)
+	}
+	if last := rec.last(t); last.to != Closed {
+		t.Errorf("last transition %+v, want to closed", last)
+	}
+}

@@ -181,6 +181,14 @@ func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time
 				return fmt.Sprintf("%s ejected until %v but the next decision is %v", r.Key, until, d.Next)
 			}
 		}
+		// A gated candidate whose trial is in flight refuses requests
+		// until the trial ends or times out: the timeout must be decided.
+		if snap := r.Hot.Breaker().Snapshot(); res.Picked && res.Gated && snap.State == breaker.HalfOpen && snap.TrialInFlight {
+			due := s.epoch.Add(time.Duration(snap.TrialAt) + time.Duration(opts.Breaker.TrialTimeout))
+			if d.Next.IsZero() || d.Next.After(due) {
+				return fmt.Sprintf("%s has a trial in flight until %v but the next decision is %v", r.Key, due, d.Next)
+			}
+		}
 		if res.Ramping && (d.Next.IsZero() || d.Next.After(now.Add(time.Second))) {
 			return fmt.Sprintf("%s ramping but the next decision is %v", r.Key, d.Next)
 		}
