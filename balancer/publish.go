@@ -59,7 +59,9 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	var st grpcbalancer.State
-	switch d := b.set.Decide(); {
+	d := b.set.Decide()
+	b.obs.decided(&d)
+	switch {
 	case len(d.Entries) > 0:
 		children := make([]grpcbalancer.Picker, len(d.Records))
 		for i, r := range d.Records {
@@ -67,7 +69,7 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            newGRPCPicker(picker.New(pickerConfig(b.cfg), d.Entries), children, failureMask(b.cfg.Breaker.FailureCodes)),
+			Picker:            b.obs.picker(newGRPCPicker(picker.New(pickerConfig(b.cfg), d.Entries), children, failureMask(b.cfg.Breaker.FailureCodes))),
 		}
 		next = d.Next
 	case len(b.children) == 0:
@@ -98,7 +100,7 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.TransientFailure,
-			Picker:            &errPicker{err: err},
+			Picker:            b.obs.failing(&errPicker{err: err}),
 		}
 		next = d.Next
 	}

@@ -48,6 +48,11 @@ type Options struct {
 	Now func() time.Time
 	// LogPrefix starts every log line (e.g. "[fulcrum 0xc000123] ").
 	LogPrefix string
+	// OnBreakerChange, if set, is called like OnChange with the endpoint's
+	// key and the breaker's transition (for metrics). It runs inside a
+	// request's Select or Finish: it must be cheap and must not block.
+	// It is fixed at New (SetConfig ignores it).
+	OnBreakerChange func(key string, from, to breaker.State)
 }
 
 // Set is the engine of one channel or host. Its methods are safe for
@@ -55,8 +60,9 @@ type Options struct {
 // (except Options.Now).
 type Set struct {
 	// Read-only after New.
-	now   func() time.Time
-	epoch time.Time
+	now       func() time.Time
+	epoch     time.Time
+	onBreaker func(key string, from, to breaker.State) // Options.OnBreakerChange
 
 	mu        sync.Mutex
 	cfg       Config
@@ -66,6 +72,7 @@ type Set struct {
 	gotFirst  bool
 	removedAt map[string]time.Time // usable endpoints removed recently, by key
 	panicking bool
+	counts    Counts // of the last decision
 }
 
 // New returns an empty Set.
@@ -74,7 +81,7 @@ func New(cfg Config, opts Options) *Set {
 	if now == nil {
 		now = time.Now
 	}
-	return &Set{now: now, epoch: now(), cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: now(), onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
@@ -127,6 +134,9 @@ func (s *Set) newHotLocked(key string) *picker.Endpoint {
 	onChange := func(from, to breaker.State, reason string) {
 		// Runs inside a pick or a request's end: log, ask for a decision.
 		s.infof("endpoint %s: breaker %v -> %v: %s", key, from, to, reason)
+		if s.onBreaker != nil {
+			s.onBreaker(key, from, to)
+		}
 		if s.opts.OnChange != nil {
 			s.opts.OnChange()
 		}
@@ -301,6 +311,7 @@ func (s *Set) Decide() Decision {
 		}
 		r.last = res
 	}
+	s.counts = d.Counts
 	if d.Panic != s.panicking {
 		s.panicking = d.Panic
 		c := d.Counts

@@ -173,6 +173,10 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 // exited. stop therefore waits for a running onChange to return: do not call
 // stop from inside onChange, nor while holding a lock that onChange takes.
 func Start(sc balancer.SubConn, cfg Config, onChange func(healthy bool, reason string)) (stop func()) {
+	return start(sc, cfg, onChange, nil)
+}
+
+func start(sc balancer.SubConn, cfg Config, onChange func(healthy bool, reason string), observe func(Probe)) (stop func()) {
 	if err := cfg.Validate(); err != nil {
 		logger.Errorf("[healthprobe %v] invalid config, using defaults: %v", sc, err)
 		cfg = DefaultConfig()
@@ -182,7 +186,7 @@ func Start(sc balancer.SubConn, cfg Config, onChange func(healthy bool, reason s
 	}
 	pr, unref := sc.GetOrBuildProducer(producerBuilderSingleton)
 	p := pr.(*producer)
-	l := &listener{cfg: cfg, onChange: onChange}
+	l := &listener{cfg: cfg, onChange: onChange, onProbe: observe}
 	p.register(l)
 	return sync.OnceFunc(func() {
 		// Taking l.mu waits out an onChange call in progress; afterwards the
