@@ -118,7 +118,7 @@ func TestHandler_Text(t *testing.T) {
 func TestHandler_BadRequests(t *testing.T) {
 	for _, tc := range []struct {
 		method, url, want string
-		code            int
+		code              int
 	}{
 		{"GET", "/?format=xml", `format: "xml", must be "json" or "text"`, http.StatusBadRequest},
 		{"POST", "/", "method: POST, must be GET or HEAD", http.StatusMethodNotAllowed},

@@ -114,7 +114,9 @@ func (*MetricsRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context
 func (*MetricsRecorder) HandleRPC(context.Context, stats.RPCStats) {}
 
 // TagConn implements stats.Handler.
-func (*MetricsRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (*MetricsRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
 
 // HandleConn implements stats.Handler.
 func (*MetricsRecorder) HandleConn(context.Context, stats.ConnStats) {}
