@@ -27,6 +27,7 @@ import (
 
 	// Registers the weighted_least_request policy and the fulcrum:// scheme.
 	_ "github.com/fulcrum-lb/fulcrum"
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 	"github.com/fulcrum-lb/fulcrum/internal/testutil"
 )
 
@@ -79,6 +80,8 @@ type result struct {
 	shed     int                // not sent: MaxInFlight reached
 	lat      []time.Duration    // latency of each successful RPC, sorted
 	hits     []int64            // RPCs received by each backend (server side)
+	addrs    []string           // each backend's address
+	snapshot string             // Fulcrum only: its channel's fulcrumz snapshot at the end
 }
 
 func (r *result) successPct() float64 {
@@ -150,6 +153,10 @@ func run(ctx context.Context, out io.Writer, opts options) ([]*result, error) {
 	printTable(out, results)
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, verdict(results[1], results[0]))
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "Fulcrum's channel at the end of its run, as fulcrumz.Handler serves it (?format=text):")
+	fmt.Fprint(out, results[1].snapshot)
+	fmt.Fprintf(out, "(%s)\n", legend(fleet))
 	return results, nil
 }
 
@@ -191,6 +198,14 @@ func drivePolicy(ctx context.Context, out io.Writer, opts options, fleet testuti
 	})
 	r.policy = p.title
 	r.hits = fleet.Hits()
+	r.addrs = fleet.Addrs()
+	var snap strings.Builder
+	for _, ch := range fulcrumz.Snapshot() {
+		if ch.Target == target && ch.Transport == "grpc" {
+			fulcrumz.WriteText(&snap, []fulcrumz.Channel{ch})
+		}
+	}
+	r.snapshot = snap.String()
 	return r, nil
 }
 
@@ -366,4 +381,13 @@ func failRatio(base, f *result) float64 {
 	bf := float64(base.attempts - base.ok)
 	ff := float64(f.attempts - f.ok)
 	return bf / max(ff, 1)
+}
+
+// legend names the backends of the snapshot's addresses.
+func legend(fleet testutil.Fleet) string {
+	var parts []string
+	for i, b := range fleet {
+		parts = append(parts, labels[i]+" = "+b.Addr)
+	}
+	return strings.Join(parts, ", ")
 }
