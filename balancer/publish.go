@@ -60,7 +60,6 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 	}
 	var st grpcbalancer.State
 	d := b.set.Decide()
-	b.obs.decided(&d)
 	switch {
 	case len(d.Entries) > 0:
 		children := make([]grpcbalancer.Picker, len(d.Records))
@@ -105,6 +104,7 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		next = d.Next
 	}
 	b.mu.Unlock()
+	b.obs.decided(&d)
 	b.cc.UpdateState(st)
 	return next, true
 }

@@ -27,7 +27,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
-var logger = grpclog.Component("fulcrum")
+var logger = grpclog.Component("fulcrum-endpointset")
 
 // Options are the parts of an adapter's configuration the engine needs
 // besides Config.
