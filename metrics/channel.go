@@ -44,17 +44,6 @@ func StateLabels() []string {
 	return s
 }
 
-// CountOf returns the number of endpoints of c in the state labelled state
-// (a value of LabelEndpointState), as the Endpoints gauge reports it.
-func CountOf(c endpointset.Counts, state string) int {
-	for _, g := range gaugeStates {
-		if g.label == state {
-			return g.count(c)
-		}
-	}
-	return 0
-}
-
 // NewChannel starts recording the metrics of the channel or host target.
 // counts returns the engine's last decision's counts and panic mode
 // (endpointset.Set.Counts); ok false (no engine yet) reports no gauges. Call
