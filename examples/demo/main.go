@@ -82,6 +82,7 @@ type result struct {
 	hits     []int64            // RPCs received by each backend (server side)
 	addrs    []string           // each backend's address
 	snapshot string             // Fulcrum only: its channel's fulcrumz snapshot at the end
+	why      []string           // Fulcrum only: why the slow and failing backends got little traffic
 }
 
 func (r *result) successPct() float64 {
@@ -157,6 +158,9 @@ func run(ctx context.Context, out io.Writer, opts options) ([]*result, error) {
 	fmt.Fprintln(out, "Fulcrum's channel at the end of its run, as fulcrumz.Handler serves it (?format=text):")
 	fmt.Fprint(out, results[1].snapshot)
 	fmt.Fprintf(out, "(%s)\n", legend(fleet))
+	for _, w := range results[1].why {
+		fmt.Fprintln(out, w)
+	}
 	return results, nil
 }
 
@@ -203,6 +207,7 @@ func drivePolicy(ctx context.Context, out io.Writer, opts options, fleet testuti
 	for _, ch := range fulcrumz.Snapshot() {
 		if ch.Target == target && ch.Transport == "grpc" {
 			fulcrumz.WriteText(&snap, []fulcrumz.Channel{ch})
+			r.why = explain(ch, r.addrs)
 		}
 	}
 	r.snapshot = snap.String()
@@ -381,13 +386,4 @@ func failRatio(base, f *result) float64 {
 	bf := float64(base.attempts - base.ok)
 	ff := float64(f.attempts - f.ok)
 	return bf / max(ff, 1)
-}
-
-// legend names the backends of the snapshot's addresses.
-func legend(fleet testutil.Fleet) string {
-	var parts []string
-	for i, b := range fleet {
-		parts = append(parts, labels[i]+" = "+b.Addr)
-	}
-	return strings.Join(parts, ", ")
 }

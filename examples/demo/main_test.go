@@ -62,6 +62,9 @@ func TestDemo(t *testing.T) {
 	if snapLine == nil || snapLine[1] != "ejected" {
 		t.Errorf("snapshot line of the failing backend %s: %q, want state ejected", rs[1].addrs[failingIndex], snapLine)
 	}
+	if !strings.Contains(out.String(), "Why: failing got ") || !strings.Contains(out.String(), "Why: slow (10x) got ") {
+		t.Errorf("output does not say why the failing and slow backends got little traffic")
+	}
 	if got, want := rs[1].hits[failingIndex], rs[0].hits[failingIndex]; got >= want {
 		t.Errorf("failing backend got %d RPCs under Fulcrum, %d under round_robin; want fewer under Fulcrum", got, want)
 	}
