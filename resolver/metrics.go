@@ -41,6 +41,14 @@ func (r *fulcrumResolver) initMetrics(mr estats.MetricsRecorder, target string) 
 	}, metrics.ResolverLKG, metrics.ResolverLKGAge)
 }
 
+// recorder is rec, or Nop for a resolver built without initMetrics (tests).
+func (m *resolverMetrics) recorder() metrics.Recorder {
+	if m.rec == nil {
+		return metrics.Nop
+	}
+	return m.rec
+}
+
 // confirmed records that the source delivered a good set.
 func (m *resolverMetrics) confirmed(now time.Time) {
 	m.confirmedAt = now
@@ -48,12 +56,12 @@ func (m *resolverMetrics) confirmed(now time.Time) {
 }
 
 // pushed records an update pushed to the channel.
-func (m *resolverMetrics) pushed() { m.rec.Add(metrics.ResolverUpdates, 1, m.target) }
+func (m *resolverMetrics) pushed() { m.recorder().Add(metrics.ResolverUpdates, 1, m.target) }
 
 // sourceError records a source error; serving says the last known good set
 // stays in use.
 func (m *resolverMetrics) sourceError(serving bool) {
-	m.rec.Add(metrics.ResolverErrors, 1, m.target)
+	m.recorder().Add(metrics.ResolverErrors, 1, m.target)
 	if serving && m.lkgSince.Load() == 0 {
 		m.lkgSince.Store(m.confirmedAt.UnixNano())
 	}
