@@ -86,6 +86,7 @@ type producer struct {
 type listener struct {
 	cfg      GRPCConfig // read-only
 	onChange func(healthy bool, reason string)
+	onProbe  func(Probe) // nil: not observed
 
 	// mu is held while onChange runs so that stop can wait for it.
 	mu      sync.Mutex
@@ -165,10 +166,11 @@ func (p *producer) run() {
 	defer close(p.done)
 	for {
 		cfg := p.config()
-		ok, why := p.probe(cfg)
+		ok, why, pr := p.probe(cfg)
 		if p.ctx.Err() != nil {
 			return
 		}
+		p.observe(pr)
 		// The balancer logs the endpoint's state change this causes (once);
 		// the verdict itself is detail.
 		if p.v.Observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) && logger.V(2) {
@@ -198,11 +200,12 @@ func (p *producer) run() {
 }
 
 // probe sends one Check and classifies its outcome.
-func (p *producer) probe(cfg GRPCConfig) (ok bool, why string) {
+func (p *producer) probe(cfg GRPCConfig) (ok bool, why string, pr Probe) {
 	ctx, cancel := context.WithTimeout(p.ctx, time.Duration(cfg.Timeout))
 	defer cancel()
-	resp, err := p.client.Check(ctx, &healthpb.HealthCheckRequest{Service: cfg.Service})
+	resp, d, err := timedProbe(ctx, p.client, cfg)
 	ok, why = classify(resp, err, isTimeout(ctx), cfg)
+	pr = Probe{Outcome: outcomeOf(resp, err, isTimeout(ctx), cfg), Reason: why, At: time.Now(), Duration: d}
 	if status.Code(err) == codes.Unimplemented && cfg.UnimplementedIsHealthy && !p.warnedUnimp {
 		p.warnedUnimp = true
 		logger.Warningf("%sserver does not implement grpc.health.v1.Health/Check; treating it as healthy (unimplementedIsHealthy=true)", p.prefix)
@@ -210,7 +213,7 @@ func (p *producer) probe(cfg GRPCConfig) (ok bool, why string) {
 	if logger.V(2) {
 		logger.Infof("%sprobe: ok=%t: %s", p.prefix, ok, why)
 	}
-	return ok, why
+	return ok, why, pr
 }
 
 // notify delivers the current verdict to every listener that has not got it:

@@ -129,14 +129,16 @@ func parseTarget(t resolver.Target) (targetConfig, error) {
 	return tc, nil
 }
 
-func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver.BuildOptions) (resolver.Resolver, error) {
 	target := t.URL.String()
 	tc, err := parseTarget(t)
 	if err != nil {
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
 	r := newFulcrumResolver(target, tc, cc, b.clk)
+	r.initMetrics(opts.MetricsRecorder, t.String())
 	if err := r.start(); err != nil {
+		r.metrics.close()
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
 	return r, nil

@@ -56,6 +56,15 @@ func TestDemo(t *testing.T) {
 	if len(rs) != 2 {
 		t.Fatalf("got %d results, want 2", len(rs))
 	}
+	// The snapshot printed at the end shows the failing backend ejected
+	// by its breaker (open for 5s, longer than the run).
+	snapLine := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(rs[1].addrs[failingIndex]) + `\s+(\S+)\s.*$`).FindStringSubmatch(out.String())
+	if snapLine == nil || snapLine[1] != "ejected" {
+		t.Errorf("snapshot line of the failing backend %s: %q, want state ejected", rs[1].addrs[failingIndex], snapLine)
+	}
+	if !strings.Contains(out.String(), "Why: failing got ") || !strings.Contains(out.String(), "Why: slow (10x) got ") {
+		t.Errorf("output does not say why the failing and slow backends got little traffic")
+	}
 	if got, want := rs[1].hits[failingIndex], rs[0].hits[failingIndex]; got >= want {
 		t.Errorf("failing backend got %d RPCs under Fulcrum, %d under round_robin; want fewer under Fulcrum", got, want)
 	}
