@@ -153,7 +153,7 @@ func TestLoop_ConfigOfNewestListener(t *testing.T) {
 	a.Interval, b.Interval = time.Second, 2*time.Second
 	pr, closeFn := producerBuilderSingleton.Build(cc)
 	p := pr.(*producer)
-	defer func() { closeFn(); <-p.done }()
+	defer closeAndWait(t, closeFn, p)
 	la := &listener{cfg: a, onChange: func(bool, string) {}}
 	lb := &listener{cfg: b, onChange: func(bool, string) {}}
 
@@ -197,7 +197,7 @@ func TestLoop_WaitsAreJittered(t *testing.T) {
 	cfg.Interval, cfg.Timeout, cfg.Jitter = time.Second, 500*time.Millisecond, 0.2
 	pr, closeFn := producerBuilderSingleton.Build(cc)
 	p := pr.(*producer)
-	defer func() { closeFn(); <-p.done }()
+	defer closeAndWait(t, closeFn, p)
 	p.register(&listener{cfg: cfg, onChange: func(bool, string) {}})
 
 	ft := clk.Next(t)
@@ -211,4 +211,16 @@ func TestLoop_WaitsAreJittered(t *testing.T) {
 	ft = clk.Step(t, ft)
 	assert.Equal(t, 900*time.Millisecond, ft.D, "r=0.25")
 	assert.EqualValues(t, 4, next.Load(), "one draw per wait")
+}
+
+// closeAndWait closes the producer and waits, boundedly, for its loop to
+// exit.
+func closeAndWait(t *testing.T, closeFn func(), p *producer) {
+	t.Helper()
+	closeFn()
+	select {
+	case <-p.done:
+	case <-time.After(defaultTestTimeout):
+		t.Errorf("probe loop did not exit within %v of close", defaultTestTimeout)
+	}
 }

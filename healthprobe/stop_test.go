@@ -261,3 +261,40 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 		t.Fatalf("timed out after %v waiting for %s", defaultTestTimeout, what)
 	}
 }
+
+// TestStop_NoOnChangeDuringDelivery stops listener A while the loop is
+// delivering a change to B, registered before A, and has already taken its
+// list of listeners: A must not be called after its stop returned, although
+// the loop lives on for B.
+func TestStop_NoOnChangeDuringDelivery(t *testing.T) {
+	clk := healthprobe.UseFakeClock(t, 0.5)
+	ts, _ := startServer(t, true)
+	sc, _, _ := manualSubConn(t, ts)
+
+	entered, unblock := make(chan struct{}), make(chan struct{})
+	var bCalls atomic.Int32
+	stopB := healthprobe.Start(sc, testConfig(), func(bool, string) {
+		if bCalls.Add(1) == 2 { // the change below
+			close(entered)
+			<-unblock
+		}
+	})
+	defer stopB()
+	a := &hooks{server: ts}
+	stopA := healthprobe.Start(sc, testConfig(), a.record)
+	w := clk.Next(t)
+	a.waitVerdicts(t, 1)
+
+	ts.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	w.Fire()
+	select {
+	case <-entered:
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("B got no onChange for the change")
+	}
+	stopA() // B's onChange is running; A's is not, so this returns
+	close(unblock)
+	clk.Next(t) // the delivery is over
+	assert.Equal(t, 1, a.numVerdicts(), "onChange of A after its stop returned")
+	assert.EqualValues(t, 2, bCalls.Load())
+}
