@@ -18,10 +18,12 @@ import (
 
 var logger = grpclog.Component("fulcrum")
 
-// Injected by tests to make the loop's timing deterministic.
+// Injected by tests to make the loop's timing deterministic: the wait
+// between probes, its jitter, and each probe's timeout.
 var (
-	timeAfter = time.After
-	randFloat = rand.Float64 // [0, 1); the top-level function is safe for concurrent use
+	timeAfter   = time.After
+	randFloat   = rand.Float64 // [0, 1); the top-level function is safe for concurrent use
+	withTimeout = context.WithTimeout
 )
 
 // jittered returns the wait before the next probe, uniform from
@@ -201,7 +203,7 @@ func (p *producer) run() {
 
 // probe sends one Check and classifies its outcome.
 func (p *producer) probe(cfg GRPCConfig) (ok bool, why string, pr Probe) {
-	ctx, cancel := context.WithTimeout(p.ctx, time.Duration(cfg.Timeout))
+	ctx, cancel := withTimeout(p.ctx, time.Duration(cfg.Timeout))
 	defer cancel()
 	resp, d, err := timedProbe(ctx, p.client, cfg)
 	ok, why = classify(resp, err, isTimeout(ctx), cfg)

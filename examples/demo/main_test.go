@@ -20,6 +20,12 @@ func TestMain(m *testing.M) {
 // claims: a table with both policies, and Fulcrum ahead on success because
 // it stops sending to the failing backend while round_robin keeps giving
 // it a fifth of the RPCs.
+//
+// The comparisons cannot flip by chance: round_robin rotates, so the failing
+// backend gets exactly a fifth of the 300 RPCs (60, all failures), while
+// Fulcrum's breaker opens after a handful of consecutive failures and then
+// lets through only half-open trials, a few per open period; a run sees
+// about 5. Both figures come from counts, not from timing.
 func TestDemo(t *testing.T) {
 	opts := defaultOptions()
 	opts.Duration = 1500 * time.Millisecond
