@@ -1,5 +1,10 @@
 // Package resolver implements the "fulcrum" name resolver, which reads
 // endpoints, weights and metadata from pluggable discovery sources.
+//
+// It owns discovery: targets, sources, validation, change detection,
+// last-known-good and the empty-set rule. It never decides which endpoint
+// gets traffic (the balancer's engine does), and the HTTP transport uses it
+// through grpc-go's resolver API like a channel does.
 package resolver
 
 import (
