@@ -77,6 +77,9 @@ func TestObserve_NoUsableEndpointProbesAndClose(t *testing.T) {
 	if _, err := tc.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("EmptyCall: %v", err)
 	}
+	// Both first probes passed (one RPC needs only one usable endpoint).
+	usable := metricKey(metrics.Endpoints.Name, target, "usable")
+	pollUntil(t, "both endpoints usable", func() bool { return mr.Gauges()[usable] == 2 })
 	for _, be := range f {
 		be.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	}
