@@ -2,14 +2,12 @@ package resolver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/stretchr/testify/assert"
@@ -63,7 +61,7 @@ func mustTarget(t *testing.T, target string) resolver.Target {
 func build(t *testing.T, target string, clk clock) *recorder {
 	t.Helper()
 	rec := newRecorder()
-	r, err := (&builder{clk: clk}).Build(mustTarget(t, target), rec, resolver.BuildOptions{})
+	r, err := (&builder{clk: clk, handled: rec.markHandled}).Build(mustTarget(t, target), rec, resolver.BuildOptions{})
 	require.NoError(t, err)
 	t.Cleanup(r.Close)
 	return rec
@@ -100,12 +98,13 @@ func TestCommon_PushesOnlyChanges(t *testing.T) {
 		return s
 	}(), "deprecated Addresses filled too")
 
-	// The same set in another order, then a real change: the change must be
-	// the very next event, which proves the reordering pushed nothing.
+	// The same set in another order is handled and pushes nothing.
+	rec.waitHandled(t, 1)
 	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
+	rec.waitHandled(t, 2)
+	require.Len(t, rec.all(), 1, "a reordered set was pushed")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	evs = rec.waitEvents(t, 2)
-	require.Len(t, evs, 2)
 	assert.Equal(t, []string{"10.0.0.1:1"}, addrsOf(evs[1].state))
 
 	// A weight change is a change.
@@ -114,119 +113,6 @@ func TestCommon_PushesOnlyChanges(t *testing.T) {
 	w, _ := attrs.Weight(evs[2].state.Endpoints[0])
 	assert.Equal(t, uint32(4), w)
 	assert.Equal(t, []string{"svc"}, src.names)
-}
-
-func TestCommon_LastKnownGoodKeepsSetOnError(t *testing.T) {
-	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-
-	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
-	rec.waitEvents(t, 1)
-	src.send(Update{Err: errors.New("registry down")})
-	src.send(Update{Err: errors.New("registry still down")})
-	src.send(Update{Endpoints: eps("10.0.0.3:1")})
-	evs := rec.waitEvents(t, 2)
-	require.Len(t, evs, 2, "errors after a good set must neither empty the list nor be reported: %+v", evs)
-	assert.NoError(t, evs[1].err)
-	assert.Equal(t, []string{"10.0.0.3:1"}, addrsOf(evs[1].state))
-}
-
-func TestCommon_ErrorWithoutGoodSetIsReported(t *testing.T) {
-	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-
-	srcErr := errors.New("registry down")
-	src.send(Update{Err: srcErr})
-	evs := rec.waitEvents(t, 1)
-	require.Error(t, evs[0].err)
-	assert.ErrorIs(t, evs[0].err, srcErr)
-	assert.Contains(t, evs[0].err.Error(), `target "fulcrum://`+name+`/svc"`)
-
-	// Once a good set arrives it is pushed.
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	evs = rec.waitEvents(t, 2)
-	assert.Equal(t, []string{"10.0.0.1:1"}, addrsOf(evs[1].state))
-}
-
-// An error streak longer than lkgTTL drops the last good set: the channel
-// gets an empty state and the error. The TTL runs from the first error, not
-// from the last good update, and a recovery disarms it.
-func TestCommon_LastKnownGoodExpiresAfterTTL(t *testing.T) {
-	clk := newFakeClock()
-	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc?lkgTTL=5m", clk)
-
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	rec.waitEvents(t, 1)
-	clk.Advance(time.Hour) // a long-stable set must not count against the TTL
-
-	// Error then recovery: the timer is armed, then stopped.
-	src.send(Update{Err: errors.New("blip")})
-	assert.Equal(t, []time.Duration{5 * time.Minute}, clk.waitTimers(t, 1))
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	clk.waitTimers(t, 0)
-
-	srcErr := errors.New("registry down")
-	src.send(Update{Err: srcErr})
-	clk.waitTimers(t, 1)
-	clk.Advance(5*time.Minute - time.Nanosecond)
-	assert.Len(t, rec.all(), 1, "nothing may happen before the TTL")
-	clk.Advance(time.Nanosecond)
-	evs := rec.waitEvents(t, 3)
-	assert.Empty(t, evs[1].state.Endpoints, "the stale set is dropped")
-	assert.NoError(t, evs[1].err)
-	assert.ErrorIs(t, evs[2].err, srcErr)
-
-	// With no good set left, further errors are reported.
-	src.send(Update{Err: srcErr})
-	evs = rec.waitEvents(t, 4)
-	assert.ErrorIs(t, evs[3].err, srcErr)
-	// And the same set as before is pushed again when the source recovers.
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	evs = rec.waitEvents(t, 5)
-	assert.Equal(t, []string{"10.0.0.1:1"}, addrsOf(evs[4].state))
-}
-
-func TestCommon_EmptySetRule(t *testing.T) {
-	t.Run("non-authoritative empty before any set is reported", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{})
-		evs := rec.waitEvents(t, 1)
-		assert.ErrorIs(t, evs[0].err, errSuspiciousEmpty)
-	})
-	t.Run("non-authoritative empty keeps the set", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{Endpoints: eps("10.0.0.1:1")})
-		rec.waitEvents(t, 1)
-		src.send(Update{Endpoints: []Endpoint{}})
-		src.send(Update{Endpoints: eps("10.0.0.2:1")}) // barrier
-		evs := rec.waitEvents(t, 2)
-		require.Len(t, evs, 2)
-		assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[1].state))
-	})
-	t.Run("all-invalid set keeps the set", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{Endpoints: eps("10.0.0.1:1")})
-		rec.waitEvents(t, 1)
-		src.send(Update{Endpoints: []Endpoint{{}, {Addresses: []string{""}}}, Authoritative: true})
-		src.send(Update{Endpoints: eps("10.0.0.2:1")}) // barrier
-		evs := rec.waitEvents(t, 2)
-		require.Len(t, evs, 2)
-		assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[1].state))
-	})
-	t.Run("authoritative empty empties the channel", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{Endpoints: eps("10.0.0.1:1")})
-		rec.waitEvents(t, 1)
-		src.send(Update{Authoritative: true})
-		evs := rec.waitEvents(t, 2)
-		assert.NoError(t, evs[1].err)
-		assert.Empty(t, evs[1].state.Endpoints)
-	})
 }
 
 func TestCommon_WeightsAndMetadataInAttributes(t *testing.T) {

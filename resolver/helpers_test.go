@@ -125,9 +125,10 @@ func (c *fakeClock) waitTimers(t *testing.T, n int) []time.Duration {
 // recorder is a real resolver.ClientConn that records what the resolver
 // tells the channel, in order.
 type recorder struct {
-	mu     sync.Mutex
-	events []event
-	notify chan struct{}
+	mu      sync.Mutex
+	events  []event
+	handled int // Updates the resolver finished handling (builder.handled)
+	notify  chan struct{}
 }
 
 type event struct {
@@ -144,6 +145,39 @@ func (r *recorder) add(e event) {
 	select {
 	case r.notify <- struct{}{}:
 	default:
+	}
+}
+
+// markHandled is the builder's handled hook.
+func (r *recorder) markHandled() {
+	r.mu.Lock()
+	r.handled++
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+// waitHandled waits until the resolver has handled at least n Updates. An
+// update that changes nothing leaves no event, so this is how a test knows
+// that it was handled rather than superseded by the next one in the queue.
+func (r *recorder) waitHandled(t *testing.T, n int) {
+	t.Helper()
+	timer := time.NewTimer(defaultTestTimeout)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		h := r.handled
+		r.mu.Unlock()
+		if h >= n {
+			return
+		}
+		select {
+		case <-r.notify:
+		case <-timer.C:
+			t.Fatalf("timed out waiting for %d handled updates; have %d", n, h)
+		}
 	}
 }
 

@@ -72,7 +72,9 @@ func lookupSource(name string) (Source, []string) {
 
 // builder is the grpc resolver.Builder of the fulcrum scheme.
 type builder struct {
-	clk clock // read-only after construction
+	// Read-only after construction.
+	clk     clock
+	handled func() // see fulcrumResolver.handled; nil outside tests
 }
 
 func (*builder) Scheme() string { return Scheme }
@@ -136,6 +138,7 @@ func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, _ resolver.Bu
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
 	r := newFulcrumResolver(target, tc, cc, b.clk)
+	r.handled = b.handled
 	if err := r.start(); err != nil {
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
