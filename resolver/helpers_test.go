@@ -23,6 +23,7 @@ type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*fakeTimer
+	created int           // timers created so far
 	changed chan struct{} // closed and replaced whenever a timer is created
 }
 
@@ -47,6 +48,7 @@ func (c *fakeClock) NewTimer(d time.Duration) clockTimer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &fakeTimer{c: make(chan time.Time, 1), deadline: c.now.Add(d), clk: c}
+	c.created++
 	if d <= 0 {
 		t.c <- c.now
 		t.stopped = true
@@ -120,6 +122,35 @@ func (c *fakeClock) waitTimers(t *testing.T, n int) []time.Duration {
 			t.Fatalf("timed out waiting for %d running timers; have %v", n, c.activeTimers())
 		}
 	}
+}
+
+// waitCreated waits until at least n timers were created: for a source that
+// arms its next poll after each one, the moment the nth poll has finished.
+func (c *fakeClock) waitCreated(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	for {
+		c.mu.Lock()
+		ch, created := c.changed, c.created
+		c.mu.Unlock()
+		if created >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %d timers to be created; have %d", n, created)
+		}
+	}
+}
+
+// set moves the clock to now without firing timers (for tests that compare
+// it with file times).
+func (c *fakeClock) set(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = now
 }
 
 // recorder is a real resolver.ClientConn that records what the resolver
