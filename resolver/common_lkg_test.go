@@ -1,12 +1,14 @@
 package resolver
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/resolver"
 )
 
 // Each bad update is awaited with waitHandled before the next one is sent:
@@ -186,4 +188,109 @@ func TestCommon_EmptySetRule(t *testing.T) {
 		assert.NoError(t, evs[1].err)
 		assert.Empty(t, evs[1].state.Endpoints)
 	})
+}
+
+// funcSource is a Source whose Watch is the function itself.
+type funcSource func(ctx context.Context, name string, report func(Update)) (func(), func(), error)
+
+func (f funcSource) Watch(ctx context.Context, name string, report func(Update)) (func(), func(), error) {
+	return f(ctx, name, report)
+}
+
+// A source that fails Watch fails Build: its context is cancelled and the
+// stop function it returned anyway is called, so nothing it started lives on.
+func TestCommon_FailedWatchIsCleanedUp(t *testing.T) {
+	var watchCtx context.Context
+	stopped := 0
+	name := "failwatch-test"
+	RegisterSource(name, funcSource(func(ctx context.Context, _ string, _ func(Update)) (func(), func(), error) {
+		watchCtx = ctx
+		return nil, func() { stopped++ }, errors.New("bad name")
+	}))
+	_, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
+	require.ErrorContains(t, err, `fulcrum resolver: target "fulcrum://failwatch-test/svc": bad name`)
+	assert.Error(t, watchCtx.Err(), "the Watch context must be cancelled")
+	assert.Equal(t, 1, stopped)
+}
+
+// A source may return nil resolveNow and stop functions.
+func TestCommon_NilResolveNowAndStop(t *testing.T) {
+	name := "nilfuncs-test"
+	RegisterSource(name, funcSource(func(_ context.Context, _ string, report func(Update)) (func(), func(), error) {
+		report(Update{Endpoints: eps("10.0.0.1:1")})
+		return nil, nil, nil
+	}))
+	rec := newRecorder()
+	r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), rec, resolver.BuildOptions{})
+	require.NoError(t, err)
+	rec.waitEvents(t, 1)
+	r.ResolveNow(resolver.ResolveNowOptions{})
+	r.Close()
+}
+
+// A source that recovers with the set it had before the failure (an etcd
+// re-list after an outage that changed nothing) ends the failure without
+// pushing anything: the channel already has that set.
+func TestCommon_SameSetAfterErrorPushesNothing(t *testing.T) {
+	clk := newFakeClock()
+	src, name := registerTestSource()
+	rec := build(t, "fulcrum://"+name+"/svc?lkgTTL=1m", clk)
+	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
+	rec.waitEvents(t, 1)
+	src.send(Update{Err: errors.New("etcd down")})
+	rec.waitHandled(t, 2)
+	require.Len(t, clk.activeTimers(), 1)
+	src.send(Update{Endpoints: eps("10.0.0.2:1", "10.0.0.1:1")})
+	rec.waitHandled(t, 3)
+	assert.Empty(t, clk.activeTimers(), "the recovery disarms the TTL")
+	assert.Len(t, rec.all(), 1, "the same set was pushed again: %+v", rec.all())
+}
+
+// gatedCC is a recorder whose ReportError blocks until the test opens the
+// gate, holding the resolver's run goroutine so that reports queue up.
+type gatedCC struct {
+	*recorder
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedCC) ReportError(err error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	g.recorder.ReportError(err)
+}
+
+// While the channel is busy, a queued set replaces everything queued before
+// it, and a queued error replaces a queued error: the resolver works off the
+// latest state, not a backlog.
+func TestCommon_QueueKeepsOnlyTheLatest(t *testing.T) {
+	src, name := registerTestSource()
+	cc := &gatedCC{recorder: newRecorder(), entered: make(chan struct{}, 16), gate: make(chan struct{})}
+	r, err := (&builder{clk: realClock{}, handled: cc.markHandled}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), cc, resolver.BuildOptions{})
+	require.NoError(t, err)
+	defer r.Close()
+
+	src.send(Update{Err: errors.New("e1")})
+	<-cc.entered // run is inside ReportError(e1)
+	src.send(Update{Err: errors.New("e2")})
+	src.send(Update{Err: errors.New("e3")})
+	close(cc.gate)
+	cc.waitHandled(t, 2)
+	evs := cc.all()
+	require.Len(t, evs, 2, "%+v", evs)
+	assert.ErrorContains(t, evs[0].err, "e1")
+	assert.ErrorContains(t, evs[1].err, "e3", "e2 was superseded by e3")
+
+	cc.gate, cc.entered = make(chan struct{}), make(chan struct{}, 16)
+	src.send(Update{Err: errors.New("e4")})
+	<-cc.entered
+	src.send(Update{Endpoints: eps("10.0.0.1:1")})
+	src.send(Update{Err: errors.New("e5")})
+	src.send(Update{Endpoints: eps("10.0.0.2:1")})
+	src.send(Update{Err: errors.New("e6")})
+	close(cc.gate)
+	cc.waitHandled(t, 5)
+	evs = cc.all()
+	require.Len(t, evs, 4, "%+v", evs)
+	assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[3].state), "the first set and e5 were superseded")
 }

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -165,7 +166,22 @@ func TestCommon_ForwardsResolveNowAndStopsSourceOnClose(t *testing.T) {
 	r.ResolveNow(resolver.ResolveNowOptions{})
 	assert.Equal(t, int32(1), src.resolveNow.Load(), "no ResolveNow after Close")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
+	src.send(Update{Err: errors.New("late")}) // must not block on the first one
 	assert.Empty(t, rec.all(), "nothing reaches the channel after Close")
+}
+
+// Close stops an armed lkgTTL timer.
+func TestCommon_CloseStopsTTLTimer(t *testing.T) {
+	clk := newFakeClock()
+	src, name := registerTestSource()
+	rec := newRecorder()
+	r, err := (&builder{clk: clk, handled: rec.markHandled}).Build(mustTarget(t, "fulcrum://"+name+"/svc?lkgTTL=1m"), rec, resolver.BuildOptions{})
+	require.NoError(t, err)
+	src.send(Update{Endpoints: eps("10.0.0.1:1")})
+	src.send(Update{Err: errors.New("down")})
+	clk.waitTimers(t, 1)
+	r.Close()
+	assert.Empty(t, clk.activeTimers())
 }
 
 func TestCanonicalize(t *testing.T) {
@@ -176,6 +192,7 @@ func TestCanonicalize(t *testing.T) {
 		wantProblems int
 	}{
 		{name: "sorted by address", in: eps("b:1", "a:1"), want: []string{"a:1", "b:1"}},
+		{name: "empty metadata dropped", in: []Endpoint{{Addresses: []string{"a:1"}, Metadata: map[string]string{}}}, want: []string{"a:1"}},
 		{name: "duplicate address in a later endpoint dropped", in: []Endpoint{
 			{Addresses: []string{"a:1", "b:1"}}, {Addresses: []string{"b:1", "c:1"}},
 		}, want: []string{"a:1,b:1", "c:1"}, wantProblems: 1},
@@ -185,6 +202,9 @@ func TestCanonicalize(t *testing.T) {
 		}, want: []string{"a:1"}},
 		{name: "empty address dropped", in: []Endpoint{{Addresses: []string{"", "a:1"}}}, want: []string{"a:1"}, wantProblems: 1},
 		{name: "weight clamped", in: []Endpoint{{Addresses: []string{"a:1"}, Weight: 1 << 31}}, want: []string{fmt.Sprintf("a:1=%d", attrs.MaxWeight)}, wantProblems: 1},
+		{name: "weight 10000 kept", in: []Endpoint{{Addresses: []string{"a:1"}, Weight: 10000}}, want: []string{"a:1=10000"}},
+		{name: "weight 0 is the default", in: []Endpoint{{Addresses: []string{"a:1"}, Weight: 0}}, want: []string{"a:1"}},
+		{name: "metadata", in: []Endpoint{{Addresses: []string{"a:1", "b:1"}, Weight: 2, Metadata: map[string]string{"k": "v"}}}, want: []string{"a:1,b:1=2map[k:v]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +215,9 @@ func TestCanonicalize(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, s)
 			assert.Len(t, problems, tt.wantProblems, "%q", problems)
+			for _, e := range got {
+				assert.True(t, e.md == nil || len(e.md) > 0, "empty metadata must be nil, not %#v", e.md)
+			}
 		})
 	}
 }

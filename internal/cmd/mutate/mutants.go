@@ -79,9 +79,17 @@ func fileMutants(name string, src []byte, kinds []string, skipCalls *regexp.Rege
 		return nil, err
 	}
 	var out []mutant
+	// Conditions that only decide whether something is logged are not
+	// mutated: no test can see the difference (see logOnly).
+	var quiet [][2]token.Pos
 	add := func(kind string, from, to token.Pos, repl string) {
 		if !slices.Contains(kinds, kind) {
 			return
+		}
+		for _, q := range quiet {
+			if from >= q[0] && to <= q[1] {
+				return
+			}
 		}
 		p := fset.Position(from)
 		start, end := p.Offset, fset.Position(to).Offset
@@ -133,8 +141,18 @@ func fileMutants(name string, src []byte, kinds []string, skipCalls *regexp.Rege
 				add(kindLogical, n.OpPos, n.OpPos+2, "&&")
 			}
 		case *ast.IfStmt:
+			if n.Else == nil && logOnly(n.Body.List, skipCalls) {
+				quiet = append(quiet, [2]token.Pos{n.Cond.Pos(), n.Cond.End()})
+			}
 			negate(n.Cond)
 		case *ast.SwitchStmt:
+			allLog := true
+			for _, c := range n.Body.List {
+				allLog = allLog && logOnly(c.(*ast.CaseClause).Body, skipCalls)
+			}
+			if allLog {
+				quiet = append(quiet, [2]token.Pos{n.Pos(), n.End()})
+			}
 			if n.Tag == nil {
 				for _, c := range n.Body.List {
 					for _, e := range c.(*ast.CaseClause).List {
@@ -163,6 +181,24 @@ func fileMutants(name string, src []byte, kinds []string, skipCalls *regexp.Rege
 		return true
 	})
 	return out, nil
+}
+
+// logOnly says whether stmts consist only of calls that skipCalls matches.
+func logOnly(stmts []ast.Stmt, skipCalls *regexp.Regexp) bool {
+	if skipCalls == nil || len(stmts) == 0 {
+		return false
+	}
+	for _, s := range stmts {
+		e, ok := s.(*ast.ExprStmt)
+		if !ok {
+			return false
+		}
+		call, ok := e.X.(*ast.CallExpr)
+		if !ok || !skipCalls.MatchString(funcName(call)) {
+			return false
+		}
+	}
+	return true
 }
 
 // funcName is the name of the function or method a call calls.
