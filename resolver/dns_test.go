@@ -190,6 +190,7 @@ func TestSRVEndpoints(t *testing.T) {
 		"a.example.": ip("10.0.0.1"),
 		"b.example.": ip("10.0.0.2", "fd00::2"),
 		"c.example.": ip("10.0.0.3"),
+		"d.example.": ip("10.0.0.4", "10.0.0.4"),
 	}
 	srv := func(target string, port, prio, weight uint16) *net.SRV {
 		return &net.SRV{Target: target, Port: port, Priority: prio, Weight: weight}
@@ -256,6 +257,13 @@ func TestSRVEndpoints(t *testing.T) {
 			},
 		},
 		{name: "no records", records: nil},
+		{name: "nil records ignored", records: []*net.SRV{nil, srv("a.example.", 5001, 5, 1), nil},
+			want: []Endpoint{{Addresses: []string{"10.0.0.1:5001"}, Weight: 1}}},
+		{name: "single nil record", records: []*net.SRV{nil}},
+		{name: "'.' beside other records is ignored", records: []*net.SRV{srv(".", 0, 0, 0), srv("a.example.", 5001, 1, 1)},
+			want: []Endpoint{{Addresses: []string{"10.0.0.1:5001"}, Weight: 1}}},
+		{name: "an address repeated in the answer is listed once", records: []*net.SRV{srv("d.example.", 5004, 0, 1)},
+			want: []Endpoint{{Addresses: []string{"10.0.0.4:5004"}, Weight: 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,122 @@
+package resolver
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A file that disappears and comes back with the same content is reported
+// again (the error must end), and a second disappearance is reported again.
+func TestFileWatcher_FileRemovedAndRestored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eps.json")
+	content := `{"endpoints":[{"addresses":["127.0.0.1:5001"]}]}`
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	clk := newFakeClock()
+	ch, resolveNow := watchUpdates(t, &fileSource{clk: clk}, path)
+	require.NoError(t, nextUpdate(t, ch).Err)
+	for range 2 {
+		require.NoError(t, os.Remove(path))
+		resolveNow()
+		u := nextUpdate(t, ch)
+		require.Error(t, u.Err)
+		assert.True(t, os.IsNotExist(errorsUnwrapAll(u.Err)), "%v", u.Err)
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+		resolveNow()
+		u = nextUpdate(t, ch)
+		require.NoError(t, u.Err, "the same content, back after an error, is reported")
+		assert.Equal(t, "127.0.0.1:5001", u.Endpoints[0].Addresses[0])
+	}
+}
+
+func errorsUnwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	s60 := strings.Repeat("a", 60)
+	assert.Equal(t, s60, truncate(json.RawMessage(s60)))
+	assert.Equal(t, s60+"...", truncate(json.RawMessage(s60+"b")))
+	assert.Equal(t, "missing", truncate(nil))
+}
+
+// blockingResolver blocks every lookup until its context is done.
+type blockingResolver struct{ entered chan struct{} }
+
+func (r *blockingResolver) LookupIPAddr(ctx context.Context, _ string) ([]net.IPAddr, error) {
+	r.entered <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (r *blockingResolver) LookupSRV(ctx context.Context, _, _, _ string) (string, []*net.SRV, error) {
+	r.entered <- struct{}{}
+	<-ctx.Done()
+	return "", nil, ctx.Err()
+}
+
+// A lookup cut short by stop is not reported: the watch is over.
+func TestDNS_LookupCancelledByStopIsNotReported(t *testing.T) {
+	for _, name := range []string{"h.test:1", "_grpc._tcp.h.test?srv=true"} {
+		res := &blockingResolver{entered: make(chan struct{}, 1)}
+		var reported []Update
+		_, stop, err := (&dnsSource{res: res, clk: newFakeClock()}).Watch(context.Background(), name, func(u Update) { reported = append(reported, u) })
+		require.NoError(t, err)
+		<-res.entered
+		stop()
+		assert.Empty(t, reported, name)
+	}
+}
+
+func TestParseDNSName(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		want    dnsConfig
+		wantErr string
+	}{
+		{name: "h.test:80", want: dnsConfig{host: "h.test", port: "80", interval: dnsDefaultInterval}},
+		{name: "h.test:80?srv=false", want: dnsConfig{host: "h.test", port: "80", interval: dnsDefaultInterval}},
+		{name: "_grpc._tcp.h.test?srv", want: dnsConfig{host: "_grpc._tcp.h.test", srv: true, interval: dnsDefaultInterval}},
+		{name: "?srv=true", wantErr: `srv name: "", must be a DNS name without a port`},
+		{name: "h.test:80?srv=1&interval=2s", wantErr: `srv name: "h.test:80"`},
+	} {
+		got, err := parseDNSName(tt.name)
+		if tt.wantErr != "" {
+			assert.ErrorContains(t, err, tt.wantErr, tt.name)
+			continue
+		}
+		require.NoError(t, err, tt.name)
+		assert.Equal(t, tt.want, got, tt.name)
+	}
+}
+
+func TestValidSourceName(t *testing.T) {
+	for _, ok := range []string{"a", "z", "0", "9", "-", ".", "my-registry.v2"} {
+		assert.True(t, validSourceName(ok), ok)
+	}
+	for _, bad := range []string{"", "`", "{", "/", ":", "_", "A", "a b", "é"} {
+		assert.False(t, validSourceName(bad), bad)
+	}
+}
+
+func TestCheckHostPort(t *testing.T) {
+	for _, ok := range []string{"h:1", "[::1]:65535", "10.0.0.1:80"} {
+		assert.NoError(t, checkHostPort(ok), ok)
+	}
+	for _, bad := range []string{"a b:1", "a\t:1", "a,b:1", "a=b:1", "a/b:1", "a?b:1", "a#b:1", "h:x", "h:0", "h:65536"} {
+		assert.Error(t, checkHostPort(bad), bad)
+	}
+}
