@@ -120,3 +120,31 @@ func TestCheckHostPort(t *testing.T) {
 		assert.Error(t, checkHostPort(bad), bad)
 	}
 }
+
+// Stopping a dns or file watch stops its timer, and a ResolveNow replaces
+// the timer rather than adding one.
+func TestSources_TimersStoppedAndReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eps.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"endpoints":[{"addresses":["127.0.0.1:5001"]}]}`), 0o644))
+	for _, tt := range []struct {
+		name string
+		src  func(*fakeClock) Source
+	}{
+		{"h.test:1", func(clk *fakeClock) Source {
+			return &dnsSource{res: &deadlineResolver{}, clk: clk, rand: func() float64 { return 0.5 }}
+		}},
+		{path, func(clk *fakeClock) Source { return &fileSource{clk: clk} }},
+	} {
+		clk := newFakeClock()
+		ch := make(chan Update, 10)
+		resolveNow, stop, err := tt.src(clk).Watch(context.Background(), tt.name, func(u Update) { ch <- u })
+		require.NoError(t, err)
+		nextUpdate(t, ch)
+		clk.waitCreated(t, 1)
+		resolveNow()
+		clk.waitCreated(t, 2)
+		assert.Len(t, clk.activeTimers(), 1, "%s: a ResolveNow must replace the timer", tt.name)
+		stop()
+		assert.Empty(t, clk.activeTimers(), "%s: stop must stop the timer", tt.name)
+	}
+}

@@ -65,6 +65,7 @@ func main() {
 		run       = flag.String("run", "", "go test -run pattern")
 		race      = flag.Bool("race", false, "run the tests with -race")
 		files     = flag.String("files", "", "only mutate files whose name matches this regexp")
+		only      = flag.String("only", "", "only test the mutants listed in this file (e.g. the SURVIVED lines of an earlier run's output)")
 		list      = flag.Bool("list", false, "list the mutants and exit")
 		verbose   = flag.Bool("v", false, "print every mutant's outcome, not only the survivors")
 		minEff    = flag.Float64("min", 0, "exit 1 if efficacy (percent) is below this")
@@ -78,13 +79,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := mutate(flag.Arg(0), *timeout, *workers, strings.Split(*kinds, ","), *skipCalls, *run, *race, *files, *list, *verbose, *minEff); err != nil {
+	if err := mutate(flag.Arg(0), *timeout, *workers, strings.Split(*kinds, ","), *skipCalls, *run, *race, *files, *only, *list, *verbose, *minEff); err != nil {
 		fmt.Fprintf(os.Stderr, "mutate: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func mutate(pkg string, timeout time.Duration, workers int, kinds []string, skipCalls, run string, race bool, files string, list, verbose bool, minEff float64) error {
+func mutate(pkg string, timeout time.Duration, workers int, kinds []string, skipCalls, run string, race bool, files, only string, list, verbose bool, minEff float64) error {
 	for _, k := range kinds {
 		if !contains(allKinds, k) {
 			return fmt.Errorf("kinds: %q, must be some of %s", k, strings.Join(allKinds, ","))
@@ -109,9 +110,17 @@ func mutate(pkg string, timeout time.Duration, workers int, kinds []string, skip
 	if err != nil {
 		return err
 	}
+	var listed string
+	if only != "" {
+		b, err := os.ReadFile(only)
+		if err != nil {
+			return err
+		}
+		listed = string(b)
+	}
 	var mutants []mutant
 	for _, m := range all {
-		if fileRE.MatchString(m.file) {
+		if fileRE.MatchString(m.file) && (only == "" || strings.Contains(listed, m.String())) {
 			mutants = append(mutants, m)
 		}
 	}
