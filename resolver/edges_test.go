@@ -148,3 +148,20 @@ func TestSources_TimersStoppedAndReplaced(t *testing.T) {
 		assert.Empty(t, clk.activeTimers(), "%s: stop must stop the timer", tt.name)
 	}
 }
+
+// Of several unsupported parameters the error names the first in
+// alphabetical order, whatever order the map gave.
+func TestCheckKeys_NamesTheFirstUnknown(t *testing.T) {
+	for range 20 {
+		err := checkKeys("dns", map[string]string{"zz": "", "mm": "", "aa": "", "interval": ""}, "interval", "srv")
+		require.EqualError(t, err, "query parameter aa: not supported by source dns, must be one of: lkgTTL, interval, srv")
+	}
+	assert.NoError(t, checkKeys("dns", map[string]string{"srv": ""}, "interval", "srv"))
+}
+
+func TestRegisterSource_NameIsLowerCased(t *testing.T) {
+	s := &testSource{}
+	RegisterSource("Mixed-Case.Test", s)
+	got, _ := lookupSource("mixed-case.test")
+	assert.Same(t, s, got)
+}
