@@ -118,6 +118,7 @@ func TestDNS_SRVUnresolvableTarget(t *testing.T) {
 	srv.setSRV("_grpc._tcp.svc.test", srvRecord("a.svc.test", 5001, 0, 1), srvRecord("gone.svc.test", 5002, 0, 1))
 	srv.setSRV("_grpc._tcp.none.test", srvRecord("gone.svc.test", 5002, 0, 1), srvRecord("gone2.svc.test", 5002, 0, 1))
 	srv.setSRV("_grpc._tcp.port0.test", srvRecord("a.svc.test", 0, 0, 1))
+	srv.setSRV("_grpc._tcp.one.test", srvRecord("gone.svc.test", 5002, 0, 1))
 	srv.setIPs("a.svc.test", "10.0.0.1")
 
 	u := srvLookup(t, s, "_grpc._tcp.svc.test")
@@ -128,6 +129,9 @@ func TestDNS_SRVUnresolvableTarget(t *testing.T) {
 	require.Error(t, u.Err)
 	assert.Contains(t, u.Err.Error(), "dns: srv _grpc._tcp.none.test: no target resolved: ")
 	assert.Contains(t, u.Err.Error(), "gone2.svc.test", "every failed target is named")
+
+	u = srvLookup(t, s, "_grpc._tcp.one.test")
+	assert.ErrorContains(t, u.Err, "no target resolved", "one failed target is enough")
 
 	// Port 0 is skipped but resolving worked: an empty, non-authoritative set.
 	u = srvLookup(t, s, "_grpc._tcp.port0.test")

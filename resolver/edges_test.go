@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/resolver"
 )
 
 // A file that disappears and comes back with the same content is reported
@@ -90,6 +92,7 @@ func TestParseDNSName(t *testing.T) {
 		{name: "h.test:80", want: dnsConfig{host: "h.test", port: "80", interval: dnsDefaultInterval}},
 		{name: "h.test:80?srv=false", want: dnsConfig{host: "h.test", port: "80", interval: dnsDefaultInterval}},
 		{name: "_grpc._tcp.h.test?srv", want: dnsConfig{host: "_grpc._tcp.h.test", srv: true, interval: dnsDefaultInterval}},
+		{name: "h.test:80?a=%zz", wantErr: `query: "a=%zz"`},
 		{name: "?srv=true", wantErr: `srv name: "", must be a DNS name without a port`},
 		{name: "h.test:80?srv=1&interval=2s", wantErr: `srv name: "h.test:80"`},
 	} {
@@ -164,4 +167,29 @@ func TestRegisterSource_NameIsLowerCased(t *testing.T) {
 	RegisterSource("Mixed-Case.Test", s)
 	got, _ := lookupSource("mixed-case.test")
 	assert.Same(t, s, got)
+}
+
+// stop and Close return only once their goroutine has: a correct
+// implementation always passes; one that does not wait is caught unless its
+// goroutine happens to finish first.
+func TestStopWaitsForTheGoroutine(t *testing.T) {
+	for range 20 {
+		var finished atomic.Bool
+		stop := startLoop(context.Background(), func(ctx context.Context) {
+			<-ctx.Done()
+			finished.Store(true)
+		})
+		stop()
+		require.True(t, finished.Load(), "startLoop's stop returned before run did")
+	}
+	src, name := registerTestSource()
+	r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
+	require.NoError(t, err)
+	src.send(Update{Endpoints: eps("10.0.0.1:1")})
+	r.Close()
+	select {
+	case <-r.(*fulcrumResolver).done:
+	default:
+		t.Fatal("Close returned before the run goroutine did")
+	}
 }
