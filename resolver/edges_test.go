@@ -193,3 +193,25 @@ func TestStopWaitsForTheGoroutine(t *testing.T) {
 		t.Fatal("Close returned before the run goroutine did")
 	}
 }
+
+// A path that cannot be read (a directory) is an error naming the cause.
+func TestFileWatcher_UnreadablePath(t *testing.T) {
+	dir := t.TempDir()
+	ch, _ := watchUpdates(t, &fileSource{clk: newFakeClock()}, dir)
+	u := nextUpdate(t, ch)
+	require.Error(t, u.Err)
+	assert.Contains(t, u.Err.Error(), "is a directory")
+}
+
+func TestParseFile_RepeatedAddressNamesTheFirst(t *testing.T) {
+	_, problems, err := parseFile([]byte(`{"endpoints":[{"addresses":["a:1","b:1"]},{"addresses":["a:1","b:1"]}]}`))
+	require.NoError(t, err)
+	require.Len(t, problems, 1)
+	assert.Equal(t, "endpoints[1] skipped: addresses: a:1, must not repeat endpoints[0]", problems[0])
+}
+
+func TestParseFile_NullEntry(t *testing.T) {
+	_, problems, err := parseFile([]byte(`{"endpoints":[null,{"addresses":["a:1"]}]}`))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"endpoints[0] skipped: entry: null, must be an object"}, problems)
+}
