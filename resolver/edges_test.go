@@ -215,3 +215,16 @@ func TestParseFile_NullEntry(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"endpoints[0] skipped: entry: null, must be an object"}, problems)
 }
+
+// The file's weight bounds are [1, 10000], both ends included.
+func TestParseFile_WeightBounds(t *testing.T) {
+	fc, problems, err := parseFile([]byte(`{"endpoints":[{"addresses":["a:1"],"weight":1},{"addresses":["b:1"],"weight":10000}]}`))
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+	assert.Equal(t, []Endpoint{{Addresses: []string{"a:1"}, Weight: 1}, {Addresses: []string{"b:1"}, Weight: 10000}}, fc.endpoints)
+}
+
+func TestFileSource_RejectsMalformedQuery(t *testing.T) {
+	_, _, err := (&fileSource{}).Watch(context.Background(), "x.json?a=%zz", func(Update) {})
+	assert.ErrorContains(t, err, `query: "a=%zz"`)
+}
