@@ -228,3 +228,12 @@ func TestFileSource_RejectsMalformedQuery(t *testing.T) {
 	_, _, err := (&fileSource{}).Watch(context.Background(), "x.json?a=%zz", func(Update) {})
 	assert.ErrorContains(t, err, `query: "a=%zz"`)
 }
+
+// Inputs Build never passes on (it rejects them first) are still rejected
+// by the static source itself.
+func TestStaticSource_RejectsWhatBuildFiltersOut(t *testing.T) {
+	_, err := parseStatic("")
+	assert.EqualError(t, err, "static list: empty, must be host:port[=weight][,...]")
+	_, _, err = staticSource{}.Watch(context.Background(), "127.0.0.1:1?a=%zz", func(Update) {})
+	assert.ErrorContains(t, err, `query: "a=%zz"`)
+}
