@@ -32,10 +32,14 @@ type fulcrumResolver struct {
 	cc     resolver.ClientConn
 	clk    clock
 	logger *prefixLogger
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when run returns
-	wake   chan struct{} // capacity 1: pending has news
+	// handled, if set (by tests), is called on the run goroutine after each
+	// Update has been handled: the point at which a test knows that an
+	// update which changed nothing was seen rather than superseded.
+	handled func()
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when run returns
+	wake    chan struct{} // capacity 1: pending has news
 
 	// Set by start, read by ResolveNow and Close; grpc-go calls those two
 	// and Build serially, on one serializer.
@@ -138,6 +142,9 @@ func (r *fulcrumResolver) run() {
 			r.mu.Unlock()
 			for _, u := range batch {
 				r.handle(u)
+				if r.handled != nil {
+					r.handled()
+				}
 			}
 		case <-ttlC:
 			r.ttlTimer = nil

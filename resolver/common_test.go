@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/stretchr/testify/assert"
@@ -64,7 +63,7 @@ func mustTarget(t *testing.T, target string) resolver.Target {
 func build(t *testing.T, target string, clk clock) *recorder {
 	t.Helper()
 	rec := newRecorder()
-	r, err := (&builder{clk: clk}).Build(mustTarget(t, target), rec, resolver.BuildOptions{})
+	r, err := (&builder{clk: clk, handled: rec.markHandled}).Build(mustTarget(t, target), rec, resolver.BuildOptions{})
 	require.NoError(t, err)
 	t.Cleanup(r.Close)
 	return rec
@@ -101,12 +100,13 @@ func TestCommon_PushesOnlyChanges(t *testing.T) {
 		return s
 	}(), "deprecated Addresses filled too")
 
-	// The same set in another order, then a real change: the change must be
-	// the very next event, which proves the reordering pushed nothing.
+	// The same set in another order is handled and pushes nothing.
+	rec.waitHandled(t, 1)
 	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
+	rec.waitHandled(t, 2)
+	require.Len(t, rec.all(), 1, "a reordered set was pushed")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	evs = rec.waitEvents(t, 2)
-	require.Len(t, evs, 2)
 	assert.Equal(t, []string{"10.0.0.1:1"}, addrsOf(evs[1].state))
 
 	// A weight change is a change.
@@ -115,119 +115,6 @@ func TestCommon_PushesOnlyChanges(t *testing.T) {
 	w, _ := attrs.Weight(evs[2].state.Endpoints[0])
 	assert.Equal(t, uint32(4), w)
 	assert.Equal(t, []string{"svc"}, src.names)
-}
-
-func TestCommon_LastKnownGoodKeepsSetOnError(t *testing.T) {
-	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-
-	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
-	rec.waitEvents(t, 1)
-	src.send(Update{Err: errors.New("registry down")})
-	src.send(Update{Err: errors.New("registry still down")})
-	src.send(Update{Endpoints: eps("10.0.0.3:1")})
-	evs := rec.waitEvents(t, 2)
-	require.Len(t, evs, 2, "errors after a good set must neither empty the list nor be reported: %+v", evs)
-	assert.NoError(t, evs[1].err)
-	assert.Equal(t, []string{"10.0.0.3:1"}, addrsOf(evs[1].state))
-}
-
-func TestCommon_ErrorWithoutGoodSetIsReported(t *testing.T) {
-	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-
-	srcErr := errors.New("registry down")
-	src.send(Update{Err: srcErr})
-	evs := rec.waitEvents(t, 1)
-	require.Error(t, evs[0].err)
-	assert.ErrorIs(t, evs[0].err, srcErr)
-	assert.Contains(t, evs[0].err.Error(), `target "fulcrum://`+name+`/svc"`)
-
-	// Once a good set arrives it is pushed.
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	evs = rec.waitEvents(t, 2)
-	assert.Equal(t, []string{"10.0.0.1:1"}, addrsOf(evs[1].state))
-}
-
-// An error streak longer than lkgTTL drops the last good set: the channel
-// gets an empty state and the error. The TTL runs from the first error, not
-// from the last good update, and a recovery disarms it.
-func TestCommon_LastKnownGoodExpiresAfterTTL(t *testing.T) {
-	clk := newFakeClock()
-	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc?lkgTTL=5m", clk)
-
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	rec.waitEvents(t, 1)
-	clk.Advance(time.Hour) // a long-stable set must not count against the TTL
-
-	// Error then recovery: the timer is armed, then stopped.
-	src.send(Update{Err: errors.New("blip")})
-	assert.Equal(t, []time.Duration{5 * time.Minute}, clk.waitTimers(t, 1))
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	clk.waitTimers(t, 0)
-
-	srcErr := errors.New("registry down")
-	src.send(Update{Err: srcErr})
-	clk.waitTimers(t, 1)
-	clk.Advance(5*time.Minute - time.Nanosecond)
-	assert.Len(t, rec.all(), 1, "nothing may happen before the TTL")
-	clk.Advance(time.Nanosecond)
-	evs := rec.waitEvents(t, 3)
-	assert.Empty(t, evs[1].state.Endpoints, "the stale set is dropped")
-	assert.NoError(t, evs[1].err)
-	assert.ErrorIs(t, evs[2].err, srcErr)
-
-	// With no good set left, further errors are reported.
-	src.send(Update{Err: srcErr})
-	evs = rec.waitEvents(t, 4)
-	assert.ErrorIs(t, evs[3].err, srcErr)
-	// And the same set as before is pushed again when the source recovers.
-	src.send(Update{Endpoints: eps("10.0.0.1:1")})
-	evs = rec.waitEvents(t, 5)
-	assert.Equal(t, []string{"10.0.0.1:1"}, addrsOf(evs[4].state))
-}
-
-func TestCommon_EmptySetRule(t *testing.T) {
-	t.Run("non-authoritative empty before any set is reported", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{})
-		evs := rec.waitEvents(t, 1)
-		assert.ErrorIs(t, evs[0].err, errSuspiciousEmpty)
-	})
-	t.Run("non-authoritative empty keeps the set", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{Endpoints: eps("10.0.0.1:1")})
-		rec.waitEvents(t, 1)
-		src.send(Update{Endpoints: []Endpoint{}})
-		src.send(Update{Endpoints: eps("10.0.0.2:1")}) // barrier
-		evs := rec.waitEvents(t, 2)
-		require.Len(t, evs, 2)
-		assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[1].state))
-	})
-	t.Run("all-invalid set keeps the set", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{Endpoints: eps("10.0.0.1:1")})
-		rec.waitEvents(t, 1)
-		src.send(Update{Endpoints: []Endpoint{{}, {Addresses: []string{""}}}, Authoritative: true})
-		src.send(Update{Endpoints: eps("10.0.0.2:1")}) // barrier
-		evs := rec.waitEvents(t, 2)
-		require.Len(t, evs, 2)
-		assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[1].state))
-	})
-	t.Run("authoritative empty empties the channel", func(t *testing.T) {
-		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
-		src.send(Update{Endpoints: eps("10.0.0.1:1")})
-		rec.waitEvents(t, 1)
-		src.send(Update{Authoritative: true})
-		evs := rec.waitEvents(t, 2)
-		assert.NoError(t, evs[1].err)
-		assert.Empty(t, evs[1].state.Endpoints)
-	})
 }
 
 func TestCommon_WeightsAndMetadataInAttributes(t *testing.T) {
@@ -283,7 +170,22 @@ func TestCommon_ForwardsResolveNowAndStopsSourceOnClose(t *testing.T) {
 	r.ResolveNow(resolver.ResolveNowOptions{})
 	assert.Equal(t, int32(1), src.resolveNow.Load(), "no ResolveNow after Close")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
+	src.send(Update{Err: errors.New("late")}) // must not block on the first one
 	assert.Empty(t, rec.all(), "nothing reaches the channel after Close")
+}
+
+// Close stops an armed lkgTTL timer.
+func TestCommon_CloseStopsTTLTimer(t *testing.T) {
+	clk := newFakeClock()
+	src, name := registerTestSource()
+	rec := newRecorder()
+	r, err := (&builder{clk: clk, handled: rec.markHandled}).Build(mustTarget(t, "fulcrum://"+name+"/svc?lkgTTL=1m"), rec, resolver.BuildOptions{})
+	require.NoError(t, err)
+	src.send(Update{Endpoints: eps("10.0.0.1:1")})
+	src.send(Update{Err: errors.New("down")})
+	clk.waitTimers(t, 1)
+	r.Close()
+	assert.Empty(t, clk.activeTimers())
 }
 
 func TestCanonicalize(t *testing.T) {
@@ -294,6 +196,7 @@ func TestCanonicalize(t *testing.T) {
 		wantProblems int
 	}{
 		{name: "sorted by address", in: eps("b:1", "a:1"), want: []string{"a:1", "b:1"}},
+		{name: "empty metadata dropped", in: []Endpoint{{Addresses: []string{"a:1"}, Metadata: map[string]string{}}}, want: []string{"a:1"}},
 		{name: "duplicate address in a later endpoint dropped", in: []Endpoint{
 			{Addresses: []string{"a:1", "b:1"}}, {Addresses: []string{"b:1", "c:1"}},
 		}, want: []string{"a:1,b:1", "c:1"}, wantProblems: 1},
@@ -303,6 +206,9 @@ func TestCanonicalize(t *testing.T) {
 		}, want: []string{"a:1"}},
 		{name: "empty address dropped", in: []Endpoint{{Addresses: []string{"", "a:1"}}}, want: []string{"a:1"}, wantProblems: 1},
 		{name: "weight clamped", in: []Endpoint{{Addresses: []string{"a:1"}, Weight: 1 << 31}}, want: []string{fmt.Sprintf("a:1=%d", attrs.MaxWeight)}, wantProblems: 1},
+		{name: "weight 10000 kept", in: []Endpoint{{Addresses: []string{"a:1"}, Weight: 10000}}, want: []string{"a:1=10000"}},
+		{name: "weight 0 is the default", in: []Endpoint{{Addresses: []string{"a:1"}, Weight: 0}}, want: []string{"a:1"}},
+		{name: "metadata", in: []Endpoint{{Addresses: []string{"a:1", "b:1"}, Weight: 2, Metadata: map[string]string{"k": "v"}}}, want: []string{"a:1,b:1=2map[k:v]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,6 +219,9 @@ func TestCanonicalize(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, s)
 			assert.Len(t, problems, tt.wantProblems, "%q", problems)
+			for _, e := range got {
+				assert.True(t, e.md == nil || len(e.md) > 0, "empty metadata must be nil, not %#v", e.md)
+			}
 		})
 	}
 }

@@ -14,18 +14,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// countingResolver counts real lookups made through net.DefaultResolver.
+// countingResolver counts the lookups made through a real *net.Resolver.
 type countingResolver struct {
+	res       *net.Resolver
 	ipLookups atomic.Int32
 }
 
 func (r *countingResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
 	r.ipLookups.Add(1)
-	return net.DefaultResolver.LookupIPAddr(ctx, host)
+	return r.res.LookupIPAddr(ctx, host)
 }
 
 func (r *countingResolver) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
-	return net.DefaultResolver.LookupSRV(ctx, service, proto, name)
+	return r.res.LookupSRV(ctx, service, proto, name)
 }
 
 // watchUpdates starts s watching name and returns the channel of its reports;
@@ -59,33 +60,50 @@ func noUpdate(t *testing.T, ch chan Update) {
 	}
 }
 
-// A real lookup of localhost (from /etc/hosts or DNS): every answer is a
-// loopback address, so it is one endpoint (dual-stack when ::1 comes back too).
-func TestDNS_LocalhostIsOneEndpoint(t *testing.T) {
-	ch, _ := watchUpdates(t, &dnsSource{}, "localhost:50051")
+// A/AAAA mode against a real DNS server: a name answering only loopback
+// addresses is one (dual-stack) endpoint; other addresses are one endpoint
+// each, at the target's port.
+func TestDNS_AddressLookup(t *testing.T) {
+	srv := startDNSServer(t)
+	srv.setIPs("loop.test", "127.0.0.1", "::1")
+	srv.setIPs("many.test", "10.0.0.1", "10.0.0.2", "fd00::3")
+	s := &dnsSource{res: srv.resolver(), clk: newFakeClock()}
+
+	ch, _ := watchUpdates(t, s, "loop.test:50051")
 	u := nextUpdate(t, ch)
 	require.NoError(t, u.Err)
 	require.Len(t, u.Endpoints, 1, "%+v", u.Endpoints)
-	assert.Contains(t, u.Endpoints[0].Addresses, "127.0.0.1:50051")
-	for _, a := range u.Endpoints[0].Addresses {
-		assert.True(t, a == "127.0.0.1:50051" || a == "[::1]:50051", "unexpected address %s", a)
-	}
+	assert.ElementsMatch(t, []string{"127.0.0.1:50051", "[::1]:50051"}, u.Endpoints[0].Addresses)
+	assert.Zero(t, u.Endpoints[0].Weight)
+
+	ch, _ = watchUpdates(t, s, "many.test:80")
+	u = nextUpdate(t, ch)
+	require.NoError(t, u.Err)
+	assert.ElementsMatch(t, []Endpoint{
+		{Addresses: []string{"10.0.0.1:80"}}, {Addresses: []string{"10.0.0.2:80"}}, {Addresses: []string{"[fd00::3]:80"}},
+	}, u.Endpoints)
 }
 
 func TestDNS_LookupErrorIsReported(t *testing.T) {
-	// .invalid never resolves (RFC 6761).
-	ch, _ := watchUpdates(t, &dnsSource{}, "no-such-host.invalid:1")
+	srv := startDNSServer(t)
+	ch, _ := watchUpdates(t, &dnsSource{res: srv.resolver(), clk: newFakeClock()}, "no-such-host.test:1")
 	u := nextUpdate(t, ch)
 	require.Error(t, u.Err)
-	assert.Contains(t, u.Err.Error(), "dns: lookup no-such-host.invalid")
+	assert.Contains(t, u.Err.Error(), "dns: lookup no-such-host.test")
+	var dnsErr *net.DNSError
+	require.ErrorAs(t, u.Err, &dnsErr, "the resolver's error is wrapped")
+	assert.True(t, dnsErr.IsNotFound)
 }
 
 // The dns source re-resolves every interval ±10% and ResolveNow pulls the
 // next lookup forward, but never closer than 5s to the previous one, however
-// often the channel asks. Lookups are real (localhost); time is fake.
+// often the channel asks. Lookups are real (an in-process DNS server); time
+// is fake.
 func TestDNS_ReResolvesPeriodicallyAndRateLimitsResolveNow(t *testing.T) {
 	clk := newFakeClock()
-	res := &countingResolver{}
+	srv := startDNSServer(t)
+	srv.setIPs("localhost", "127.0.0.1")
+	res := &countingResolver{res: srv.resolver()}
 	s := &dnsSource{res: res, clk: clk, rand: func() float64 { return 0 }} // jitter at its low bound: 27s
 	ch, resolveNow := watchUpdates(t, s, "localhost:1?interval=30s")
 
@@ -158,9 +176,8 @@ func TestIPEndpoints(t *testing.T) {
 	assert.Equal(t, []Endpoint{{Addresses: []string{"[fe80::1%eth0]:80"}}}, zoned)
 }
 
-// SRV records cannot be served by a real DNS server in this environment, so
-// the SRV-to-endpoint conversion is tested on its own; the lookup around it
-// is the same net.Resolver path the A/AAAA tests exercise.
+// The SRV-to-endpoint conversion on its own, including inputs a DNS server
+// would not send (nil records); dns_srv_test.go runs the whole lookup.
 func TestSRVEndpoints(t *testing.T) {
 	ip := func(ss ...string) []net.IPAddr {
 		var out []net.IPAddr
@@ -173,6 +190,7 @@ func TestSRVEndpoints(t *testing.T) {
 		"a.example.": ip("10.0.0.1"),
 		"b.example.": ip("10.0.0.2", "fd00::2"),
 		"c.example.": ip("10.0.0.3"),
+		"d.example.": ip("10.0.0.4", "10.0.0.4"),
 	}
 	srv := func(target string, port, prio, weight uint16) *net.SRV {
 		return &net.SRV{Target: target, Port: port, Priority: prio, Weight: weight}
@@ -239,6 +257,13 @@ func TestSRVEndpoints(t *testing.T) {
 			},
 		},
 		{name: "no records", records: nil},
+		{name: "nil records ignored", records: []*net.SRV{nil, srv("a.example.", 5001, 5, 1), nil},
+			want: []Endpoint{{Addresses: []string{"10.0.0.1:5001"}, Weight: 1}}},
+		{name: "single nil record", records: []*net.SRV{nil}},
+		{name: "'.' beside other records is ignored", records: []*net.SRV{srv(".", 0, 0, 0), srv("a.example.", 5001, 1, 1)},
+			want: []Endpoint{{Addresses: []string{"10.0.0.1:5001"}, Weight: 1}}},
+		{name: "an address repeated in the answer is listed once", records: []*net.SRV{srv("d.example.", 5004, 0, 1)},
+			want: []Endpoint{{Addresses: []string{"10.0.0.4:5004"}, Weight: 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

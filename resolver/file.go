@@ -126,7 +126,7 @@ func (w *fileWatcher) poll() {
 	if w.haveHash && !w.racy && fi.ModTime().Equal(w.modTime) && fi.Size() == w.size {
 		return
 	}
-	readAt := time.Now() // wall clock, like mtime
+	readAt := w.clk.Now() // compared with mtime: the real clock outside tests
 	data, err := readLimited(w.path)
 	if err != nil {
 		w.fail(fmt.Errorf("file %s: %w", w.path, err))

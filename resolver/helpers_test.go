@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 )
 
-const defaultTestTimeout = 10 * time.Second
+// defaultTestTimeout bounds every wait for an in-process event (grpc-go
+// uses the same); a hung mutant then fails in 5s, not 10.
+const defaultTestTimeout = 5 * time.Second
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -23,6 +25,7 @@ type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*fakeTimer
+	created int           // timers created so far
 	changed chan struct{} // closed and replaced whenever a timer is created
 }
 
@@ -47,6 +50,7 @@ func (c *fakeClock) NewTimer(d time.Duration) clockTimer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &fakeTimer{c: make(chan time.Time, 1), deadline: c.now.Add(d), clk: c}
+	c.created++
 	if d <= 0 {
 		t.c <- c.now
 		t.stopped = true
@@ -122,12 +126,42 @@ func (c *fakeClock) waitTimers(t *testing.T, n int) []time.Duration {
 	}
 }
 
+// waitCreated waits until at least n timers were created: for a source that
+// arms its next poll after each one, the moment the nth poll has finished.
+func (c *fakeClock) waitCreated(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	for {
+		c.mu.Lock()
+		ch, created := c.changed, c.created
+		c.mu.Unlock()
+		if created >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %d timers to be created; have %d", n, created)
+		}
+	}
+}
+
+// set moves the clock to now without firing timers (for tests that compare
+// it with file times).
+func (c *fakeClock) set(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = now
+}
+
 // recorder is a real resolver.ClientConn that records what the resolver
 // tells the channel, in order.
 type recorder struct {
-	mu     sync.Mutex
-	events []event
-	notify chan struct{}
+	mu      sync.Mutex
+	events  []event
+	handled int // Updates the resolver finished handling (builder.handled)
+	notify  chan struct{}
 }
 
 type event struct {
@@ -144,6 +178,39 @@ func (r *recorder) add(e event) {
 	select {
 	case r.notify <- struct{}{}:
 	default:
+	}
+}
+
+// markHandled is the builder's handled hook.
+func (r *recorder) markHandled() {
+	r.mu.Lock()
+	r.handled++
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+// waitHandled waits until the resolver has handled at least n Updates. An
+// update that changes nothing leaves no event, so this is how a test knows
+// that it was handled rather than superseded by the next one in the queue.
+func (r *recorder) waitHandled(t *testing.T, n int) {
+	t.Helper()
+	timer := time.NewTimer(defaultTestTimeout)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		h := r.handled
+		r.mu.Unlock()
+		if h >= n {
+			return
+		}
+		select {
+		case <-r.notify:
+		case <-timer.C:
+			t.Fatalf("timed out waiting for %d handled updates; have %d", n, h)
+		}
 	}
 }
 

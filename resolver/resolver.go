@@ -77,7 +77,9 @@ func lookupSource(name string) (Source, []string) {
 
 // builder is the grpc resolver.Builder of the fulcrum scheme.
 type builder struct {
-	clk clock // read-only after construction
+	// Read-only after construction.
+	clk     clock
+	handled func() // see fulcrumResolver.handled; nil outside tests
 }
 
 func (*builder) Scheme() string { return Scheme }
@@ -142,6 +144,7 @@ func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver
 	}
 	r := newFulcrumResolver(target, tc, cc, b.clk)
 	r.initMetrics(opts.MetricsRecorder, t.String())
+	r.handled = b.handled
 	if err := r.start(); err != nil {
 		r.metrics.close()
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
