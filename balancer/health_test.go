@@ -65,16 +65,16 @@ func TestHealth_NotServingGetsNoTraffic(t *testing.T) {
 	wait := loadUntil(ctx, c, 4, stop)
 
 	f[0].Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	// One interval + timeout for the probe to see it; margin for a loaded
-	// machine. Then the backend must receive nothing.
-	time.Sleep(300 * time.Millisecond)
+	// From the decision that follows the probe seeing it, the backend must
+	// receive nothing: counted over the next 400 RPCs, not a time window.
+	b := c.balancer(t)
+	waitFor(t, "probe sees NOT_SERVING", func() bool { return results(b)[f[0].Addr].State == endpointset.Unhealthy })
 	before := f[0].Hits()
-	time.Sleep(500 * time.Millisecond)
+	if fails := run(ctx, c, 4, 400); fails != 0 {
+		t.Errorf("%d RPCs failed with one backend NOT_SERVING", fails)
+	}
 	if got := f[0].Hits() - before; got != 0 {
 		t.Errorf("NOT_SERVING backend received %d application RPCs", got)
-	}
-	if f[1].Hits()+f[2].Hits() == 0 {
-		t.Errorf("healthy backends received nothing")
 	}
 	f[0].Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	waitFor(t, "traffic back on the recovered backend", func() bool { return f[0].Hits() > before+10 })
