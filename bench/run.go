@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver/manual"
 
 	// Registers least_request_experimental and weighted_round_robin.
@@ -372,7 +373,7 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 		// The recorder's clock starts at the first measured arrival's
 		// bucket origin: warmup end.
 		rec = newRecorder(start.Add(warm), dur, o.Bucket)
-		openLoop(ctx, cli, rng, o.Rate, warm, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
+		openLoop(ctx, unaryCall(cli), rng, o.Rate, warm, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
 	}
 	evCancel()
 	<-evDone
@@ -386,6 +387,14 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 		c.hitsNotOK += b.hitsNotOK.Load()
 	}
 	return c, nil
+}
+
+// unaryCall sends the scenarios' RPC through cli.
+func unaryCall(cli testgrpc.TestServiceClient) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := cli.UnaryCall(ctx, &testpb.SimpleRequest{})
+		return err
+	}
 }
 
 func waitReady(ctx context.Context, cc *grpc.ClientConn, timeout time.Duration) error {

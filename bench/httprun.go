@@ -1,0 +1,194 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	rand "math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"time"
+)
+
+// RunHTTP runs the selected HTTP scenarios for the selected HTTP policies
+// (o.Scenarios and o.Policies name HTTPScenarioNames and HTTPPolicyNames;
+// o.Workers is unused) and writes http-bench-results.md,
+// http-bench-results.json and the http-*.png charts to o.OutDir.
+//
+// The load and the measurement are the gRPC benchmark's: open-loop
+// Poisson arrivals at o.Rate (the same sequence for every policy), latency
+// from the scheduled arrival into an HDR histogram, every request under
+// o.Deadline, shares counted by the servers.
+func RunHTTP(ctx context.Context, o Options) (*HTTPReport, error) {
+	o.fill()
+	scs, err := selectHTTPScenarios(o.Scenarios)
+	if err != nil {
+		return nil, err
+	}
+	pols, err := selectHTTPPolicies(o.Policies)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	rep := &HTTPReport{
+		Command:    o.Command,
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		GoVersion:  runtime.Version(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		NumCPU:     runtime.NumCPU(),
+		Commit:     o.Commit,
+		Duration:   o.Duration.String(),
+		Warmup:     o.Warmup.String(),
+		Rate:       o.Rate,
+		Deadline:   o.Deadline.String(),
+		LoadAvg:    [2]string{loadAvg(), ""},
+	}
+	for _, p := range pols {
+		rep.Policies = append(rep.Policies, PolicyInfo{Name: p.Name, About: p.About})
+	}
+	for si, s := range scs {
+		sr := ScenarioResult{Name: s.name, Title: s.title, Models: s.models, Notes: s.notes, Fault: s.fault, Weights: s.weights}
+		for _, p := range pols {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			c, err := runHTTPOne(ctx, o, s, p, uint64(si))
+			if err != nil {
+				return nil, fmt.Errorf("bench: http %s/%s: %w", s.name, p.Name, err)
+			}
+			res := c.result(p.Name, o.Duration)
+			sr.Markers = c.markers
+			sr.Results = append(sr.Results, res)
+			fmt.Fprintf(o.Log, "http %-13s %-8s qps=%6.1f ok=%7.3f%% p50=%6.2fms p99=%7.2fms p99.9=%7.2fms errors=%v shares=%v\n",
+				s.name, p.Name, res.QPS, res.SuccessPct, res.P50, res.P99, res.P999, res.Errors, fmtShares(res.Shares))
+		}
+		rep.Scenarios = append(rep.Scenarios, sr)
+	}
+	rep.LoadAvg[1] = loadAvg()
+	rep.Targets = evaluateHTTPTargets(rep)
+	if err := rep.write(o.OutDir); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func selectHTTPScenarios(names []string) ([]httpScenario, error) {
+	all := httpScenarios()
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []httpScenario
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(s httpScenario) bool { return s.name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("bench: scenario: %q, must be one of %v", n, HTTPScenarioNames())
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func selectHTTPPolicies(names []string) ([]HTTPPolicy, error) {
+	all := HTTPPolicies()
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []HTTPPolicy
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(p HTTPPolicy) bool { return p.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("bench: policy: %q, must be one of %v", n, HTTPPolicyNames())
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// runHTTPOne runs scenario s under policy p on a fresh fleet and client:
+// o.Warmup of unrecorded load, then o.Duration measured.
+func runHTTPOne(ctx context.Context, o Options, s httpScenario, p HTTPPolicy, si uint64) (*cell, error) {
+	var bs []*httpBackend
+	defer func() {
+		for _, b := range bs {
+			b.close()
+		}
+	}()
+	addrs := make([]string, s.n)
+	for i := range s.n {
+		b, err := newHTTPBackend(i, homogeneous(i))
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+		addrs[i] = b.addr
+	}
+	var evs []event
+	if s.events != nil {
+		evs = s.events(bs, o.Duration) // may also set standing conditions
+	}
+	var markers []Marker
+	for _, ev := range evs {
+		if ev.label != "" {
+			markers = append(markers, Marker{T: ev.at.Seconds(), Label: ev.label})
+		}
+	}
+
+	cli, err := p.new(addrs, s.weights)
+	if err != nil {
+		return nil, err
+	}
+	// Deferred after the backends' close, so it runs first: the client
+	// stops probing before its servers go away.
+	defer cli.close()
+
+	// The events goroutine starts with the measured part and ends with
+	// the run (or earlier, when every event has fired).
+	measure := make(chan time.Time, 1)
+	evCtx, evCancel := context.WithCancel(ctx)
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		var t0 time.Time
+		select {
+		case t0 = <-measure:
+		case <-evCtx.Done():
+			return
+		}
+		for _, ev := range evs {
+			if d := time.Until(t0.Add(ev.at)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-evCtx.Done():
+					return
+				}
+			}
+			if ev.fn != nil {
+				ev.fn()
+			}
+		}
+	}()
+	onMeasure := func() {
+		for _, b := range bs {
+			b.hits.Store(0)
+		}
+		measure <- time.Now()
+	}
+
+	rng := rand.New(rand.NewPCG(o.Seed, si))
+	rec := newRecorder(time.Now().Add(o.Warmup), o.Duration, o.Bucket)
+	rec.codeOf = httpCodeOf
+	openLoop(ctx, cli.do, rng, o.Rate, o.Warmup, o.Duration, o.Deadline, o.MaxInFlight, rec, onMeasure)
+	evCancel()
+	<-evDone
+
+	rec.mu.Lock()
+	qps := float64(rec.all) / o.Duration.Seconds()
+	rec.mu.Unlock()
+	c := &cell{rec: rec, markers: markers, qps: []float64{qps}}
+	for _, b := range bs {
+		c.hits = append(c.hits, b.hits.Load())
+	}
+	return c, nil
+}
