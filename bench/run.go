@@ -165,6 +165,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// (forward, backward, forward, ...) so that drift hits them alike,
 		// and report the median round.
 		rounds, dur, warm := 1, o.Duration, o.Warmup
+		if s.stretch > 0 {
+			dur = time.Duration(float64(dur) * s.stretch)
+		}
 		if s.closedLoop {
 			rounds = max(3, int(o.Duration/time.Second))
 			dur, warm = o.Duration/time.Duration(rounds), min(o.Warmup, 300*time.Millisecond)

@@ -36,6 +36,9 @@ type scenario struct {
 	opts       func(i int) backendOptions
 	closedLoop bool
 	fault      bool // gets a latency-over-time chart
+	// stretch multiplies the measured duration for scenarios whose phases
+	// must outlast fixed policy timers (a 5s open period); 0 means 1.
+	stretch float64
 	events     func(e *env, d time.Duration) []event
 }
 
@@ -184,6 +187,22 @@ func scenarios() []scenario {
 			events: func(e *env, d time.Duration) []event {
 				b := e.backends[0]
 				return []event{{frac(d, 0.15), "b0 hangs", func() { b.hung.Store(true) }}}
+			},
+		},
+		{
+			name:   "mixed",
+			title:  "Mixed faults",
+			models: "Faults one after another: backend 0 hangs at 10% of the run (RPCs and health checks); backends 1 and 2 fail fast (UNAVAILABLE) from 15% to 25%; from 60% backend 1 fails fast again. With 2 of 4 ejected and 1 hung, a policy with panic mode enters it; what matters is that it leaves it once the ejections expire, so that the last failure is ejected again. The run is 2.5x the usual duration so that the 5s open periods end inside it.",
+			n:      4, opts: homogeneous, fault: true, stretch: 2.5,
+			events: func(e *env, d time.Duration) []event {
+				b := e.backends
+				fail := func(i int, c codes.Code) func() { return func() { b[i].failCode.Store(uint32(c)) } }
+				return []event{
+					{frac(d, 0.10), "b0 hangs", func() { b[0].hung.Store(true) }},
+					{frac(d, 0.15), "b1,b2 fail", func() { fail(1, codes.Unavailable)(); fail(2, codes.Unavailable)() }},
+					{frac(d, 0.25), "b1,b2 heal", func() { fail(1, codes.OK)(); fail(2, codes.OK)() }},
+					{frac(d, 0.60), "b1 fails", fail(1, codes.Unavailable)},
+				}
 			},
 		},
 		{

@@ -169,7 +169,9 @@ func (p *producer) run() {
 		if p.ctx.Err() != nil {
 			return
 		}
-		if p.v.Observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) {
+		// The balancer logs the endpoint's state change this causes (once);
+		// the verdict itself is detail.
+		if p.v.Observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) && logger.V(2) {
 			logger.Infof("%sverdict: healthy=%t: %s", p.prefix, p.v.healthy, p.v.reason)
 		}
 		p.notify()
