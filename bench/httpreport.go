@@ -22,6 +22,7 @@ type HTTPReport struct {
 	LoadAvg   [2]string        `json:"loadavg,omitempty"`
 	Duration  string           `json:"duration"`
 	Warmup    string           `json:"warmup"`
+	Rounds    int              `json:"rounds"`
 	Rate      float64          `json:"rate"`
 	Deadline  string           `json:"deadline"`
 	Policies  []PolicyInfo     `json:"policies"`
@@ -160,7 +161,8 @@ func (r *HTTPReport) markdown(charts map[string]string) string {
 	if r.LoadAvg[0] != "" {
 		w("- load average (1/5/15 min) at start: %s; at end: %s (the machine is shared with other work)\n", r.LoadAvg[0], r.LoadAvg[1])
 	}
-	w("- each scenario x policy: fresh net/http backends on 127.0.0.1 and a fresh client, %s warmup (not recorded), %s measured\n", r.Warmup, r.Duration)
+	w("- each scenario x policy: %d rounds, each on fresh net/http backends on 127.0.0.1 and a fresh client, %s warmup (not recorded), %s measured; a row merges its rounds. ", r.Rounds, r.Warmup, r.Duration)
+	w("Rounds interleave every scenario and policy (policy order reversed every other round), so drift in the machine's load hits every row alike\n")
 	w("- open loop: Poisson arrivals of `GET /work` at %.0f requests/s (same seed for every policy), per-request deadline %s (the request's context), HTTP/1.1\n", r.Rate, r.Deadline)
 	w("- latencies in ms from the scheduled arrival (no coordinated omission), over every request including failed ones; success = a 200 within the deadline; success %% counts dropped arrivals (in-flight cap) as failures\n")
 	w("- shares: %% of `/work` requests each backend's server counted (retries included), in backend order b0/b1/...; the faulty backend is always b0\n")

@@ -10,17 +10,35 @@ import (
 	"time"
 )
 
+// HTTPOptions configure an HTTP benchmark run: Options (Scenarios and
+// Policies name HTTPScenarioNames and HTTPPolicyNames; Workers is unused)
+// plus the number of rounds.
+type HTTPOptions struct {
+	Options
+	// Rounds is how many times every scenario x policy runs, each time
+	// on a fresh fleet and client for Warmup + Duration; a cell of the
+	// report merges its rounds. Rounds interleave all scenarios and
+	// policies (policy order reversed every other round), so drift in
+	// the load of a shared machine hits every cell alike. 0 means 1.
+	Rounds int
+}
+
+// DefaultHTTPOptions returns the options of the full HTTP benchmark.
+func DefaultHTTPOptions() HTTPOptions {
+	return HTTPOptions{Options: DefaultOptions(), Rounds: 3}
+}
+
 // RunHTTP runs the selected HTTP scenarios for the selected HTTP policies
-// (o.Scenarios and o.Policies name HTTPScenarioNames and HTTPPolicyNames;
-// o.Workers is unused) and writes http-bench-results.md,
-// http-bench-results.json and the http-*.png charts to o.OutDir.
+// and writes http-bench-results.md, http-bench-results.json and the
+// http-*.png charts to o.OutDir.
 //
 // The load and the measurement are the gRPC benchmark's: open-loop
 // Poisson arrivals at o.Rate (the same sequence for every policy), latency
 // from the scheduled arrival into an HDR histogram, every request under
 // o.Deadline, shares counted by the servers.
-func RunHTTP(ctx context.Context, o Options) (*HTTPReport, error) {
+func RunHTTP(ctx context.Context, o HTTPOptions) (*HTTPReport, error) {
 	o.fill()
+	o.Rounds = max(o.Rounds, 1)
 	scs, err := selectHTTPScenarios(o.Scenarios)
 	if err != nil {
 		return nil, err
@@ -41,6 +59,7 @@ func RunHTTP(ctx context.Context, o Options) (*HTTPReport, error) {
 		Commit:     o.Commit,
 		Duration:   o.Duration.String(),
 		Warmup:     o.Warmup.String(),
+		Rounds:     o.Rounds,
 		Rate:       o.Rate,
 		Deadline:   o.Deadline.String(),
 		LoadAvg:    [2]string{loadAvg(), ""},
@@ -48,18 +67,38 @@ func RunHTTP(ctx context.Context, o Options) (*HTTPReport, error) {
 	for _, p := range pols {
 		rep.Policies = append(rep.Policies, PolicyInfo{Name: p.Name, About: p.About})
 	}
+	cells := make([][]*cell, len(scs))
+	for si := range scs {
+		cells[si] = make([]*cell, len(pols))
+	}
+	for round := range o.Rounds {
+		for si, s := range scs {
+			for k := range pols {
+				j := k
+				if round%2 == 1 {
+					j = len(pols) - 1 - k
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				c, err := runHTTPOne(ctx, o.Options, s, pols[j], uint64(si)<<8|uint64(round))
+				if err != nil {
+					return nil, fmt.Errorf("bench: http %s/%s: %w", s.name, pols[j].Name, err)
+				}
+				fmt.Fprintf(o.Log, "round %d/%d: http %-13s %-8s %s\n", round+1, o.Rounds, s.name, pols[j].Name, c.summary())
+				if cells[si][j] == nil {
+					cells[si][j] = c
+				} else {
+					cells[si][j].merge(c)
+				}
+			}
+		}
+	}
 	for si, s := range scs {
 		sr := ScenarioResult{Name: s.name, Title: s.title, Models: s.models, Notes: s.notes, Fault: s.fault, Weights: s.weights}
-		for _, p := range pols {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			c, err := runHTTPOne(ctx, o, s, p, uint64(si))
-			if err != nil {
-				return nil, fmt.Errorf("bench: http %s/%s: %w", s.name, p.Name, err)
-			}
-			res := c.result(p.Name, o.Duration)
-			sr.Markers = c.markers
+		for j, p := range pols {
+			res := cells[si][j].result(p.Name, time.Duration(o.Rounds)*o.Duration)
+			sr.Markers = cells[si][j].markers
 			sr.Results = append(sr.Results, res)
 			fmt.Fprintf(o.Log, "http %-13s %-8s qps=%6.1f ok=%7.3f%% p50=%6.2fms p99=%7.2fms p99.9=%7.2fms errors=%v shares=%v\n",
 				s.name, p.Name, res.QPS, res.SuccessPct, res.P50, res.P99, res.P999, res.Errors, fmtShares(res.Shares))
@@ -191,4 +230,15 @@ func runHTTPOne(ctx context.Context, o Options, s httpScenario, p HTTPPolicy, si
 		c.hits = append(c.hits, b.hits.Load())
 	}
 	return c, nil
+}
+
+// summary is a progress line's figures for one run.
+func (c *cell) summary() string {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	pct := 0.0
+	if c.rec.all > 0 {
+		pct = 100 * float64(c.rec.ok) / float64(c.rec.all)
+	}
+	return fmt.Sprintf("ok=%7.3f%% of %d, p99=%7.2fms", pct, c.rec.all, float64(c.rec.hist.ValueAtQuantile(99))/1000)
 }

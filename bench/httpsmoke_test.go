@@ -18,7 +18,7 @@ import (
 // whatever happens: no figure of the balancers is asserted, since
 // numbers from a loaded 2-core CI machine are not a verdict.
 func TestHTTPSmoke_EveryScenarioEveryPolicy(t *testing.T) {
-	o := Options{
+	o := HTTPOptions{Rounds: 1, Options: Options{
 		Duration:    400 * time.Millisecond,
 		Warmup:      150 * time.Millisecond,
 		Rate:        300,
@@ -28,7 +28,7 @@ func TestHTTPSmoke_EveryScenarioEveryPolicy(t *testing.T) {
 		Seed:        1,
 		OutDir:      t.TempDir(),
 		Command:     "go test -run TestHTTPSmoke",
-	}
+	}}
 	if raceEnabled {
 		o.Duration, o.Warmup, o.Rate = 300*time.Millisecond, 100*time.Millisecond, 150
 	}

@@ -39,7 +39,7 @@ type scenario struct {
 	// stretch multiplies the measured duration for scenarios whose phases
 	// must outlast fixed policy timers (a 5s open period); 0 means 1.
 	stretch float64
-	events     func(e *env, d time.Duration) []event
+	events  func(e *env, d time.Duration) []event
 }
 
 type event struct {

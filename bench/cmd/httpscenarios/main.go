@@ -21,13 +21,14 @@ import (
 )
 
 func main() {
-	d := bench.DefaultOptions()
+	d := bench.DefaultHTTPOptions()
 	o := d
 	flag.DurationVar(&o.Duration, "duration", d.Duration, "measured time per scenario x policy")
 	flag.DurationVar(&o.Warmup, "warmup", d.Warmup, "unrecorded warmup before each measurement")
 	flag.Float64Var(&o.Rate, "rate", d.Rate, "open-loop arrival rate (requests per second)")
 	flag.DurationVar(&o.Deadline, "deadline", d.Deadline, "per-request deadline")
 	flag.IntVar(&o.MaxInFlight, "max-inflight", d.MaxInFlight, "open-loop in-flight cap; arrivals beyond it count as DROPPED")
+	flag.IntVar(&o.Rounds, "rounds", d.Rounds, "rounds of every scenario x policy, interleaved")
 	flag.DurationVar(&o.Bucket, "bucket", d.Bucket, "latency-over-time bucket")
 	flag.Uint64Var(&o.Seed, "seed", d.Seed, "seed of arrivals")
 	flag.StringVar(&o.OutDir, "out", d.OutDir, "output directory")
