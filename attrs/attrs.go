@@ -4,12 +4,27 @@
 // There is exactly one definition of each attribute, here, so that a custom
 // resolver (or a custom Source of the fulcrum resolver) and the
 // weighted_least_request balancer always agree.
+//
+// # Weight precedence
+//
+// The balancer takes an endpoint's weight from, in order:
+//
+//  1. Fulcrum's own attribute (SetWeight): used as given, 0 read as
+//     DefaultWeight and values above MaxWeight clamped, each with a reason;
+//  2. grpc-go's standard attribute (google.golang.org/grpc/experimental/balancer/weight),
+//     which xDS sets from EDS load_balancing_weight (and ringhash and
+//     pick_first read): see NormalizeAll for how it is scaled;
+//  3. DefaultWeight.
+//
+// The fulcrum resolver sets both attributes to the same value, so any grpc-go
+// policy that reads weights sees them too.
 package attrs
 
 import (
 	"fmt"
 	"maps"
 
+	"google.golang.org/grpc/experimental/balancer/weight"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -40,15 +55,82 @@ func Weight(ep resolver.Endpoint) (uint32, bool) {
 	return w, ok
 }
 
-// Normalize returns the weight the balancer uses for ep: DefaultWeight when
-// none is set, and the stored weight clamped to [1, MaxWeight] otherwise. When
-// the stored weight had to be changed, reason says why (for the log);
-// otherwise reason is empty.
+// GRPCWeight returns the weight stored in ep by grpc-go's standard endpoint
+// weight attribute (weight.Set), and whether a non-zero one was stored; grpc-go
+// treats 0 as unset.
+func GRPCWeight(ep resolver.Endpoint) (uint32, bool) {
+	w := weight.FromEndpoint(ep).Weight
+	return w, w != 0
+}
+
+// SetBoth returns a copy of ep that carries weight w in Fulcrum's attribute
+// and in grpc-go's standard one, so that grpc-go's own policies (ring_hash,
+// pick_first's weighted shuffling) see the weight too. w must be in
+// [1, MaxWeight].
+func SetBoth(ep resolver.Endpoint, w uint32) resolver.Endpoint {
+	return weight.Set(SetWeight(ep, w), weight.EndpointInfo{Weight: w})
+}
+
+// Normalize returns the weight the balancer uses for ep alone, following the
+// precedence in the package doc: Fulcrum's weight clamped to [1, MaxWeight],
+// else grpc-go's weight (scaled into [1, MaxWeight] as NormalizeAll does for
+// a set of one), else DefaultWeight. When a weight of Fulcrum's attribute had
+// to be changed, reason says why (for the log); otherwise reason is empty.
 func Normalize(ep resolver.Endpoint) (w uint32, reason string) {
-	w, ok := Weight(ep)
+	ws, reasons := NormalizeAll([]resolver.Endpoint{ep})
+	return ws[0], reasons[0]
+}
+
+// NormalizeAll returns the weight the balancer uses for each endpoint of eps,
+// in order, and for each a reason that is non-empty when Fulcrum's own weight
+// had to be changed (see Normalize).
+//
+// Weights taken from grpc-go's attribute are scaled together: grpc-go's xDS
+// client writes EDS weights as fixed-point fractions of the whole priority
+// by default (gRFC A113: endpoint share x locality share x 2^31, so 1:2:4
+// arrives as about 3.1e8:6.1e8:1.2e9; locality weight x endpoint weight
+// with GRPC_EXPERIMENTAL_PF_WEIGHTED_SHUFFLING=false), which clamping one
+// by one would flatten to MaxWeight each. When the largest of them exceeds
+// MaxWeight, every one is multiplied by MaxWeight/largest (rounded, at least
+// 1): ratios are kept to a resolution of 1/MaxWeight of the largest weight.
+// Otherwise they are used as they are. This is expected, so it gives no
+// reason.
+func NormalizeAll(eps []resolver.Endpoint) (ws []uint32, reasons []string) {
+	ws = make([]uint32, len(eps))
+	reasons = make([]string, len(eps))
+	var maxGRPC uint64
+	for _, ep := range eps {
+		if _, ok := Weight(ep); ok {
+			continue
+		}
+		if g, ok := GRPCWeight(ep); ok {
+			maxGRPC = max(maxGRPC, uint64(g))
+		}
+	}
+	for i, ep := range eps {
+		if _, ok := Weight(ep); ok {
+			ws[i], reasons[i] = normalizeOwn(ep)
+			continue
+		}
+		g, ok := GRPCWeight(ep)
+		switch {
+		case !ok:
+			ws[i] = DefaultWeight
+		case maxGRPC <= uint64(MaxWeight):
+			ws[i] = g
+		default:
+			// Round half up; the product fits in 64 bits (2^32 x 10^4).
+			scaled := (uint64(g)*uint64(MaxWeight) + maxGRPC/2) / maxGRPC
+			ws[i] = uint32(max(scaled, 1))
+		}
+	}
+	return ws, reasons
+}
+
+// normalizeOwn clamps Fulcrum's own weight of ep, which must be set.
+func normalizeOwn(ep resolver.Endpoint) (w uint32, reason string) {
+	w, _ = Weight(ep)
 	switch {
-	case !ok:
-		return DefaultWeight, ""
 	case w == 0:
 		return DefaultWeight, fmt.Sprintf("weight: 0, must be >= 1; using %d", DefaultWeight)
 	case w > MaxWeight:

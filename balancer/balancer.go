@@ -155,7 +155,10 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	var updates []update
 	var specs []endpointset.Spec
 	eps := map[string]resolver.Endpoint{}
-	for _, ep := range ccs.ResolverState.Endpoints {
+	// Weights are normalised as a set: grpc-go's xDS weights (fractions
+	// of the priority, gRFC A113) are scaled down together.
+	ws, reasons := attrs.NormalizeAll(ccs.ResolverState.Endpoints)
+	for i, ep := range ccs.ResolverState.Endpoints {
 		if len(ep.Addresses) == 0 {
 			continue
 		}
@@ -164,7 +167,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 			continue
 		}
 		eps[key] = ep
-		w, reason := attrs.Normalize(ep)
+		w, reason := ws[i], reasons[i]
 		addrs := make([]string, len(ep.Addresses))
 		for i, a := range ep.Addresses {
 			addrs[i] = a.Addr
@@ -185,9 +188,9 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	if b.set == nil {
 		o := engineOptions(cfg, b.requestDecision)
 		o.Now, o.LogPrefix = nowFunc, b.prefix
-		b.set = endpointset.New(engineConfig(cfg), o)
+		b.set = endpointset.New(cfg.EndpointSetConfig, o)
 	} else {
-		b.set.SetConfig(engineConfig(cfg), engineOptions(cfg, b.requestDecision))
+		b.set.SetConfig(cfg.EndpointSetConfig, engineOptions(cfg, b.requestDecision))
 	}
 	added, removed := b.set.Update(specs)
 	for _, r := range added {

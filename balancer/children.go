@@ -150,7 +150,7 @@ func (c *child) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnS
 	} else if c.readySC == sc {
 		stop, c.stopProbe, c.readySC = c.stopProbe, nil, nil
 	}
-	pcfg := probeConfig(b.cfg)
+	pcfg := b.cfg.HealthProbe
 	b.mu.Unlock()
 
 	// Never stop a prober while holding b.mu: stop waits for a running
@@ -165,7 +165,7 @@ func (c *child) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnS
 
 // startProbe starts probing sc and keeps the stop function unless the
 // SubConn moved on meanwhile.
-func (c *child) startProbe(sc grpcbalancer.SubConn, pcfg healthprobe.Config) {
+func (c *child) startProbe(sc grpcbalancer.SubConn, pcfg healthprobe.GRPCConfig) {
 	b := c.b
 	stop := healthprobe.Start(sc, pcfg, func(healthy bool, reason string) {
 		b.mu.Lock()
@@ -200,7 +200,7 @@ func (c *child) restartProbe() {
 	b.mu.Lock()
 	sc := c.readySC
 	enabled := b.cfg.HealthProbe.Enabled
-	pcfg := probeConfig(b.cfg)
+	pcfg := b.cfg.HealthProbe
 	var stop func()
 	if !enabled {
 		stop, c.stopProbe = c.stopProbe, nil

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
@@ -105,7 +106,7 @@ func TestGRPCPicker_NoAllocation(t *testing.T) {
 			entries = append(entries, picker.Entry{Endpoint: picker.NewEndpoint("x", breaker.New(cfg, nil, nil)), Weight: 1, Gated: true})
 			children = append(children, okChild{})
 		}
-		gp := newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: latency, LatencyDecay: time.Second}, entries), children, failureMask(defaultFailureCodes))
+		gp := newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: latency, LatencyDecay: config.Duration(time.Second)}, entries), children, failureMask(defaultFailureCodes))
 		pickDone := func() {
 			res, err := gp.Pick(grpcbalancer.PickInfo{})
 			if err != nil {

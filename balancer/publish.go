@@ -67,7 +67,7 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            newGRPCPicker(picker.New(pickerConfig(b.cfg), d.Entries), children, failureMask(b.cfg.Breaker.FailureCodes)),
+			Picker:            newGRPCPicker(picker.New(b.cfg.PickerConfig, d.Entries), children, b.cfg.Breaker.FailureMask()),
 		}
 		next = d.Next
 	case len(b.children) == 0:

@@ -173,3 +173,46 @@ func TestRegression_ProbeConfigChangeKeepsVerdicts(t *testing.T) {
 		t.Errorf("%d probes in the second after the change to a 40ms interval, want the new interval in force", f[0].Checks()-checks)
 	}
 }
+
+// TestRegression_StuckTrialDoesNotEjectForever (issue 9e): the half-open
+// trial RPC after an open period never finishes — a unary RPC without
+// deadline to a server that hangs, or a long-lived stream. The endpoint
+// (the only one, panic mode off) must not stay ejected for ever: after
+// breaker.trialTimeout the next RPC is admitted as a new trial, succeeds
+// and closes the breaker.
+func TestRegression_StuckTrialDoesNotEjectForever(t *testing.T) {
+	for _, kind := range []string{"unary without deadline", "long-lived stream"} {
+		t.Run(kind, func(t *testing.T) {
+			f := startFleet(t, 1)
+			c := newClient(t, `{"latencyAware":false,"healthProbe":{"enabled":false},"panicThresholdPercent":0,"maxEjectionPercent":100,
+				"breaker":{"consecutiveFailures":2,"failureRatio":0,"openDuration":"200ms","halfOpenRequests":1,"trialTimeout":"300ms"}}`, endpoints(f.Addrs()))
+			waitAllServing(t, c, f)
+			f[0].SetFailure(codes.Unavailable)
+			waitFor(t, "the endpoint ejected", func() bool {
+				err := call(c, time.Second)
+				return err != nil && !strings.Contains(err.Error(), "configured to fail")
+			})
+			f[0].SetFailure(codes.OK)
+			trialCtx, cancelTrial := context.WithCancel(context.Background())
+			defer cancelTrial()
+			before := f[0].Hits()
+			if kind == "unary without deadline" {
+				f[0].SetHung(true)
+				go c.tc.UnaryCall(trialCtx, &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+			} else {
+				// A stream that stays open: the server answers nothing
+				// until the client sends, which it never does.
+				go func() {
+					if s, err := c.tc.FullDuplexCall(trialCtx, grpc.WaitForReady(true)); err == nil {
+						s.Recv()
+					}
+				}()
+			}
+			waitFor(t, "the trial on the server", func() bool { return f[0].Hits() > before })
+			f[0].SetHung(false)
+			if err := call(c, 5*time.Second, grpc.WaitForReady(true)); err != nil {
+				t.Fatalf("RPC after the trial got stuck: %v, want a new trial after trialTimeout (300ms) and success", err)
+			}
+		})
+	}
+}

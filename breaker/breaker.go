@@ -78,8 +78,11 @@ type Breaker struct {
 	trials   int32 // cfg.HalfOpenRequests
 	clock    func() int64
 	onChange func(from, to State, reason string)
-	epoch    int64 // clock at New; window slots count from it
-	bucket   int64 // width of a window bucket in clock units
+	// onTrialEnd, if set (OnTrialEnd), is called when a half-open trial
+	// ends without a transition: the next trial may go.
+	onTrialEnd func()
+	epoch      int64 // clock at New; window slots count from it
+	bucket     int64 // width of a window bucket in clock units
 
 	cur atomic.Pointer[phase]
 }
@@ -217,9 +220,20 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 	}
 }
 
+// OnTrialEnd sets fn to be called, like onChange, when a half-open trial
+// succeeds without closing the breaker or is released: the next trial may
+// go, so callers refused meanwhile may try again. Call it right after New,
+// before the breaker is shared.
+func (b *Breaker) OnTrialEnd(fn func()) { b.onTrialEnd = fn }
+
 // Snapshot is a consistent view of a Breaker for decisions and reports.
 type Snapshot struct {
-	State State
+	// TrialInFlight says, when State is HalfOpen, that a trial is in
+	// flight; TrialAt is when it was admitted (clock units). It holds the
+	// next trial back until TrialAt + TrialTimeout.
+	TrialInFlight bool
+	TrialAt       int64
+	State         State
 	// Until is, when State is Open, the clock reading at which the open
 	// period ends (in the units of the clock given to New).
 	Until int64
@@ -234,7 +248,12 @@ type Snapshot struct {
 // pointer: safe and cheap from any goroutine.
 func (b *Breaker) Snapshot() Snapshot {
 	p := b.cur.Load()
-	return Snapshot{State: p.state, Until: p.until, Trips: p.trips, Transitions: p.gen}
+	s := Snapshot{State: p.state, Until: p.until, Trips: p.trips, Transitions: p.gen}
+	if p.state == HalfOpen {
+		s.TrialInFlight = p.trials.Load() != p.successes.Load()
+		s.TrialAt = p.trialAt.Load()
+	}
+	return s
 }
 
 // Record reports the outcome of a call admitted by Allow. Outcomes of calls
@@ -276,6 +295,12 @@ func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 					return fmt.Sprintf("%d/%d trial RPCs succeeded", b.trials, b.trials)
 				})
 			}
+			return
+		}
+		// The next trial may go: callers that were refused while this one
+		// was in flight must be told.
+		if p == b.cur.Load() && b.onTrialEnd != nil {
+			b.onTrialEnd()
 		}
 	}
 }
@@ -287,6 +312,9 @@ func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 func (b *Breaker) Release(t Ticket) {
 	if t.p != nil && t.p.state == HalfOpen {
 		t.p.trials.Add(-1)
+		if t.p == b.cur.Load() && b.onTrialEnd != nil {
+			b.onTrialEnd()
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package breaker
 import (
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/config"
 )
 
 // TestBreaker_TrialTimeoutSupersedesStuckTrial: a half-open trial that never
@@ -21,11 +23,11 @@ func TestBreaker_TrialTimeoutSupersedesStuckTrial(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := consecutiveOnly()
-			cfg.TrialTimeout = tc.timeout
+			cfg.TrialTimeout = config.Duration(tc.timeout)
 			cfg.HalfOpenRequests = 1
 			b, clk, _ := newTestBreaker(t, cfg)
 			tripOpen(t, b)
-			clk.advance(cfg.OpenDuration)
+			clk.advance(time.Duration(cfg.OpenDuration))
 			stuck, ok := b.Allow()
 			if !ok {
 				t.Fatal("first trial refused")
@@ -56,23 +58,6 @@ func TestBreaker_TrialTimeoutSupersedesStuckTrial(t *testing.T) {
 	}
 }
 
-// TestBreaker_ZeroTrialTimeoutNeverSupersedes: TrialTimeout 0 disables the
-// bound (the trial in flight holds the next one back however long it runs).
-func TestBreaker_ZeroTrialTimeoutNeverSupersedes(t *testing.T) {
-	cfg := consecutiveOnly()
-	cfg.TrialTimeout = 0
-	b, clk, _ := newTestBreaker(t, cfg)
-	tripOpen(t, b)
-	clk.advance(cfg.OpenDuration)
-	if _, ok := b.Allow(); !ok {
-		t.Fatal("first trial refused")
-	}
-	clk.advance(24 * time.Hour)
-	if b.Admits() {
-		t.Fatal("Admits() = true with TrialTimeout 0 and a trial in flight")
-	}
-}
-
 // TestBreaker_Snapshot reports state, the end of the open period in clock
 // units, the trip level and the transition count.
 func TestBreaker_Snapshot(t *testing.T) {
@@ -84,5 +69,34 @@ func TestBreaker_Snapshot(t *testing.T) {
 	s := b.Snapshot()
 	if s.State != Open || s.Until != clk.now()+int64(5*time.Second) || s.Trips != 1 || s.Transitions != 1 {
 		t.Fatalf("after a trip: %+v, want Open until now+5s, 1 trip, 1 transition", s)
+	}
+}
+
+// TestBreaker_OnTrialEnd: a trial that succeeds without closing the
+// breaker, or is released, tells the owner that the next trial may go; the
+// last success (a transition) goes to onChange instead.
+func TestBreaker_OnTrialEnd(t *testing.T) {
+	b, clk, rec := newTestBreaker(t, consecutiveOnly())
+	ends := 0
+	b.OnTrialEnd(func() { ends++ })
+	tripOpen(t, b)
+	clk.advance(time.Duration(b.cfg.OpenDuration))
+	tk, _ := b.Allow()
+	b.Release(tk)
+	if ends != 1 {
+		t.Fatalf("%d trial-end notices after a release, want 1", ends)
+	}
+	for i := range 3 {
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatalf("trial %d refused", i)
+		}
+		b.Record(tk, true)
+	}
+	if ends != 3 {
+		t.Errorf("%d trial-end notices, want 3 (release + 2 successes that did not close)", ends)
+	}
+	if last := rec.last(t); last.to != Closed {
+		t.Errorf("last transition %+v, want to closed", last)
 	}
 }

@@ -10,11 +10,11 @@ import "sync/atomic"
 //	bits 39..20  failures
 //	bits 19..0   total
 //
-// With buckets of at least 1ms (Window >= 10ms) a 24-bit slot number wraps
-// after 4.6 hours; a bucket is mistaken for a current one only if nothing
-// wrote to it for a whole multiple of that, to the slot. Counts saturate at
-// 2^20-1 per bucket (a million RPCs per bucket to one endpoint), after which
-// the ratio is that of the first million.
+// With buckets of at least 100ms (Config.Validate: Window >= 1s) a 24-bit
+// slot number wraps after 19 days; a bucket is mistaken for a current one
+// only if nothing wrote to it for a whole multiple of that, to the slot.
+// Counts saturate at 2^20-1 per bucket (a million RPCs per bucket to one
+// endpoint), after which the ratio is that of the first million.
 const (
 	numBuckets     = 10
 	bucketSlotBits = 24

@@ -1,26 +1,84 @@
 package endpointset
 
-import "time"
+import (
+	"errors"
+	"math"
+	"time"
 
-// Config is the engine's part of the policy configuration.
+	"github.com/fulcrum-lb/fulcrum/config"
+)
+
+// Config configures the decisions over the whole endpoint set: panic mode,
+// the ejection cap and slow start. Its fields sit at the top level of the
+// policy's service config (the JSON names are those of the tags). The zero
+// value is not valid: start from DefaultConfig.
 type Config struct {
-	PanicThresholdPercent float64
-	MaxEjectionPercent    float64
-	SlowStart             SlowStartConfig
+	// PanicThresholdPercent: when fewer than this share of all endpoints
+	// are usable (connected, healthy, breaker closed), health and breakers
+	// are ignored and every connected endpoint is picked from (Envoy's
+	// panic mode). 0 disables panic mode. Default 50, bounds [0, 100].
+	PanicThresholdPercent float64 `json:"panicThresholdPercent"`
+	// MaxEjectionPercent caps the share of endpoints that breakers may
+	// eject at once (at least one may always be ejected). Endpoints kept in
+	// rotation by the cap are picked like any other, so a fast-failing one
+	// looks idle and attracts traffic. Default 50, bounds [0, 100].
+	MaxEjectionPercent float64 `json:"maxEjectionPercent"`
+	// SlowStart ramps the weight of a new endpoint.
+	SlowStart SlowStartConfig `json:"slowStart"`
 }
 
-// SlowStartConfig configures the ramp of an endpoint's weight.
+// SlowStartConfig configures the ramp of a new endpoint's weight (Envoy's
+// slow_start_config):
+//
+//	weight x max(MinWeightPercent/100, (max(elapsed, 1s) / Window) ^ (1 / Aggression))
 type SlowStartConfig struct {
-	Window           time.Duration
-	Aggression       float64
-	MinWeightPercent float64
+	// Window over which the weight ramps to 100 % after warm-up; 0
+	// disables slow start. Endpoints of the first resolver update are not
+	// slowed. Default 10s, bounds [0, 1h].
+	Window config.Duration `json:"window"`
+	// Aggression shapes the ramp: 1 is linear, larger values ramp faster
+	// at first. Default 1.0, bounds (0, 10].
+	Aggression float64 `json:"aggression"`
+	// MinWeightPercent is the floor of the ramp. Default 10, bounds
+	// [1, 100].
+	MinWeightPercent float64 `json:"minWeightPercent"`
 }
 
-// DefaultConfig returns the defaults.
+// DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{
 		PanicThresholdPercent: 50,
 		MaxEjectionPercent:    50,
-		SlowStart:             SlowStartConfig{Window: 10 * time.Second, Aggression: 1, MinWeightPercent: 10},
+		SlowStart: SlowStartConfig{
+			Window:           config.Duration(10 * time.Second),
+			Aggression:       1,
+			MinWeightPercent: 10,
+		},
 	}
+}
+
+// Validate reports every field outside its documented bounds, each as
+// "<field>: <value>, must be <constraint>" with the field's JSON path
+// ("slowStart.window").
+func (c Config) Validate() error {
+	return errors.Join(
+		config.FloatIn("panicThresholdPercent", c.PanicThresholdPercent, 0, 100),
+		config.FloatIn("maxEjectionPercent", c.MaxEjectionPercent, 0, 100),
+		config.Prefix("slowStart.", c.SlowStart.Validate()),
+	)
+}
+
+// Validate reports every field outside its documented bounds, named
+// relative to the slowStart object ("window").
+func (c SlowStartConfig) Validate() error {
+	var aggression error
+	if math.IsNaN(c.Aggression) || c.Aggression <= 0 || c.Aggression > 10 {
+		// 0 would divide by zero in the exponent 1/aggression.
+		aggression = config.Invalid("aggression", c.Aggression, "in (0, 10]")
+	}
+	return errors.Join(
+		config.DurationIn("window", c.Window, 0, time.Hour),
+		aggression,
+		config.FloatIn("minWeightPercent", c.MinWeightPercent, 1, 100),
+	)
 }

@@ -57,6 +57,8 @@ type params struct {
 	// epoch anchors the breakers' clock: a breaker reading c is the
 	// instant epoch + c.
 	epoch time.Time
+	// trialTimeout is the breakers' TrialTimeout.
+	trialTimeout time.Duration
 }
 
 // decide is the engine's decision: a pure function of the records (and
@@ -96,6 +98,13 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 			res.State, res.Gated = Usable, r.Hot.Breaker() != nil
 			if res.Gated {
 				s := r.Hot.Breaker().Snapshot()
+				if s.State == breaker.HalfOpen && s.TrialInFlight {
+					// The next trial may go when this one ends (the
+					// breaker notifies) or times out: decide again
+					// then, so that requests refused meanwhile are
+					// picked again.
+					d.Next = earliest(d.Next, p.epoch.Add(time.Duration(s.TrialAt)+time.Duration(p.trialTimeout)))
+				}
 				if s.State == breaker.Open && brNow < s.Until {
 					until := p.epoch.Add(time.Duration(s.Until))
 					res.State, res.Reason = Ejected, fmt.Sprintf("breaker open until %s (trip %d)", until.Format("15:04:05.000"), s.Trips)

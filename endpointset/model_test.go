@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
@@ -60,7 +61,7 @@ func runModel(seed uint64, steps int) (int, string) {
 	cfg := DefaultConfig()
 	bc := breaker.DefaultConfig()
 	bc.ConsecutiveFailures = 1 + rng.IntN(4)
-	bc.OpenDuration = time.Duration(1+rng.IntN(5)) * time.Second
+	bc.OpenDuration = config.Duration(time.Duration(1+rng.IntN(5)) * time.Second)
 	opts := Options{Probing: rng.IntN(4) > 0, Warmup: rng.IntN(2) == 0, Breaker: &bc, Now: clk.now}
 	s := New(cfg, opts)
 	keys := []string{"a", "b", "c", "d", "e", "f"}
@@ -112,7 +113,7 @@ func runModel(seed uint64, steps int) (int, string) {
 			if len(last.Entries) == 0 {
 				break
 			}
-			p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: time.Second}, last.Entries)
+			p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(time.Second)}, last.Entries)
 			for range 1 + rng.IntN(8) {
 				i, tok, err := p.Select()
 				if err != nil {
@@ -139,7 +140,7 @@ func runModel(seed uint64, steps int) (int, string) {
 		case ev == 10: // configuration change
 			cfg.PanicThresholdPercent = float64(rng.IntN(5) * 25)
 			cfg.MaxEjectionPercent = float64(rng.IntN(5) * 25)
-			cfg.SlowStart.Window = time.Duration(rng.IntN(3)) * 5 * time.Second
+			cfg.SlowStart.Window = config.Duration(time.Duration(rng.IntN(3)) * 5 * time.Second)
 			opts.Probing = rng.IntN(4) > 0
 			s.SetConfig(cfg, opts)
 		}
@@ -178,6 +179,14 @@ func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time
 			}
 			if d.Next.IsZero() || d.Next.After(until) {
 				return fmt.Sprintf("%s ejected until %v but the next decision is %v", r.Key, until, d.Next)
+			}
+		}
+		// A gated candidate whose trial is in flight refuses requests
+		// until the trial ends or times out: the timeout must be decided.
+		if snap := r.Hot.Breaker().Snapshot(); res.Picked && res.Gated && snap.State == breaker.HalfOpen && snap.TrialInFlight {
+			due := s.epoch.Add(time.Duration(snap.TrialAt) + time.Duration(opts.Breaker.TrialTimeout))
+			if d.Next.IsZero() || d.Next.After(due) {
+				return fmt.Sprintf("%s has a trial in flight until %v but the next decision is %v", r.Key, due, d.Next)
 			}
 		}
 		if res.Ramping && (d.Next.IsZero() || d.Next.After(now.Add(time.Second))) {

@@ -41,8 +41,9 @@ type Options struct {
 	// Breaker configures a breaker per endpoint; nil means none.
 	Breaker *breaker.Config
 	// OnChange is called, from any goroutine and without the Set's lock,
-	// when something changed that Decide must see (a breaker transition).
-	// It must not block; adapters use it to schedule a Decide.
+	// when something changed that Decide must see (a breaker transition, a
+	// half-open trial ending). It must not block; adapters use it to
+	// schedule a Decide. Only New's is used.
 	OnChange func()
 	// Now is the clock; nil means time.Now. The breakers use it too.
 	Now func() time.Time
@@ -55,8 +56,10 @@ type Options struct {
 // (except Options.Now).
 type Set struct {
 	// Read-only after New.
-	now   func() time.Time
-	epoch time.Time
+	now      func() time.Time
+	epoch    time.Time
+	onChange func() // Options.OnChange of New (SetConfig keeps it)
+	prefix   string // Options.LogPrefix of New
 
 	mu        sync.Mutex
 	cfg       Config
@@ -74,15 +77,15 @@ func New(cfg Config, opts Options) *Set {
 	if now == nil {
 		now = time.Now
 	}
-	return &Set{now: now, epoch: now(), cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: now(), onChange: opts.OnChange, prefix: opts.LogPrefix, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
-	logger.InfoDepth(1, s.opts.LogPrefix+fmt.Sprintf(format, args...))
+	logger.InfoDepth(1, s.prefix+fmt.Sprintf(format, args...))
 }
 
 func (s *Set) warningf(format string, args ...any) {
-	logger.WarningDepth(1, s.opts.LogPrefix+fmt.Sprintf(format, args...))
+	logger.WarningDepth(1, s.prefix+fmt.Sprintf(format, args...))
 }
 
 // SetConfig applies a new configuration. A change of the breaker
@@ -100,7 +103,7 @@ func (s *Set) SetConfig(cfg Config, opts Options) {
 			r.warmed = r.warmed || r.conn == ConnReady
 		}
 	}
-	opts.Now, opts.LogPrefix = s.opts.Now, s.opts.LogPrefix
+	opts.Now, opts.LogPrefix, opts.OnChange = s.opts.Now, s.opts.LogPrefix, s.opts.OnChange
 	s.cfg, s.opts = cfg, opts
 	if brChanged {
 		for _, r := range s.sorted {
@@ -127,11 +130,17 @@ func (s *Set) newHotLocked(key string) *picker.Endpoint {
 	onChange := func(from, to breaker.State, reason string) {
 		// Runs inside a pick or a request's end: log, ask for a decision.
 		s.infof("endpoint %s: breaker %v -> %v: %s", key, from, to, reason)
-		if s.opts.OnChange != nil {
-			s.opts.OnChange()
+		if s.onChange != nil {
+			s.onChange()
 		}
 	}
-	return picker.NewEndpoint(key, breaker.New(*s.opts.Breaker, s.brClock, onChange))
+	br := breaker.New(*s.opts.Breaker, s.brClock, onChange)
+	br.OnTrialEnd(func() {
+		if s.onChange != nil {
+			s.onChange()
+		}
+	})
+	return picker.NewEndpoint(key, br)
 }
 
 // Update reconciles the records with a resolver update (the full set).
@@ -284,7 +293,11 @@ func (s *Set) SetHealth(r *Record, healthy bool, reason string) {
 func (s *Set) Decide() Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := decide(s.sorted, s.cfg, params{probing: s.opts.Probing, warmup: s.opts.Warmup, now: s.now(), epoch: s.epoch})
+	pr := params{probing: s.opts.Probing, warmup: s.opts.Warmup, now: s.now(), epoch: s.epoch}
+	if s.opts.Breaker != nil {
+		pr.trialTimeout = time.Duration(s.opts.Breaker.TrialTimeout)
+	}
+	d := decide(s.sorted, s.cfg, pr)
 	d.Records = slices.Clip(d.Records)
 	for i, r := range s.sorted {
 		res := d.Results[i]

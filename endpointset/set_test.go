@@ -172,7 +172,7 @@ func TestDecide_UnreachableDoesNotHoldRequests(t *testing.T) {
 // existed), not one re-added soon after it left (registry churn), not one
 // whose breaker closes again.
 func TestSlowStart_Rules(t *testing.T) {
-	window := DefaultConfig().SlowStart.Window
+	window := time.Duration(DefaultConfig().SlowStart.Window)
 	ramping := func(s *Set, key string) bool {
 		s.Decide()
 		return s.Results()[key].Ramping
@@ -296,5 +296,27 @@ func TestUpdate_ReweightKnownEndpoint(t *testing.T) {
 	d := s.Decide()
 	if d.Entries[0].Weight != 7 {
 		t.Fatalf("a's weight %v after reweight, want 7", d.Entries[0].Weight)
+	}
+}
+
+// TestDecide_StuckTrialNextDecision (issue 9e): a half-open breaker with
+// its trial in flight refuses other requests until the trial ends (the
+// breaker notifies) or times out: the decision's Next is the trial's
+// timeout, so requests refused meanwhile are picked again then.
+func TestDecide_StuckTrialNextDecision(t *testing.T) {
+	s, clk, recs := newSet(t, 2, DefaultConfig())
+	trip(t, recs[0])
+	clk.advance(5 * time.Second)
+	d := s.Decide()
+	p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1}, d.Entries[:1])
+	if d.Records[0] != recs[0] {
+		t.Fatal("a is not the first candidate")
+	}
+	if _, _, err := p.Select(); err != nil { // the trial, never finished
+		t.Fatal(err)
+	}
+	d = s.Decide()
+	if want := clk.now().Add(10 * time.Second); !d.Next.Equal(want) {
+		t.Fatalf("Next = %v, want the trial's timeout %v", d.Next, want)
 	}
 }

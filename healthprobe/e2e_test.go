@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 	"google.golang.org/grpc/stats"
 
+	"github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/healthprobe"
 )
 
@@ -156,7 +157,7 @@ type verdict struct {
 
 // hooks is one test's view into the balancer it gets.
 type hooks struct {
-	cfg        healthprobe.Config
+	cfg        healthprobe.GRPCConfig
 	startTwice bool                      // auto mode: call Start twice per SubConn
 	onReady    func(sc balancer.SubConn) // manual mode when set
 	server     *testServer
@@ -377,11 +378,12 @@ func probeGoroutines() int {
 	return strings.Count(string(buf), "healthprobe.(*producer).run(")
 }
 
-func fastConfig() healthprobe.Config {
-	cfg := healthprobe.DefaultConfig()
-	cfg.Interval = 50 * time.Millisecond
-	cfg.Timeout = 50 * time.Millisecond
+func fastConfig() healthprobe.GRPCConfig {
+	cfg := healthprobe.DefaultGRPCConfig()
+	cfg.Interval = config.Duration(50 * time.Millisecond)
+	cfg.Timeout = config.Duration(50 * time.Millisecond)
 	cfg.Jitter = 0.2
+	cfg.UnhealthyThreshold, cfg.HealthyThreshold = 3, 2
 	return cfg
 }
 
@@ -403,8 +405,8 @@ func answersSince(calls []checkCall, from, to int, answer string) int {
 // arrive within the test timeout if the first probe does not wait for it.
 func TestStart_FirstProbeIsImmediate(t *testing.T) {
 	ts, _ := startServer(t, true)
-	cfg := healthprobe.DefaultConfig()
-	cfg.Interval = time.Hour
+	cfg := healthprobe.DefaultGRPCConfig()
+	cfg.Interval = config.Duration(time.Hour)
 	h := &hooks{cfg: cfg, server: ts}
 	dial(t, h, ts.addr)
 
@@ -428,7 +430,7 @@ func TestStart_NotServingThenServing(t *testing.T) {
 	first := h.waitVerdicts(t, 1)[0]
 	require.True(t, first.healthy, "first verdict: %+v", first)
 
-	perProbe := time.Duration(float64(cfg.Interval)*(1+cfg.Jitter)) + cfg.Timeout
+	perProbe := time.Duration(float64(cfg.Interval)*(1+cfg.Jitter)) + time.Duration(cfg.Timeout)
 	minWait := time.Duration(float64(cfg.Interval) * (1 - cfg.Jitter))
 	from := ts.numCalls()
 	flip := time.Now()
@@ -493,8 +495,8 @@ func TestStart_HungServerFailsByTimeout(t *testing.T) {
 	assert.LessOrEqual(t, hung, cfg.UnhealthyThreshold)
 	// Each failing probe waited out its timeout; all but the first started
 	// after the flip, each after a wait.
-	perProbe := time.Duration(float64(cfg.Interval)*(1+cfg.Jitter)) + cfg.Timeout
-	minPerProbe := time.Duration(float64(cfg.Interval)*(1-cfg.Jitter)) + cfg.Timeout
+	perProbe := time.Duration(float64(cfg.Interval)*(1+cfg.Jitter)) + time.Duration(cfg.Timeout)
+	minPerProbe := time.Duration(float64(cfg.Interval)*(1-cfg.Jitter)) + time.Duration(cfg.Timeout)
 	assert.Less(t, down.at.Sub(flip), time.Duration(cfg.UnhealthyThreshold)*perProbe+margin)
 	assert.GreaterOrEqual(t, down.at.Sub(flip), time.Duration(cfg.UnhealthyThreshold-1)*minPerProbe)
 }
@@ -586,10 +588,10 @@ func TestStop_EndsLoop(t *testing.T) {
 
 	// A probe in flight when stop ran may still reach the server; after that
 	// nothing may. There is no event to wait for, so watch for 10 intervals.
-	time.Sleep(2 * cfg.Interval)
+	time.Sleep(2 * time.Duration(cfg.Interval))
 	calls := ts.numCalls()
 	verdicts := h.numVerdicts()
-	time.Sleep(10 * cfg.Interval)
+	time.Sleep(10 * time.Duration(cfg.Interval))
 	assert.Equal(t, calls, ts.numCalls(), "Check calls after stop")
 	assert.Equal(t, verdicts, h.numVerdicts(), "onChange after stop")
 	assert.Equal(t, 1, verdicts)
@@ -641,7 +643,7 @@ func TestSubConnShutdown_EndsLoop(t *testing.T) {
 		sc.Shutdown()
 		waitFor(t, "the probe goroutine to exit", func() bool { return probeGoroutines() == 0 })
 		calls := ts.numCalls()
-		time.Sleep(10 * fastConfig().Interval) // no event to wait for: watch
+		time.Sleep(10 * time.Duration(fastConfig().Interval)) // no event to wait for: watch
 		assert.Equal(t, calls, ts.numCalls(), "Check calls after Shutdown")
 		stop() // still safe, and returns at once
 	})
@@ -666,7 +668,7 @@ func TestSubConnShutdown_EndsLoop(t *testing.T) {
 func TestStart_TwiceSharesOneLoop(t *testing.T) {
 	ts, _ := startServer(t, true)
 	cfg := fastConfig()
-	cfg.Interval, cfg.Jitter = 100*time.Millisecond, 0
+	cfg.Interval, cfg.Jitter = config.Duration(100*time.Millisecond), 0
 	h := &hooks{cfg: cfg, server: ts, startTwice: true}
 	dial(t, h, ts.addr)
 
@@ -678,7 +680,7 @@ func TestStart_TwiceSharesOneLoop(t *testing.T) {
 	waitFor(t, fmt.Sprintf("%d Check calls", n), func() bool { return ts.numCalls() >= n })
 	calls := ts.snapshot()
 	span := calls[len(calls)-1].at.Sub(calls[0].at)
-	maxOneLoop := int(span/cfg.Interval) + 2
+	maxOneLoop := int(span/time.Duration(cfg.Interval)) + 2
 	assert.LessOrEqual(t, len(calls), maxOneLoop, "%d Check calls in %v: more than one probe loop", len(calls), span)
 	assert.Equal(t, 2, h.numVerdicts())
 }
@@ -741,7 +743,7 @@ func TestStart_InvalidConfigUsesDefaults(t *testing.T) {
 	ts, _ := startServer(t, true)
 	sc, h := manualSubConn(t, ts)
 	before := logs.count("ERROR", "invalid config, using defaults")
-	stop := healthprobe.Start(sc, healthprobe.Config{}, h.record)
+	stop := healthprobe.Start(sc, healthprobe.GRPCConfig{}, h.record)
 	defer stop()
 	assert.True(t, h.waitVerdicts(t, 1)[0].healthy)
 	assert.Equal(t, before+1, logs.count("ERROR", "invalid config, using defaults"))

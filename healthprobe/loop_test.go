@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/fulcrum-lb/fulcrum/config"
 )
 
 const defaultTestTimeout = 5 * time.Second
@@ -119,8 +121,9 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 	timers := withFakeClock(t, 0.25)
 	h, cc := startHealthServer(t)
 
-	cfg := DefaultConfig()
-	cfg.Interval, cfg.Timeout, cfg.Jitter = time.Second, 500*time.Millisecond, 0.2
+	cfg := DefaultGRPCConfig()
+	cfg.Interval, cfg.Timeout, cfg.Jitter = config.Duration(time.Second), config.Duration(500*time.Millisecond), 0.2
+	cfg.UnhealthyThreshold, cfg.HealthyThreshold = 3, 2
 	wantWait := 900 * time.Millisecond // Interval*(1 + Jitter*(2*0.25-1))
 
 	pr, closeFn := producerBuilderSingleton.Build(cc)
@@ -184,8 +187,8 @@ func TestLoop_ConfigOfNewestListener(t *testing.T) {
 	timers := withFakeClock(t, 0.5) // no jitter effect: waits equal Interval
 	_, cc := startHealthServer(t)
 
-	a, b := DefaultConfig(), DefaultConfig()
-	a.Interval, b.Interval = time.Second, 2*time.Second
+	a, b := DefaultGRPCConfig(), DefaultGRPCConfig()
+	a.Interval, b.Interval = config.Duration(time.Second), config.Duration(2*time.Second)
 	pr, closeFn := producerBuilderSingleton.Build(cc)
 	p := pr.(*producer)
 	defer func() { closeFn(); <-p.done }()
@@ -207,7 +210,7 @@ func TestProducer_CloseBeforeStart(t *testing.T) {
 	pr, closeFn := producerBuilderSingleton.Build(cc)
 	p := pr.(*producer)
 	closeFn()
-	p.register(&listener{cfg: DefaultConfig(), onChange: func(bool, string) { t.Error("onChange called on a closed producer") }})
+	p.register(&listener{cfg: DefaultGRPCConfig(), onChange: func(bool, string) { t.Error("onChange called on a closed producer") }})
 	select {
 	case <-p.closedDone():
 	default:

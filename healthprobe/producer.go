@@ -77,14 +77,14 @@ type producer struct {
 
 	mu        sync.Mutex
 	listeners []*listener // in registration order
-	cfg       Config      // the newest listener's config; governs the loop
+	cfg       GRPCConfig  // the newest listener's config; governs the loop
 	started   bool        // run was started
 	closed    bool        // close was called; no loop will run again
 }
 
 // listener is one Start call.
 type listener struct {
-	cfg      Config // read-only
+	cfg      GRPCConfig // read-only
 	onChange func(healthy bool, reason string)
 
 	// mu is held while onChange runs so that stop can wait for it.
@@ -153,7 +153,7 @@ func (p *producer) closedDone() <-chan struct{} {
 	return p.done
 }
 
-func (p *producer) config() Config {
+func (p *producer) config() GRPCConfig {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cfg
@@ -176,7 +176,7 @@ func (p *producer) run() {
 		}
 		p.notify()
 
-		timer := timeAfter(jittered(cfg.Interval, cfg.Jitter))
+		timer := timeAfter(jittered(time.Duration(cfg.Interval), cfg.Jitter))
 	wait:
 		for {
 			select {
@@ -188,7 +188,7 @@ func (p *producer) run() {
 				// interval from now rather than the rest of the old one.
 				if c := p.config(); c != cfg {
 					cfg = c
-					timer = timeAfter(jittered(cfg.Interval, cfg.Jitter))
+					timer = timeAfter(jittered(time.Duration(cfg.Interval), cfg.Jitter))
 				}
 			case <-timer:
 				break wait
@@ -198,8 +198,8 @@ func (p *producer) run() {
 }
 
 // probe sends one Check and classifies its outcome.
-func (p *producer) probe(cfg Config) (ok bool, why string) {
-	ctx, cancel := context.WithTimeout(p.ctx, cfg.Timeout)
+func (p *producer) probe(cfg GRPCConfig) (ok bool, why string) {
+	ctx, cancel := context.WithTimeout(p.ctx, time.Duration(cfg.Timeout))
 	defer cancel()
 	resp, err := p.client.Check(ctx, &healthpb.HealthCheckRequest{Service: cfg.Service})
 	ok, why = classify(resp, err, isTimeout(ctx), cfg)

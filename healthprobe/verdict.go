@@ -68,7 +68,7 @@ var notServing = healthpb.HealthCheckResponse_NOT_SERVING.String()
 
 // classify maps the result of one Check RPC to a probe outcome. timedOut says
 // whether the probe's own deadline expired.
-func classify(resp *healthpb.HealthCheckResponse, err error, timedOut bool, cfg Config) (ok bool, why string) {
+func classify(resp *healthpb.HealthCheckResponse, err error, timedOut bool, cfg GRPCConfig) (ok bool, why string) {
 	if err == nil {
 		// NOT_SERVING, and SERVICE_UNKNOWN or UNKNOWN from servers that send
 		// them on Check, are failures; only SERVING is healthy.

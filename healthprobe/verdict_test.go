@@ -106,7 +106,7 @@ func TestVerdict_Thresholds(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := DefaultGRPCConfig()
 	strict := cfg
 	strict.UnimplementedIsHealthy = false
 	resp := func(s healthpb.HealthCheckResponse_ServingStatus) *healthpb.HealthCheckResponse {
@@ -117,7 +117,7 @@ func TestClassify(t *testing.T) {
 		resp     *healthpb.HealthCheckResponse
 		err      error
 		timedOut bool
-		cfg      Config
+		cfg      GRPCConfig
 		wantOK   bool
 		wantWhy  string
 	}{
@@ -125,8 +125,8 @@ func TestClassify(t *testing.T) {
 		{"not serving", resp(healthpb.HealthCheckResponse_NOT_SERVING), nil, false, cfg, false, "NOT_SERVING"},
 		{"service unknown", resp(healthpb.HealthCheckResponse_SERVICE_UNKNOWN), nil, false, cfg, false, "SERVICE_UNKNOWN"},
 		{"unknown", resp(healthpb.HealthCheckResponse_UNKNOWN), nil, false, cfg, false, "UNKNOWN"},
-		{"own timeout", nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), true, cfg, false, "timeout after 1s"},
-		{"server's copy of our deadline fired first", nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, cfg, false, "timeout after 1s"},
+		{"own timeout", nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), true, cfg, false, "timeout after 250ms"},
+		{"server's copy of our deadline fired first", nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, cfg, false, "timeout after 250ms"},
 		{"transport error", nil, status.Error(codes.Unavailable, "connection refused"), false, cfg, false, "Unavailable: connection refused"},
 		{"not found (Check on an unknown service)", nil, status.Error(codes.NotFound, "unknown service"), false, cfg, false, "NotFound: unknown service"},
 		{"non-status error", nil, errors.New("boom"), false, cfg, false, "Unknown: boom"},

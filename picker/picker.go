@@ -24,10 +24,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 )
 
-// MaxChoiceCount is the largest choiceCount the picker uses, as in gRFC
-// A48 ("choice_count > 10 ... will set choice_count = 10").
-const MaxChoiceCount = 10
-
 // latencyTolerance is the ratio of peak-EWMA latencies under which two
 // candidates count as equally fast. Noise between equal backends stays
 // below it, so it does not disturb weight-proportional shares; beyond it

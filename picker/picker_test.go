@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/config"
 )
 
 // seeded makes the picker's randomness deterministic for one test.
@@ -127,7 +128,7 @@ func TestPicker_BiasZeroIsWeightedRandom(t *testing.T) {
 func TestPicker_InFlightReturnsToZero(t *testing.T) {
 	seeded(t, 8)
 	es := newEntries(1, 1, 1)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: time.Second}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(time.Second)}, es)
 	type sel struct {
 		i int
 		t Token
@@ -226,7 +227,7 @@ func TestPicker_LatencyPenalty(t *testing.T) {
 	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false)
 	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false)
 	es[1].Endpoint.latency.observe(float64(2*time.Millisecond), now, float64(decay), false)
-	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: decay}, es)
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(decay)}, es)
 	for i := 0; i < 100; i++ {
 		idx, done := pickIndex(t, p, es)
 		if idx != 1 {

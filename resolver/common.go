@@ -325,7 +325,8 @@ func canonicalize(in []Endpoint) (out []endpoint, problems []string) {
 }
 
 // toState converts canonical endpoints into channel state: one
-// resolver.Endpoint each, weight and metadata as attrs attributes. Addresses
+// resolver.Endpoint each, weight (Fulcrum's and grpc-go's attribute) and
+// metadata as attrs attributes. Addresses
 // is filled too for balancers that still read it (it is deprecated in
 // grpc-go, and grpc-go's own dns resolver still sets both).
 func toState(eps []endpoint) resolver.State {
@@ -336,7 +337,8 @@ func toState(eps []endpoint) resolver.State {
 			rep.Addresses[i] = resolver.Address{Addr: a}
 		}
 		s.Addresses = append(s.Addresses, rep.Addresses...)
-		rep = attrs.SetWeight(rep, e.weight)
+		// Both attributes: grpc-go's own weight-aware policies read the second.
+		rep = attrs.SetBoth(rep, e.weight)
 		if e.md != nil {
 			rep = attrs.SetMetadata(rep, e.md)
 		}

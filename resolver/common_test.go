@@ -14,6 +14,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/experimental/balancer/weight"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -250,6 +251,9 @@ func TestCommon_WeightsAndMetadataInAttributes(t *testing.T) {
 		gotW, ok := attrs.Weight(got[i])
 		assert.True(t, ok, "endpoint %d has a weight attribute", i)
 		assert.Equal(t, w.weight, gotW, "endpoint %d weight", i)
+		// grpc-go's standard attribute carries the same weight, for grpc-go's
+		// own weight-aware policies (ring_hash, pick_first).
+		assert.Equal(t, w.weight, weight.FromEndpoint(got[i]).Weight, "endpoint %d grpc-go weight", i)
 		assert.Equal(t, w.md, attrs.Metadata(got[i]), "endpoint %d metadata", i)
 	}
 }

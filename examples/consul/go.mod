@@ -8,8 +8,8 @@ replace (
 )
 
 require (
-	github.com/fulcrum-lb/fulcrum v0.0.0
-	github.com/fulcrum-lb/fulcrum/resolver/consul v0.0.0
+	github.com/fulcrum-lb/fulcrum v0.1.0
+	github.com/fulcrum-lb/fulcrum/resolver/consul v0.1.0
 	github.com/hashicorp/consul/api v1.34.5
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0

@@ -3,8 +3,8 @@ module github.com/fulcrum-lb/fulcrum/examples/etcd
 go 1.26.8
 
 require (
-	github.com/fulcrum-lb/fulcrum v0.0.0
-	github.com/fulcrum-lb/fulcrum/resolver/etcd v0.0.0
+	github.com/fulcrum-lb/fulcrum v0.1.0
+	github.com/fulcrum-lb/fulcrum/resolver/etcd v0.1.0
 	go.etcd.io/etcd/client/v3 v3.7.3
 	go.etcd.io/etcd/server/v3 v3.7.3
 	go.uber.org/goleak v1.3.0

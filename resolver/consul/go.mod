@@ -5,7 +5,7 @@ go 1.26.8
 replace github.com/fulcrum-lb/fulcrum => ../..
 
 require (
-	github.com/fulcrum-lb/fulcrum v0.0.0
+	github.com/fulcrum-lb/fulcrum v0.1.0
 	github.com/hashicorp/consul/api v1.34.5
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0

@@ -1,0 +1,391 @@
+package fulcrumhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+// ErrNoUsableEndpoint is wrapped by the error of a request that fails
+// because its host has no usable endpoint (none resolved, or all unhealthy,
+// ejected or holding off while panic mode does not apply). The engine's
+// own reasons wrap endpointset.ErrNoUsableEndpoint, which errors.Is also
+// matches.
+var ErrNoUsableEndpoint = endpointset.ErrNoUsableEndpoint
+
+// ErrClosed is wrapped by the error of requests sent after Close.
+var ErrClosed = errors.New("transport closed")
+
+// group is one host of the map: its resolution, the engine's record of its
+// endpoints, their connection pools and probers, and the published
+// selection.
+//
+// Lock order: g.mu, then the engine's own lock (inside Set methods). g.mu
+// is never held while waiting for a prober, the resolver or the run
+// goroutine to stop (all of them call into g), nor while sending a request.
+type group struct {
+	// Read-only after construction.
+	t     *Transport
+	route route
+	pcfg  picker.Config
+	set   *endpointset.Set
+	res   resolver.Resolver // set once by start
+	kick  chan struct{}     // capacity 1: asks run to decide again
+	rearm chan struct{}     // capacity 1: g.next changed, run re-arms its timer
+	quit  chan struct{}     // closed by shutdown
+	done  chan struct{}     // closed when run returns
+
+	snap      atomic.Pointer[snapshot] // what requests pick from
+	decisions atomic.Uint64            // engine decisions made, for tests
+
+	mu       sync.Mutex
+	eps      map[string]*endpoint // by record key
+	next     time.Time            // when run must decide again; zero: never
+	resolved bool                 // a first endpoint set or error arrived
+	resErr   error                // the resolver's error while it has no set
+	closed   bool
+}
+
+// endpoint is the adapter's data of one endpoint (the engine record's
+// Value): its connection pool, its prober and its counters.
+type endpoint struct {
+	// Read-only after construction.
+	rec   *endpointset.Record
+	addrs []string
+	rt    *http.Transport
+
+	requests atomic.Uint64 // attempts sent to it
+	failures atomic.Uint64 // attempts that counted as failures
+
+	// Guarded by g.mu.
+	weight    uint32
+	stopProbe func() // nil when not probing
+	removed   bool
+	probe     probeState
+	holdUntil time.Time // Retry-After: out of rotation until then
+}
+
+type probeState struct {
+	known, healthy bool
+	reason         string
+}
+
+// addr names the endpoint in logs and errors.
+func (ep *endpoint) addr() string { return ep.addrs[0] }
+
+// snapshot is an immutable view of a host's selection: either a way to
+// pick, or why not.
+type snapshot struct {
+	sel  *selection // nil when err or wait
+	err  error      // nothing usable: fail with it
+	wait bool       // nothing resolved or proven yet: wait for the next snapshot
+	// changed is closed when a newer snapshot replaces this one.
+	changed chan struct{}
+}
+
+func newGroup(t *Transport, r route) *group {
+	g := &group{
+		t: t, route: r, pcfg: pickerConfig(t.cfg), eps: map[string]*endpoint{},
+		kick: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	g.set = endpointset.New(engineConfig(t.cfg), engineOptions(t.cfg, t.now, g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key)))
+	g.snap.Store(&snapshot{wait: true, changed: make(chan struct{})})
+	return g
+}
+
+// start begins resolution; a malformed target fails here.
+func (g *group) start() error {
+	res, err := watch(g.route.target, g.onUpdate, g.onError)
+	if err != nil {
+		return fmt.Errorf("fulcrumhttp: host %q: %w", g.route.key, err)
+	}
+	g.res = res
+	go g.run() // decisions made before it starts leave a kick queued
+	return nil
+}
+
+// requestDecide asks run for a new decision; the engine calls it on a
+// breaker transition, from a request's goroutine. It never blocks.
+func (g *group) requestDecide() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run makes the decisions nothing else triggers: after breaker transitions
+// and at the one time the last decision named (an open period ending, a
+// slow-start step, a Retry-After hold ending). Decisions made elsewhere
+// (resolver updates, probe verdicts) only move its timer.
+func (g *group) run() {
+	defer close(g.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-g.quit:
+			return
+		case <-g.kick:
+			g.mu.Lock()
+			g.decideLocked()
+			g.mu.Unlock()
+		case <-timer.C:
+			g.mu.Lock()
+			g.decideLocked()
+			g.mu.Unlock()
+		case <-g.rearm:
+		}
+		g.mu.Lock()
+		next := g.next
+		g.mu.Unlock()
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(max(0, next.Sub(g.t.now())))
+		}
+	}
+}
+
+// publishLocked replaces the snapshot and wakes requests waiting on the old
+// one. Caller must hold g.mu.
+func (g *group) publishLocked(s *snapshot) {
+	s.changed = make(chan struct{})
+	close(g.snap.Swap(s).changed)
+}
+
+// decideLocked ends expired holds, asks the engine for a decision,
+// publishes it and makes sure run wakes at the next decision time. Caller
+// must hold g.mu.
+func (g *group) decideLocked() {
+	if g.closed {
+		return
+	}
+	now := g.t.now()
+	var next time.Time
+	held := 0
+	for _, ep := range g.eps {
+		switch {
+		case ep.holdUntil.IsZero():
+		case !now.Before(ep.holdUntil):
+			ep.holdUntil = time.Time{}
+			g.set.SetConn(ep.rec, endpointset.ConnReady)
+		default:
+			held++
+			next = earliest(next, ep.holdUntil)
+		}
+	}
+	switch {
+	case !g.resolved:
+		g.publishLocked(&snapshot{wait: true})
+	case len(g.eps) == 0 && g.resErr != nil:
+		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("resolution failed: %v: %w", g.resErr, ErrNoUsableEndpoint))})
+	case len(g.eps) == 0:
+		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("the target resolved to no endpoints: %w", ErrNoUsableEndpoint))})
+	default:
+		d := g.set.Decide()
+		g.decisions.Add(1)
+		next = earliest(next, d.Next)
+		switch {
+		case d.Err != nil && held > 0:
+			g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("%w (%d of them holding off after Retry-After)", d.Err, held))})
+		case d.Err != nil:
+			g.publishLocked(&snapshot{err: g.errorf(d.Err)})
+		case d.Wait:
+			g.publishLocked(&snapshot{wait: true})
+		default:
+			g.publishLocked(&snapshot{sel: newSelection(g.pcfg, d)})
+		}
+	}
+	if !next.Equal(g.next) {
+		g.next = next
+		select { // run re-arms its timer (without deciding again)
+		case g.rearm <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// errorf returns err prefixed with the host and its target.
+func (g *group) errorf(err error) error {
+	return fmt.Errorf("fulcrumhttp: host %q (target %q): %w", g.route.key, g.route.target, err)
+}
+
+// onUpdate applies a new endpoint set from the resolver.
+func (g *group) onUpdate(specs []spec) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.resolved, g.resErr = true, nil
+	es := make([]endpointset.Spec, len(specs))
+	for i, sp := range specs {
+		es[i] = endpointset.Spec{Key: sp.key, Addrs: sp.addrs, Weight: sp.weight, Metadata: sp.metadata}
+	}
+	added, removed := g.set.Update(es)
+	for _, rec := range added {
+		sp := specs[indexOf(specs, rec.Key)]
+		ep := &endpoint{rec: rec, addrs: sp.addrs, rt: newEndpointTransport(g.t.template, g.t.cfg, g.t.tlsConfig, sp.addrs)}
+		rec.Value = ep
+		g.eps[rec.Key] = ep
+		// HTTP has no connection to watch: an endpoint is ready to take
+		// requests at once (connections are dialled per request), and a
+		// dead one is found by its failures and probes.
+		g.set.SetConn(rec, endpointset.ConnReady)
+		if g.t.cfg.probing() {
+			ep.stopProbe = startProber(ep.rt, g.t.probeSpec(g.route), ep.addr(), func(healthy bool, reason string) {
+				g.onProbe(ep, healthy, reason)
+			})
+		}
+	}
+	for _, sp := range specs {
+		if ep := g.eps[sp.key]; ep != nil {
+			ep.weight = sp.weight
+		}
+	}
+	var stop []*endpoint
+	for _, rec := range removed {
+		ep := rec.Value.(*endpoint)
+		ep.removed = true
+		delete(g.eps, rec.Key)
+		stop = append(stop, ep)
+	}
+	g.decideLocked()
+	g.mu.Unlock()
+	// Stopping a prober waits for its goroutine, which may be waiting for
+	// g.mu in onProbe: never with the lock held.
+	for _, ep := range stop {
+		ep.close()
+	}
+}
+
+func indexOf(specs []spec, key string) int {
+	for i := range specs {
+		if specs[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// close stops the endpoint's prober and closes its idle connections;
+// requests still in flight on it finish normally.
+func (ep *endpoint) close() {
+	if ep.stopProbe != nil {
+		ep.stopProbe()
+	}
+	ep.rt.CloseIdleConnections()
+}
+
+// onError records a resolver error. With a set already in use the resolver
+// keeps serving it (last known good) and reports no error here.
+func (g *group) onError(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.resolved, g.resErr = true, err
+	if len(g.eps) == 0 {
+		g.decideLocked()
+	}
+}
+
+// onProbe records a change of an endpoint's probe verdict.
+func (g *group) onProbe(ep *endpoint, healthy bool, reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ep.removed || g.closed {
+		return
+	}
+	ep.probe = probeState{known: true, healthy: healthy, reason: reason}
+	g.set.SetHealth(ep.rec, healthy, reason)
+	g.decideLocked()
+}
+
+// hold takes ep out of rotation for d, following a Retry-After on a 503 or
+// 429: the server said when to come back. The engine sees it as a
+// connection that is temporarily unusable, so it stays out even in panic
+// mode.
+func (g *group) hold(ep *endpoint, d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ep.removed || g.closed {
+		return
+	}
+	until := g.t.now().Add(d)
+	if !until.After(ep.holdUntil) {
+		return
+	}
+	if ep.holdUntil.IsZero() {
+		logger.Infof("host %q: endpoint %s: Retry-After %v: out of rotation until then", g.route.key, ep.addr(), d)
+	}
+	ep.holdUntil = until
+	g.set.SetConn(ep.rec, endpointset.ConnFailure)
+	g.decideLocked()
+}
+
+// pick selects an endpoint for one attempt, none of tried (a retry). A
+// first attempt waits within ctx while the host has nothing resolved or
+// proven yet.
+func (g *group) pick(ctx context.Context, tried []*endpoint) (*attempt, error) {
+	for {
+		s := g.snap.Load()
+		switch {
+		case s.err != nil:
+			return nil, s.err
+		case s.wait && len(tried) > 0:
+			// A retry does not wait: the failed attempt stands.
+			return nil, g.errorf(fmt.Errorf("no other endpoint ready for a retry: %w", ErrNoUsableEndpoint))
+		case s.wait:
+			select {
+			case <-s.changed:
+				continue
+			case <-ctx.Done():
+				return nil, g.errorf(fmt.Errorf("waiting for a usable endpoint: %w", context.Cause(ctx)))
+			}
+		}
+		a, err := s.sel.pick(tried)
+		if err != nil {
+			return nil, g.errorf(err)
+		}
+		return a, nil
+	}
+}
+
+// shutdown stops resolution, probers and the run goroutine, and closes
+// idle connections.
+func (g *group) shutdown() {
+	if g.res != nil {
+		g.res.Close() // waits for the resolver's goroutine, which may call onUpdate
+	}
+	close(g.quit)
+	<-g.done
+	g.mu.Lock()
+	g.closed = true
+	var eps []*endpoint
+	for _, ep := range g.eps {
+		ep.removed = true
+		eps = append(eps, ep)
+	}
+	s := &snapshot{err: fmt.Errorf("fulcrumhttp: host %q: %w", g.route.key, ErrClosed), changed: make(chan struct{})}
+	close(g.snap.Swap(s).changed)
+	g.mu.Unlock()
+	for _, ep := range eps {
+		ep.close()
+	}
+}

@@ -1,0 +1,5 @@
+package fulcrumhttp
+
+import "google.golang.org/grpc/grpclog"
+
+var logger = grpclog.Component("fulcrum")

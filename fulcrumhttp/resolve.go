@@ -1,0 +1,72 @@
+package fulcrumhttp
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
+
+	"github.com/fulcrum-lb/fulcrum/attrs"
+	fresolver "github.com/fulcrum-lb/fulcrum/resolver"
+)
+
+// spec is one endpoint as resolution reports it.
+type spec struct {
+	key      string   // identity across updates: the sorted addresses
+	addrs    []string // in the order to dial
+	weight   uint32
+	metadata map[string]string
+}
+
+// resolution watches one fulcrum:// target through the registered grpc
+// resolver of the fulcrum scheme, so HTTP gets exactly the sources and the
+// rules of the gRPC side (validation, last-known-good, empty sets, jitter).
+// It implements resolver.ClientConn; the resolver calls it from its own
+// goroutine.
+type resolution struct {
+	onUpdate func([]spec)
+	onError  func(error)
+}
+
+// watch builds the fulcrum resolver for target; a malformed target fails
+// here, as grpc.NewClient's first connection would.
+func watch(target *url.URL, onUpdate func([]spec), onError func(error)) (resolver.Resolver, error) {
+	b := resolver.Get(fresolver.Scheme)
+	if b == nil {
+		return nil, errors.New("the fulcrum resolver is not registered")
+	}
+	return b.Build(resolver.Target{URL: *target}, &resolution{onUpdate: onUpdate, onError: onError}, resolver.BuildOptions{})
+}
+
+func (r *resolution) UpdateState(s resolver.State) error {
+	specs := make([]spec, 0, len(s.Endpoints))
+	for _, ep := range s.Endpoints {
+		sp := spec{metadata: attrs.Metadata(ep)}
+		for _, a := range ep.Addresses {
+			sp.addrs = append(sp.addrs, a.Addr)
+		}
+		if len(sp.addrs) == 0 {
+			continue
+		}
+		sp.key = strings.Join(slices.Sorted(slices.Values(sp.addrs)), ",")
+		// The resolver's common layer already clamped weights.
+		sp.weight, _ = attrs.Normalize(ep)
+		specs = append(specs, sp)
+	}
+	r.onUpdate(specs)
+	return nil
+}
+
+func (r *resolution) ReportError(err error) { r.onError(err) }
+
+// NewAddress is deprecated in grpc-go and not called by the fulcrum
+// resolver.
+func (r *resolution) NewAddress([]resolver.Address) {}
+
+func (r *resolution) ParseServiceConfig(string) *serviceconfig.ParseResult {
+	return &serviceconfig.ParseResult{Err: fmt.Errorf("fulcrumhttp: service configs are not used")}
+}

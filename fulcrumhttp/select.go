@@ -1,0 +1,98 @@
+package fulcrumhttp
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/picker"
+)
+
+// The engine's configuration, derived from the shared fields of Config.
+
+func engineConfig(c *config) endpointset.Config { return c.LB.EndpointSetConfig }
+
+func engineOptions(c *config, now func() time.Time, onChange func(), prefix string) endpointset.Options {
+	o := endpointset.Options{
+		Probing:   c.probing(),
+		Warmup:    c.probing() && c.LB.HealthProbe.Warmup,
+		OnChange:  onChange,
+		Now:       now,
+		LogPrefix: prefix,
+	}
+	if b := c.LB.Breaker; b.Enabled {
+		bc := b.Config
+		o.Breaker = &bc
+	}
+	return o
+}
+
+func pickerConfig(c *config) picker.Config { return c.LB.PickerConfig }
+
+// selection is one published decision of the engine: a picker over the
+// usable endpoints. Immutable.
+type selection struct {
+	cfg     picker.Config
+	p       *picker.Picker
+	entries []picker.Entry
+	eps     []*endpoint // parallel to entries
+}
+
+func newSelection(cfg picker.Config, d endpointset.Decision) *selection {
+	s := &selection{cfg: cfg, p: picker.New(cfg, d.Entries), entries: d.Entries, eps: make([]*endpoint, len(d.Records))}
+	for i, r := range d.Records {
+		s.eps[i] = r.Value.(*endpoint)
+	}
+	return s
+}
+
+// attempt is one selected endpoint for one attempt of a request. Exactly
+// one of finish or abort must be called.
+type attempt struct {
+	ep  *endpoint
+	p   *picker.Picker
+	i   int
+	tok picker.Token
+}
+
+// finish ends the attempt's flight and feeds its outcome to the breaker
+// and the latency estimate.
+func (a *attempt) finish(o picker.Outcome) {
+	if o.Verdict == picker.Failure {
+		a.ep.failures.Add(1)
+	}
+	a.p.Finish(a.i, a.tok, o)
+}
+
+// abort undoes the selection of an attempt that was never sent.
+func (a *attempt) abort() { a.p.Abort(a.i, a.tok) }
+
+// pick selects the endpoint of one attempt, none of tried (the endpoints
+// earlier attempts of the request went to).
+func (s *selection) pick(tried []*endpoint) (*attempt, error) {
+	p, eps := s.p, s.eps
+	if len(tried) > 0 {
+		// A retry goes to an endpoint not tried yet: select among the
+		// others, over the same shared state (in-flight, latency,
+		// breakers). Retries are rare enough that building this small
+		// picker is cheap.
+		var entries []picker.Entry
+		eps = make([]*endpoint, 0, len(s.eps))
+		for i, ep := range s.eps {
+			if !slices.Contains(tried, ep) {
+				entries = append(entries, s.entries[i])
+				eps = append(eps, ep)
+			}
+		}
+		if len(entries) == 0 {
+			return nil, fmt.Errorf("no endpoint left to retry on after %d attempts: %w", len(tried), ErrNoUsableEndpoint)
+		}
+		p = picker.New(s.cfg, entries)
+	}
+	i, tok, err := p.Select()
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrNoUsableEndpoint)
+	}
+	return &attempt{ep: eps[i], p: p, i: i, tok: tok}, nil
+}

@@ -1,0 +1,234 @@
+// Package fulcrumhttp balances HTTP requests with Fulcrum's engine: an
+// http.RoundTripper that sends each request for a mapped host to one of the
+// instances a fulcrum:// target resolves to.
+//
+//	t, err := fulcrumhttp.NewTransport(map[string]string{
+//		"user-svc": "fulcrum://dns/user.internal:8080",
+//	}, fulcrumhttp.WithConfig(`{"healthProbe":{"path":"/healthz"}}`))
+//	defer t.Close()
+//	client := &http.Client{Transport: t} // client.Get("http://user-svc/users/42")
+//
+// Resolution, selection (weighted least-request over in-flight requests),
+// the circuit breaker and the probe verdicts are the code the
+// weighted_least_request gRPC policy uses. fulcrumhttp owns what is HTTP:
+// the host map, one connection pool per endpoint (the request keeps its
+// logical URL, Host header and TLS server name; only the dial goes to the
+// instance), in-flight accounting until the response body is closed or
+// read to EOF, classification of responses (connection errors and
+// 502/503/504 are breaker failures, 4xx never; Retry-After on 503 and 429
+// holds an endpoint out of rotation), HTTP health probes, and retries of
+// requests that are safe to repeat, on another endpoint, within a retry
+// budget.
+package fulcrumhttp
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Transport is an http.RoundTripper balancing requests for the hosts of its
+// map. It is safe for concurrent use. Close it to stop resolution and
+// probing.
+type Transport struct {
+	// Read-only after NewTransport.
+	cfg            *config
+	groups         map[string]*group // by lower-cased URL host
+	base           http.RoundTripper
+	unknownHostErr bool
+	template       *http.Transport
+	tlsConfig      *tls.Config
+	now            func() time.Time
+	budget         *retryBudget
+
+	retries       atomic.Uint64
+	retriesDenied atomic.Uint64
+	closeOnce     sync.Once
+	closed        atomic.Bool
+}
+
+// Option configures NewTransport.
+type Option func(*options) error
+
+type options struct {
+	config         string
+	base           http.RoundTripper
+	unknownHostErr bool
+	template       *http.Transport
+	tlsConfig      *tls.Config
+	now            func() time.Time
+}
+
+// WithConfig sets the configuration as JSON: the fields of the
+// weighted_least_request policy plus the HTTP-only ones (see README).
+func WithConfig(js string) Option {
+	return func(o *options) error { o.config = js; return nil }
+}
+
+// WithBase sets the RoundTripper of requests to hosts not in the map.
+// Default http.DefaultTransport.
+func WithBase(rt http.RoundTripper) Option {
+	return func(o *options) error {
+		if rt == nil {
+			return errors.New("fulcrumhttp: WithBase: nil, must be an http.RoundTripper")
+		}
+		o.base = rt
+		return nil
+	}
+}
+
+// WithUnknownHostError makes requests to hosts not in the map fail instead
+// of going to the base RoundTripper.
+func WithUnknownHostError() Option {
+	return func(o *options) error { o.unknownHostErr = true; return nil }
+}
+
+// WithTLSConfig sets the TLS configuration of https:// requests (roots,
+// client certificates). Leave ServerName empty: it is the request's logical
+// host, so the certificate is checked against the service's name, not the
+// instance's address. It also makes health probes use https by default.
+func WithTLSConfig(c *tls.Config) Option {
+	return func(o *options) error { o.tlsConfig = c; return nil }
+}
+
+// WithEndpointTransport sets the transport cloned for each endpoint's
+// connection pool (timeouts, dialer, TLS). Its Proxy, pool sizes and
+// protocols are overridden. Default: http.DefaultTransport's timeouts.
+func WithEndpointTransport(t *http.Transport) Option {
+	return func(o *options) error {
+		if t == nil {
+			return errors.New("fulcrumhttp: WithEndpointTransport: nil, must be an *http.Transport")
+		}
+		o.template = t
+		return nil
+	}
+}
+
+// NewTransport returns a Transport sending requests for each host of hosts
+// (a URL host as requests write it, "user-svc" or "user-svc:8080") to the
+// endpoints of its fulcrum:// target. A malformed host or target or a bad
+// config is an error; resolution starts at once, and requests sent before
+// its first result wait for it within their context.
+func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
+	o := options{base: http.DefaultTransport, template: defaultTemplate(), now: time.Now}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := parseConfig(o.config)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := parseRoutes(hosts)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		cfg:            cfg,
+		groups:         make(map[string]*group, len(routes)),
+		base:           o.base,
+		unknownHostErr: o.unknownHostErr,
+		template:       o.template,
+		tlsConfig:      o.tlsConfig,
+		now:            o.now,
+		budget:         newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, o.now),
+	}
+	for _, r := range routes {
+		g := newGroup(t, r)
+		if err := g.start(); err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.groups[r.key] = g
+	}
+	return t, nil
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	g := t.groups[strings.ToLower(req.URL.Host)]
+	if g == nil {
+		if t.unknownHostErr {
+			closeReqBody(req)
+			return nil, fmt.Errorf("fulcrumhttp: host %q: not in the transport's map, must be one of %s", req.URL.Host, strings.Join(t.hostNames(), ", "))
+		}
+		return t.base.RoundTrip(req)
+	}
+	if t.closed.Load() {
+		closeReqBody(req)
+		return nil, fmt.Errorf("fulcrumhttp: host %q: %w", g.route.key, ErrClosed)
+	}
+	return g.roundTrip(req)
+}
+
+func (t *Transport) hostNames() []string {
+	var names []string
+	for k := range t.groups {
+		names = append(names, fmt.Sprintf("%q", k))
+	}
+	slices.Sort(names)
+	return names
+}
+
+func closeReqBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// Close stops resolution and probing and closes idle connections. Requests
+// in flight finish; new ones fail with ErrClosed. It returns once every
+// goroutine of the Transport has exited.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.closed.Store(true)
+		for _, g := range t.groups {
+			g.shutdown()
+		}
+	})
+	return nil
+}
+
+// probeSpec returns the probe of the endpoints of route r.
+func (t *Transport) probeSpec(r route) probeSpec {
+	scheme := t.cfg.ProbeScheme
+	if scheme == "" {
+		scheme = "http"
+		if t.tlsConfig != nil {
+			scheme = "https"
+		}
+	}
+	hp := t.cfg.LB.HealthProbe
+	return probeSpec{
+		url:                scheme + "://" + r.key + t.cfg.ProbePath,
+		interval:           time.Duration(hp.Interval),
+		timeout:            time.Duration(hp.Timeout),
+		jitter:             hp.Jitter,
+		healthyThreshold:   hp.HealthyThreshold,
+		unhealthyThreshold: hp.UnhealthyThreshold,
+		notFoundIsHealthy:  t.cfg.NotFoundIsHealthy,
+	}
+}
+
+// CloseIdleConnections closes the idle connections of every endpoint's
+// pool and of the base transport; http.Client.CloseIdleConnections calls
+// it.
+func (t *Transport) CloseIdleConnections() {
+	for _, g := range t.groups {
+		g.mu.Lock()
+		for _, ep := range g.eps {
+			ep.rt.CloseIdleConnections()
+		}
+		g.mu.Unlock()
+	}
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
