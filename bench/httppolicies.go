@@ -93,6 +93,12 @@ func HTTPPolicies() []HTTPPolicy {
 				"Fulcrum's probe defaults), a static resolver over the instances, HTTP/1.1 leaf transports with MaxIdleConnsPerHost 64 (httplb's own keeps 1)",
 			new: newHTTPLBClient,
 		},
+		{
+			Name: "fulcrum",
+			About: "fulcrumhttp.NewTransport over fulcrum://static/<instances>, defaults + `" + fulcrumHTTPConfig + "`: weighted least-request (P2C, latency term), breaker on connection errors and 502/503/504, " +
+				"probes every 500ms (timeout 250ms, thresholds 2), 2 attempts for idempotent requests within a 20% retry budget, 64 idle connections per instance",
+			new: newFulcrumClient,
+		},
 	}
 }
 
