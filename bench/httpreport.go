@@ -83,12 +83,27 @@ func evaluateHTTPTargets(r *HTTPReport) []HTTPTarget {
 			return fmt.Sprintf("%.3f%% (%d of %d failed)", res.SuccessPct, res.Total-res.OK, res.Total), res.SuccessPct >= min, true
 		}
 	}
+	// A p99 is the statistic a shared machine disturbs most: one stall
+	// of a few hundred ms during one run decides it. With several rounds
+	// the ratio is taken per round (the scenario's run and the homogeneous
+	// run of the same round, minutes apart) and the median of the rounds'
+	// ratios is the figure; with one round, it is the ratio of the p99s.
 	p99Within := func(sc string, x float64) check {
 		return func(p string) (string, bool, bool) {
 			res, ok1 := r.result(sc, p)
 			base, ok2 := r.result("homogeneous", p)
 			if !ok1 || !ok2 || base.P99 == 0 {
 				return "", false, false
+			}
+			if n := len(res.P99Rounds); n > 1 && n == len(base.P99Rounds) {
+				ratios := make([]float64, n)
+				parts := make([]string, n)
+				for i := range n {
+					ratios[i] = res.P99Rounds[i] / base.P99Rounds[i]
+					parts[i] = fmt.Sprintf("%.2fx (%.1f/%.1fms)", ratios[i], res.P99Rounds[i], base.P99Rounds[i])
+				}
+				m := median(ratios)
+				return fmt.Sprintf("median of rounds %.2fx; rounds: %s", m, strings.Join(parts, ", ")), m <= x, true
 			}
 			ratio := res.P99 / base.P99
 			return fmt.Sprintf("p99 %.2fms = %.2fx homogeneous (%.2fms)", res.P99, ratio, base.P99), ratio <= x, true
@@ -101,7 +116,7 @@ func evaluateHTTPTargets(r *HTTPReport) []HTTPTarget {
 		{"fast-fail success", ">= 99.9%", successAtLeast("fast-fail", 99.9)},
 		{"hung success", ">= 99.5%", successAtLeast("hung", 99.5)},
 		{"kill-restart success", ">= 99.5%", successAtLeast("kill-restart", 99.5)},
-		{"one-slow p99", "<= 2x homogeneous p99", p99Within("one-slow", 2)},
+		{"one-slow p99", "<= 2x homogeneous p99 (median of per-round ratios)", p99Within("one-slow", 2)},
 	}
 	var out []HTTPTarget
 	for _, t := range targets {

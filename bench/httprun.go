@@ -224,8 +224,9 @@ func runHTTPOne(ctx context.Context, o Options, s httpScenario, p HTTPPolicy, si
 
 	rec.mu.Lock()
 	qps := float64(rec.all) / o.Duration.Seconds()
+	p99 := float64(rec.hist.ValueAtQuantile(99)) / 1000
 	rec.mu.Unlock()
-	c := &cell{rec: rec, markers: markers, qps: []float64{qps}}
+	c := &cell{rec: rec, markers: markers, qps: []float64{qps}, p99s: []float64{p99}}
 	for _, b := range bs {
 		c.hits = append(c.hits, b.hits.Load())
 	}

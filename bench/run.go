@@ -254,6 +254,7 @@ type cell struct {
 	hitsNotOK int64
 	markers   []Marker
 	qps       []float64 // completed RPCs per second, per round
+	p99s      []float64 // ms, per round (set by the HTTP runner)
 }
 
 func (c *cell) merge(o *cell) {
@@ -263,6 +264,7 @@ func (c *cell) merge(o *cell) {
 	}
 	c.hitsNotOK += o.hitsNotOK
 	c.qps = append(c.qps, o.qps...)
+	c.p99s = append(c.p99s, o.p99s...)
 }
 
 func (c *cell) result(policy string, elapsed time.Duration) Result {
@@ -271,6 +273,9 @@ func (c *cell) result(policy string, elapsed time.Duration) Result {
 	if len(c.qps) > 1 {
 		res.QPSRounds = c.qps
 		res.QPS = median(c.qps)
+	}
+	if len(c.p99s) > 1 {
+		res.P99Rounds = c.p99s
 	}
 	var total int64
 	for _, h := range c.hits {
