@@ -69,6 +69,7 @@ func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions)
 		done:     make(chan struct{}),
 	}
 	b.prefix = fmt.Sprintf("[fulcrum %p] ", b)
+	b.obs = newObserver(b, cc, opts)
 	// Dialling a plain host:port gives the policy one endpoint to balance
 	// over: say so once, it is the classic "only hits one instance" trap.
 	fulcrumresolver.WarnIfPassthrough(opts.Target)
@@ -92,6 +93,7 @@ type wlrBalancer struct {
 	cc     grpcbalancer.ClientConn
 	bopts  grpcbalancer.BuildOptions
 	prefix string
+	obs    *observer
 	kick   chan struct{} // buffered(1): asks run to decide and publish
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when run has returned
@@ -188,6 +190,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	if b.set == nil {
 		o := engineOptions(cfg, b.requestDecision)
 		o.Now, o.LogPrefix = nowFunc, b.prefix
+		o.OnBreakerChange = b.obs.m.BreakerChanged
 		b.set = endpointset.New(cfg.EndpointSetConfig, o)
 	} else {
 		b.set.SetConfig(cfg.EndpointSetConfig, engineOptions(cfg, b.requestDecision))
@@ -290,6 +293,7 @@ func (b *wlrBalancer) Close() {
 		for _, c := range cs {
 			c.close()
 		}
+		b.obs.close()
 	})
 }
 

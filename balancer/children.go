@@ -167,7 +167,7 @@ func (c *child) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnS
 // SubConn moved on meanwhile.
 func (c *child) startProbe(sc grpcbalancer.SubConn, pcfg healthprobe.GRPCConfig) {
 	b := c.b
-	stop := healthprobe.Start(sc, pcfg, func(healthy bool, reason string) {
+	stop := healthprobe.StartWithObserver(sc, pcfg, func(healthy bool, reason string) {
 		b.mu.Lock()
 		if c.readySC != sc || c.closed || b.closed {
 			b.mu.Unlock()
@@ -176,7 +176,7 @@ func (c *child) startProbe(sc grpcbalancer.SubConn, pcfg healthprobe.GRPCConfig)
 		b.set.SetHealth(c.rec, healthy, reason)
 		b.mu.Unlock()
 		b.requestDecision()
-	})
+	}, c.observeProbe)
 	b.mu.Lock()
 	if c.readySC != sc || c.closed || b.closed {
 		b.mu.Unlock()

@@ -24,6 +24,8 @@ type grpcPicker struct {
 	// while the breaker admission is the same; used without the latency
 	// term, whose Done must carry each RPC's start time.
 	dones []atomic.Pointer[cachedDone]
+	// onRejected counts picks that every candidate's breaker refused.
+	onRejected func()
 }
 
 type cachedDone struct {
@@ -40,6 +42,9 @@ func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, mask uint32
 func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
 	i, tok, err := gp.p.Select()
 	if err != nil {
+		if gp.onRejected != nil {
+			gp.onRejected()
+		}
 		// A plain error: UNAVAILABLE for ordinary RPCs, wait-for-ready
 		// RPCs wait for the next picker.
 		return grpcbalancer.PickResult{}, fmt.Errorf("%s: %w", Name, err)

@@ -59,7 +59,8 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	var st grpcbalancer.State
-	switch d := b.set.Decide(); {
+	d := b.set.Decide()
+	switch {
 	case len(d.Entries) > 0:
 		children := make([]grpcbalancer.Picker, len(d.Records))
 		for i, r := range d.Records {
@@ -67,7 +68,7 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            newGRPCPicker(picker.New(b.cfg.PickerConfig, d.Entries), children, b.cfg.Breaker.FailureMask()),
+			Picker:            b.obs.picker(newGRPCPicker(picker.New(b.cfg.PickerConfig, d.Entries), children, b.cfg.Breaker.FailureMask())),
 		}
 		next = d.Next
 	case len(b.children) == 0:
@@ -98,11 +99,12 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.TransientFailure,
-			Picker:            &errPicker{err: err},
+			Picker:            b.obs.failing(&errPicker{err: err}),
 		}
 		next = d.Next
 	}
 	b.mu.Unlock()
+	b.obs.decided(&d)
 	b.cc.UpdateState(st)
 	return next, true
 }

@@ -1,5 +1,11 @@
 // Package breaker implements a lock-free per-endpoint circuit breaker that
 // ejects an endpoint whose RPCs fail and readmits it through trial RPCs.
+//
+// It owns one endpoint's breaker state machine and its configuration
+// (Config). It knows nothing of transports, of the other endpoints or of
+// time beyond the clock it is given: what an open breaker means for the
+// endpoint set (the ejection cap, panic mode, when to decide again) is
+// package endpointset's, and what counts as a failure is the adapter's.
 package breaker
 
 import (

@@ -109,7 +109,8 @@ type Record struct {
 	rampFrom time.Time
 	rampNext bool
 	// outcome of the last decision, for reports.
-	last Result
+	last  Result
+	probe *ProbeResult // the last probe, for reports (see ObserveProbe)
 }
 
 // Result is the engine's decision about one endpoint.

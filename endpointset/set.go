@@ -27,7 +27,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
-var logger = grpclog.Component("fulcrum")
+var logger = grpclog.Component("fulcrum-endpointset")
 
 // Options are the parts of an adapter's configuration the engine needs
 // besides Config.
@@ -49,6 +49,11 @@ type Options struct {
 	Now func() time.Time
 	// LogPrefix starts every log line (e.g. "[fulcrum 0xc000123] ").
 	LogPrefix string
+	// OnBreakerChange, if set, is called like OnChange with the endpoint's
+	// key and the breaker's transition (for metrics). It runs inside a
+	// request's Select or Finish: it must be cheap and must not block.
+	// It is fixed at New (SetConfig ignores it).
+	OnBreakerChange func(key string, from, to breaker.State)
 }
 
 // Set is the engine of one channel or host. Its methods are safe for
@@ -56,10 +61,11 @@ type Options struct {
 // (except Options.Now).
 type Set struct {
 	// Read-only after New.
-	now      func() time.Time
-	epoch    time.Time
-	onChange func() // Options.OnChange of New (SetConfig keeps it)
-	prefix   string // Options.LogPrefix of New
+	now       func() time.Time
+	epoch     time.Time
+	onChange  func()                                   // Options.OnChange of New (SetConfig keeps it)
+	prefix    string                                   // Options.LogPrefix of New
+	onBreaker func(key string, from, to breaker.State) // Options.OnBreakerChange
 
 	mu        sync.Mutex
 	cfg       Config
@@ -69,6 +75,7 @@ type Set struct {
 	gotFirst  bool
 	removedAt map[string]time.Time // usable endpoints removed recently, by key
 	panicking bool
+	counts    Counts // of the last decision
 }
 
 // New returns an empty Set.
@@ -77,7 +84,7 @@ func New(cfg Config, opts Options) *Set {
 	if now == nil {
 		now = time.Now
 	}
-	return &Set{now: now, epoch: now(), onChange: opts.OnChange, prefix: opts.LogPrefix, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: now(), onChange: opts.OnChange, prefix: opts.LogPrefix, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
@@ -130,6 +137,9 @@ func (s *Set) newHotLocked(key string) *picker.Endpoint {
 	onChange := func(from, to breaker.State, reason string) {
 		// Runs inside a pick or a request's end: log, ask for a decision.
 		s.infof("endpoint %s: breaker %v -> %v: %s", key, from, to, reason)
+		if s.onBreaker != nil {
+			s.onBreaker(key, from, to)
+		}
 		if s.onChange != nil {
 			s.onChange()
 		}
@@ -314,6 +324,7 @@ func (s *Set) Decide() Decision {
 		}
 		r.last = res
 	}
+	s.counts = d.Counts
 	if d.Panic != s.panicking {
 		s.panicking = d.Panic
 		c := d.Counts

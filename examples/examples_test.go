@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -155,17 +157,30 @@ func staticTarget(addrs []string, weights ...string) string {
 }
 
 // TestWeights runs examples/weights: three backends on free ports with
-// weights 1:2:4 in the target. The client must report shares within 3
-// points of the weights, and must fail when no deviation is tolerated
-// (1/7 of 4000 RPCs is not a whole number), which shows its check can fail.
+// weights 1:2:4 in the target and equal service times (the server's 2ms
+// default), so that shares follow weights because of the policy, not because
+// one connection is slower. The client must report shares within
+// weightsTolerance of the weights, and must fail when no deviation is
+// tolerated (1/7 of 4000 RPCs is not a whole number), which shows its check
+// can fail.
 func TestWeights(t *testing.T) {
+	// weightsTolerance, in percentage points, is 4 standard deviations of a
+	// share of n independent weighted draws at its widest (p = 1/2):
+	// 100*4*sqrt(p(1-p)/n) = 3.2 points for n = 4000, so a correct policy
+	// fails one share with probability < 1e-4. The policy's draws are not
+	// independent (least-request steers them back toward the ideal), which
+	// only narrows the spread: measured shares stay within 0.5 points.
+	const n = 4000
+	weightsTolerance := 100 * 4 * math.Sqrt(0.25/n)
+
 	dir := t.TempDir()
 	srvBin := build(t, dir, "./weights/server")
 	cliBin := build(t, dir, "./weights/client")
 	srv := startServer(t, srvBin, 3, "-ports", "0,0,0")
 	target := staticTarget(srv.addrs, "1", "2", "4")
 
-	out, err := runClient(t, cliBin, "-target", target)
+	out, err := runClient(t, cliBin, "-target", target, "-n", strconv.Itoa(n),
+		"-tolerance", strconv.FormatFloat(weightsTolerance, 'f', 2, 64))
 	if err != nil {
 		t.Fatalf("client: %v; output:\n%s", err, out)
 	}
@@ -184,6 +199,13 @@ func TestWeights(t *testing.T) {
 // turning bad after 300 RPCs, in both modes. The client must report that
 // backend as ejected with success >= 99%. Without a bad backend it must
 // fail.
+//
+// 99% of the client's 2400 RPCs (400/s for 6s) allows 24 failures, which
+// no timing can reach while ejection works: in "unavailable" mode the
+// breaker opens on the 3rd consecutive failure, so the failures are those 3,
+// the few RPCs already in flight to the backend then (its handlers answer
+// at once), and 2 half-open trials per 5s open period; in
+// "not_serving" mode RPCs keep succeeding and only probes say NOT_SERVING.
 func TestServiceConfig(t *testing.T) {
 	dir := t.TempDir()
 	srvBin := build(t, dir, "./serviceconfig/server")

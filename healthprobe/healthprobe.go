@@ -29,6 +29,10 @@ import (
 // exited. stop therefore waits for a running onChange to return: do not call
 // stop from inside onChange, nor while holding a lock that onChange takes.
 func Start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reason string)) (stop func()) {
+	return start(sc, cfg, onChange, nil)
+}
+
+func start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reason string), observe func(Probe)) (stop func()) {
 	if err := cfg.Validate(); err != nil {
 		logger.Errorf("[healthprobe %v] invalid config, using defaults: %v", sc, err)
 		cfg = DefaultGRPCConfig()
@@ -38,7 +42,7 @@ func Start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reas
 	}
 	pr, unref := sc.GetOrBuildProducer(producerBuilderSingleton)
 	p := pr.(*producer)
-	l := &listener{cfg: cfg, onChange: onChange}
+	l := &listener{cfg: cfg, onChange: onChange, onProbe: observe}
 	p.register(l)
 	return sync.OnceFunc(func() {
 		// Taking l.mu waits out an onChange call in progress; afterwards the

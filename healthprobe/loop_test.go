@@ -2,6 +2,7 @@ package healthprobe
 
 import (
 	"context"
+	"math"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -18,31 +19,6 @@ import (
 )
 
 const defaultTestTimeout = 5 * time.Second
-
-// fakeTimer is one wait that the loop asked timeAfter for; the test decides
-// when it fires.
-type fakeTimer struct {
-	d  time.Duration
-	ch chan time.Time
-}
-
-func (f fakeTimer) fire() { f.ch <- time.Time{} }
-
-// withFakeClock replaces timeAfter and randFloat for one test and returns the
-// waits the loop requests, in order.
-func withFakeClock(t *testing.T, r float64) <-chan fakeTimer {
-	t.Helper()
-	timers := make(chan fakeTimer, 100)
-	oldAfter, oldRand := timeAfter, randFloat
-	timeAfter = func(d time.Duration) <-chan time.Time {
-		ft := fakeTimer{d: d, ch: make(chan time.Time, 1)}
-		timers <- ft
-		return ft.ch
-	}
-	randFloat = func() float64 { return r }
-	t.Cleanup(func() { timeAfter, randFloat = oldAfter, oldRand })
-	return timers
-}
 
 // countingHealth is the real health service, counting Check calls.
 type countingHealth struct {
@@ -100,17 +76,6 @@ func expectNoEvent(t *testing.T, ch <-chan verdictEvent) {
 	}
 }
 
-func nextTimer(t *testing.T, timers <-chan fakeTimer) fakeTimer {
-	t.Helper()
-	select {
-	case ft := <-timers:
-		return ft
-	case <-time.After(defaultTestTimeout):
-		t.Fatalf("the loop did not start a wait within %v", defaultTestTimeout)
-		return fakeTimer{}
-	}
-}
-
 // TestLoop_ThresholdsWithFakeClock drives the probe loop against a real
 // health server with an injected clock: every wait is fired by the test, so
 // the number of probes behind each verdict is exact. The loop must probe at
@@ -118,7 +83,7 @@ func nextTimer(t *testing.T, timers <-chan fakeTimer) fakeTimer {
 // third consecutive SERVICE_UNKNOWN and back on the second SERVING, and give a
 // listener that joins later the current verdict without an extra probe.
 func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
-	timers := withFakeClock(t, 0.25)
+	clk := UseFakeClock(t, 0.25)
 	h, cc := startHealthServer(t)
 
 	cfg := DefaultGRPCConfig()
@@ -134,23 +99,23 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 
 	// The first probe is sent at once: a verdict arrives before any wait fires.
 	expectEvent(t, events, verdictEvent{true, "SERVING"})
-	ft := nextTimer(t, timers)
-	assert.Equal(t, wantWait, ft.d)
+	ft := clk.Next(t)
+	assert.Equal(t, wantWait, ft.D)
 	assert.EqualValues(t, 1, h.checks.Load())
 
 	// SERVICE_UNKNOWN: a failure subject to the threshold (an explicit
 	// NOT_SERVING acts at once; see TestStart_NotServingThenServing).
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVICE_UNKNOWN)
 	for i := 2; i <= 3; i++ { // probes 2 and 3 fail: no verdict change yet
-		ft.fire()
-		ft = nextTimer(t, timers) // the loop waits again only after the probe
-		assert.Equal(t, wantWait, ft.d)
+		ft.Fire()
+		ft = clk.Next(t) // the loop waits again only after the probe
+		assert.Equal(t, wantWait, ft.D)
 		assert.EqualValues(t, i, h.checks.Load())
 		expectNoEvent(t, events)
 	}
-	ft.fire() // probe 4: the third consecutive failure
+	ft.Fire() // probe 4: the third consecutive failure
 	expectEvent(t, events, verdictEvent{false, "3 consecutive failures: SERVICE_UNKNOWN"})
-	ft = nextTimer(t, timers)
+	ft = clk.Next(t)
 	assert.EqualValues(t, 4, h.checks.Load())
 
 	// A second listener joins while the loop waits: it gets the current
@@ -161,14 +126,14 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 	assert.EqualValues(t, 4, h.checks.Load())
 
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	ft.fire() // probe 5: first success, still unhealthy
-	ft = nextTimer(t, timers)
+	ft.Fire() // probe 5: first success, still unhealthy
+	ft = clk.Next(t)
 	expectNoEvent(t, events)
-	ft.fire() // probe 6: second success
+	ft.Fire() // probe 6: second success
 	want := verdictEvent{true, "2 consecutive successes: SERVING"}
 	expectEvent(t, events, want)
 	expectEvent(t, late, want)
-	nextTimer(t, timers)
+	clk.Next(t)
 	assert.EqualValues(t, 6, h.checks.Load())
 
 	closeFn()
@@ -184,19 +149,19 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 // governs the shared loop and that the older one's comes back when the newest
 // leaves.
 func TestLoop_ConfigOfNewestListener(t *testing.T) {
-	timers := withFakeClock(t, 0.5) // no jitter effect: waits equal Interval
+	clk := UseFakeClock(t, 0.5) // no jitter effect: waits equal Interval
 	_, cc := startHealthServer(t)
 
 	a, b := DefaultGRPCConfig(), DefaultGRPCConfig()
 	a.Interval, b.Interval = config.Duration(time.Second), config.Duration(2*time.Second)
 	pr, closeFn := producerBuilderSingleton.Build(cc)
 	p := pr.(*producer)
-	defer func() { closeFn(); <-p.done }()
+	defer closeAndWait(t, closeFn, p)
 	la := &listener{cfg: a, onChange: func(bool, string) {}}
 	lb := &listener{cfg: b, onChange: func(bool, string) {}}
 
 	p.register(la)
-	assert.Equal(t, time.Second, nextTimer(t, timers).d)
+	assert.Equal(t, time.Second, clk.Next(t).D)
 	p.register(lb)
 	assert.Equal(t, b, p.config())
 	p.unregister(lb)
@@ -219,4 +184,46 @@ func TestProducer_CloseBeforeStart(t *testing.T) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	assert.False(t, p.started)
+}
+
+// TestLoop_WaitsAreJittered checks that every wait the loop asks for is
+// drawn from randFloat within Interval*(1±Jitter): the ends of the range
+// and its middle, in the order randFloat returns them.
+func TestLoop_WaitsAreJittered(t *testing.T) {
+	clk := UseFakeClock(t, 0)
+	draws := []float64{0, 0.5, math.Nextafter(1, 0), 0.25}
+	var next atomic.Int32
+	randFloat = func() float64 { return draws[int(next.Add(1)-1)%len(draws)] } // restored by UseFakeClock's cleanup
+	_, cc := startHealthServer(t)
+
+	cfg := DefaultGRPCConfig()
+	cfg.Interval, cfg.Timeout, cfg.Jitter = config.Duration(time.Second), config.Duration(500*time.Millisecond), 0.2
+	pr, closeFn := producerBuilderSingleton.Build(cc)
+	p := pr.(*producer)
+	defer closeAndWait(t, closeFn, p)
+	p.register(&listener{cfg: cfg, onChange: func(bool, string) {}})
+
+	ft := clk.Next(t)
+	assert.Equal(t, 800*time.Millisecond, ft.D, "r=0: Interval*(1-Jitter)")
+	ft = clk.Step(t, ft)
+	assert.Equal(t, time.Second, ft.D, "r=0.5: Interval")
+	ft = clk.Step(t, ft)
+	// r just below 1: at most Interval*(1+Jitter), rounding aside.
+	assert.LessOrEqual(t, ft.D, 1200*time.Millisecond)
+	assert.Greater(t, ft.D, 1200*time.Millisecond-time.Microsecond)
+	ft = clk.Step(t, ft)
+	assert.Equal(t, 900*time.Millisecond, ft.D, "r=0.25")
+	assert.EqualValues(t, 4, next.Load(), "one draw per wait")
+}
+
+// closeAndWait closes the producer and waits, boundedly, for its loop to
+// exit.
+func closeAndWait(t *testing.T, closeFn func(), p *producer) {
+	t.Helper()
+	closeFn()
+	select {
+	case <-p.done:
+	case <-time.After(defaultTestTimeout):
+		t.Errorf("probe loop did not exit within %v of close", defaultTestTimeout)
+	}
 }

@@ -18,10 +18,12 @@ import (
 
 var logger = grpclog.Component("fulcrum")
 
-// Injected by tests to make the loop's timing deterministic.
+// Injected by tests to make the loop's timing deterministic: the wait
+// between probes, its jitter, and each probe's timeout.
 var (
-	timeAfter = time.After
-	randFloat = rand.Float64 // [0, 1); the top-level function is safe for concurrent use
+	timeAfter   = time.After
+	randFloat   = rand.Float64 // [0, 1); the top-level function is safe for concurrent use
+	withTimeout = context.WithTimeout
 )
 
 // jittered returns the wait before the next probe, uniform from
@@ -86,6 +88,7 @@ type producer struct {
 type listener struct {
 	cfg      GRPCConfig // read-only
 	onChange func(healthy bool, reason string)
+	onProbe  func(Probe) // nil: not observed
 
 	// mu is held while onChange runs so that stop can wait for it.
 	mu      sync.Mutex
@@ -165,10 +168,11 @@ func (p *producer) run() {
 	defer close(p.done)
 	for {
 		cfg := p.config()
-		ok, why := p.probe(cfg)
+		ok, why, pr := p.probe(cfg)
 		if p.ctx.Err() != nil {
 			return
 		}
+		p.observe(pr)
 		// The balancer logs the endpoint's state change this causes (once);
 		// the verdict itself is detail.
 		if p.v.Observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) && logger.V(2) {
@@ -198,11 +202,12 @@ func (p *producer) run() {
 }
 
 // probe sends one Check and classifies its outcome.
-func (p *producer) probe(cfg GRPCConfig) (ok bool, why string) {
-	ctx, cancel := context.WithTimeout(p.ctx, time.Duration(cfg.Timeout))
+func (p *producer) probe(cfg GRPCConfig) (ok bool, why string, pr Probe) {
+	ctx, cancel := withTimeout(p.ctx, time.Duration(cfg.Timeout))
 	defer cancel()
-	resp, err := p.client.Check(ctx, &healthpb.HealthCheckRequest{Service: cfg.Service})
+	resp, d, err := timedProbe(ctx, p.client, cfg)
 	ok, why = classify(resp, err, isTimeout(ctx), cfg)
+	pr = Probe{Outcome: outcomeOf(resp, err, isTimeout(ctx), cfg), Reason: why, At: time.Now(), Duration: d}
 	if status.Code(err) == codes.Unimplemented && cfg.UnimplementedIsHealthy && !p.warnedUnimp {
 		p.warnedUnimp = true
 		logger.Warningf("%sserver does not implement grpc.health.v1.Health/Check; treating it as healthy (unimplementedIsHealthy=true)", p.prefix)
@@ -210,7 +215,7 @@ func (p *producer) probe(cfg GRPCConfig) (ok bool, why string) {
 	if logger.V(2) {
 		logger.Infof("%sprobe: ok=%t: %s", p.prefix, ok, why)
 	}
-	return ok, why
+	return ok, why, pr
 }
 
 // notify delivers the current verdict to every listener that has not got it:

@@ -41,7 +41,6 @@ func TestRunCase_ReportsFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			start := time.Now()
 			out, err := runCase(context.Background(), tt.name, tt.timeout)
 			if err == nil {
 				t.Fatalf("runCase(%q) = nil error, want a failure; child output:\n%s", tt.name, out)
@@ -49,13 +48,12 @@ func TestRunCase_ReportsFailures(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.name) {
 				t.Errorf("runCase(%q) error %q does not name the case", tt.name, err)
 			}
+			// No wall-clock bound on runCase: "hang" proves the timeout
+			// by its output, which only the child's -test.timeout writes;
+			// without it the case would end at caseTimeout and pass,
+			// failing the nil-error check above.
 			if !strings.Contains(string(out), tt.wantOutput) {
 				t.Errorf("runCase(%q) output lacks %q; output:\n%s", tt.name, tt.wantOutput, out)
-			}
-			// The wait for a child slot is not part of the timeout, so
-			// bound by timeout plus WaitDelay plus one other child.
-			if d := time.Since(start); d > 2*tt.timeout+5*time.Second {
-				t.Errorf("runCase(%q) took %v, want it bounded by its timeout %v", tt.name, d, tt.timeout)
 			}
 		})
 	}

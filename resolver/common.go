@@ -52,6 +52,7 @@ type fulcrumResolver struct {
 	failing  bool       // the source is reporting errors or suspicious sets
 	lastErr  error      // the latest of those
 	ttlTimer clockTimer // non-nil while failing with a TTL armed
+	metrics  resolverMetrics
 }
 
 func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock) *fulcrumResolver {
@@ -165,6 +166,7 @@ func (r *fulcrumResolver) handle(u Update) {
 		r.handleErr(errSuspiciousEmpty)
 		return
 	}
+	r.metrics.confirmed(r.clk.Now())
 	if r.failing {
 		r.logger.Infof("target %q: source recovered", r.target)
 		r.failing, r.lastErr = false, nil
@@ -174,6 +176,7 @@ func (r *fulcrumResolver) handle(u Update) {
 		return
 	}
 	r.good, r.serving = eps, true
+	r.metrics.pushed()
 	r.push()
 }
 
@@ -201,6 +204,7 @@ func (r *fulcrumResolver) push() {
 func (r *fulcrumResolver) handleErr(err error) {
 	sameErr := r.lastErr != nil && r.lastErr.Error() == err.Error()
 	r.lastErr = err
+	r.metrics.sourceError(r.serving)
 	if !r.failing {
 		r.failing = true
 		if r.serving && r.tc.lkgTTL > 0 {
@@ -228,6 +232,7 @@ func (r *fulcrumResolver) expire() {
 	}
 	r.logger.Warningf("target %q: source failing for lkgTTL=%v (%v); dropping the last known good set of %d endpoints", r.target, r.tc.lkgTTL, r.lastErr, len(r.good))
 	r.serving, r.good = false, nil
+	r.metrics.dropped()
 	r.cc.UpdateState(resolver.State{})
 	r.cc.ReportError(fmt.Errorf("fulcrum resolver: target %q: %w", r.target, r.lastErr))
 }
@@ -252,6 +257,7 @@ func (r *fulcrumResolver) Close() {
 		r.cancel()
 		r.stopSource()
 		<-r.done
+		r.metrics.close()
 	})
 }
 

@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/grpclog"
 )
 
-var logger = grpclog.Component("fulcrum")
+var logger = grpclog.Component("fulcrum-resolver")
 
 // prefixLogger prefixes every line with the instance it comes from, in the
 // manner of grpc-go's internal PrefixLogger (which cannot be imported).

@@ -1,5 +1,10 @@
 // Package resolver implements the "fulcrum" name resolver, which reads
 // endpoints, weights and metadata from pluggable discovery sources.
+//
+// It owns discovery: targets, sources, validation, change detection,
+// last-known-good and the empty-set rule. It never decides which endpoint
+// gets traffic (the balancer's engine does), and the HTTP transport uses it
+// through grpc-go's resolver API like a channel does.
 package resolver
 
 import (
@@ -129,14 +134,16 @@ func parseTarget(t resolver.Target) (targetConfig, error) {
 	return tc, nil
 }
 
-func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver.BuildOptions) (resolver.Resolver, error) {
 	target := t.URL.String()
 	tc, err := parseTarget(t)
 	if err != nil {
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
 	r := newFulcrumResolver(target, tc, cc, b.clk)
+	r.initMetrics(opts.MetricsRecorder, t.String())
 	if err := r.start(); err != nil {
+		r.metrics.close()
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
 	return r, nil

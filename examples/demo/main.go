@@ -27,6 +27,7 @@ import (
 
 	// Registers the weighted_least_request policy and the fulcrum:// scheme.
 	_ "github.com/fulcrum-lb/fulcrum"
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 	"github.com/fulcrum-lb/fulcrum/internal/testutil"
 )
 
@@ -79,6 +80,9 @@ type result struct {
 	shed     int                // not sent: MaxInFlight reached
 	lat      []time.Duration    // latency of each successful RPC, sorted
 	hits     []int64            // RPCs received by each backend (server side)
+	addrs    []string           // each backend's address
+	snapshot string             // Fulcrum only: its channel's fulcrumz snapshot at the end
+	why      []string           // Fulcrum only: why the slow and failing backends got little traffic
 }
 
 func (r *result) successPct() float64 {
@@ -150,6 +154,13 @@ func run(ctx context.Context, out io.Writer, opts options) ([]*result, error) {
 	printTable(out, results)
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, verdict(results[1], results[0]))
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "Fulcrum's channel at the end of its run, as fulcrumz.Handler serves it (?format=text):")
+	fmt.Fprint(out, results[1].snapshot)
+	fmt.Fprintf(out, "(%s)\n", legend(fleet))
+	for _, w := range results[1].why {
+		fmt.Fprintln(out, w)
+	}
 	return results, nil
 }
 
@@ -191,6 +202,15 @@ func drivePolicy(ctx context.Context, out io.Writer, opts options, fleet testuti
 	})
 	r.policy = p.title
 	r.hits = fleet.Hits()
+	r.addrs = fleet.Addrs()
+	var snap strings.Builder
+	for _, ch := range fulcrumz.Snapshot() {
+		if ch.Target == target && ch.Transport == "grpc" {
+			fulcrumz.WriteText(&snap, []fulcrumz.Channel{ch})
+			r.why = explain(ch, r.addrs)
+		}
+	}
+	r.snapshot = snap.String()
 	return r, nil
 }
 

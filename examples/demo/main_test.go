@@ -20,6 +20,12 @@ func TestMain(m *testing.M) {
 // claims: a table with both policies, and Fulcrum ahead on success because
 // it stops sending to the failing backend while round_robin keeps giving
 // it a fifth of the RPCs.
+//
+// The comparisons cannot flip by chance: round_robin rotates, so the failing
+// backend gets exactly a fifth of the 300 RPCs (60, all failures), while
+// Fulcrum's breaker opens after a handful of consecutive failures and then
+// lets through only half-open trials, a few per open period; a run sees
+// about 5. Both figures come from counts, not from timing.
 func TestDemo(t *testing.T) {
 	opts := defaultOptions()
 	opts.Duration = 1500 * time.Millisecond
@@ -55,6 +61,15 @@ func TestDemo(t *testing.T) {
 	// backend gets about a fifth; Fulcrum's breaker ejects it.
 	if len(rs) != 2 {
 		t.Fatalf("got %d results, want 2", len(rs))
+	}
+	// The snapshot printed at the end shows the failing backend ejected
+	// by its breaker (open for 5s, longer than the run).
+	snapLine := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(rs[1].addrs[failingIndex]) + `\s+(\S+)\s.*$`).FindStringSubmatch(out.String())
+	if snapLine == nil || snapLine[1] != "ejected" {
+		t.Errorf("snapshot line of the failing backend %s: %q, want state ejected", rs[1].addrs[failingIndex], snapLine)
+	}
+	if !strings.Contains(out.String(), "Why: failing got ") || !strings.Contains(out.String(), "Why: slow (10x) got ") {
+		t.Errorf("output does not say why the failing and slow backends got little traffic")
 	}
 	if got, want := rs[1].hits[failingIndex], rs[0].hits[failingIndex]; got >= want {
 		t.Errorf("failing backend got %d RPCs under Fulcrum, %d under round_robin; want fewer under Fulcrum", got, want)

@@ -1,0 +1,106 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+)
+
+// Channel records the balancer metrics of one channel (gRPC) or host
+// (HTTP): the adapter calls its methods on events; the gauges are read from
+// counts at collection time. Its methods are safe for concurrent use.
+type Channel struct {
+	// Read-only after NewChannel.
+	rec        Recorder
+	target     string
+	unregister func()
+
+	mu       sync.Mutex
+	panicked bool // the last decision was in panic mode
+}
+
+// gaugeStates maps endpoint_state label values to Counts.
+var gaugeStates = []struct {
+	label string
+	count func(endpointset.Counts) int
+}{
+	{"usable", func(c endpointset.Counts) int { return c.Usable }},
+	{"slow_start", func(c endpointset.Counts) int { return c.Ramping }},
+	{"connecting", func(c endpointset.Counts) int { return c.Connecting }},
+	{"disconnected", func(c endpointset.Counts) int { return c.Disconnected }},
+	{"warming", func(c endpointset.Counts) int { return c.Warming }},
+	{"unhealthy", func(c endpointset.Counts) int { return c.Unhealthy }},
+	{"ejected", func(c endpointset.Counts) int { return c.Ejected }},
+}
+
+// StateLabels returns the values of LabelEndpointState, in report order.
+func StateLabels() []string {
+	var s []string
+	for _, g := range gaugeStates {
+		s = append(s, g.label)
+	}
+	return s
+}
+
+// NewChannel starts recording the metrics of the channel or host target.
+// counts returns the engine's last decision's counts and panic mode
+// (endpointset.Set.Counts); ok false (no engine yet) reports no gauges. Call
+// Close when the channel closes.
+func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts, panicking, ok bool)) *Channel {
+	ch := &Channel{rec: rec, target: target}
+	ch.unregister = rec.RegisterGauges(func(set func(*Metric, int64, ...string)) {
+		c, panicking, ok := counts()
+		if !ok {
+			return
+		}
+		for _, g := range gaugeStates {
+			set(Endpoints, int64(g.count(c)), target, g.label)
+		}
+		set(EjectionsActive, int64(c.Ejected), target)
+		p := int64(0)
+		if panicking {
+			p = 1
+		}
+		set(PanicActive, p, target)
+	}, Endpoints, EjectionsActive, PanicActive)
+	return ch
+}
+
+// Decided records a decision of the engine: counts panic mode entered.
+func (ch *Channel) Decided(d *endpointset.Decision) {
+	ch.mu.Lock()
+	entered := d.Panic && !ch.panicked
+	ch.panicked = d.Panic
+	ch.mu.Unlock()
+	if entered {
+		ch.rec.Add(PanicEntered, 1, ch.target)
+	}
+}
+
+var breakerLabels = map[breaker.State]string{breaker.Closed: "closed", breaker.Open: "open", breaker.HalfOpen: "half_open"}
+
+// BreakerChanged records a breaker transition (endpointset's
+// Options.OnBreakerChange).
+func (ch *Channel) BreakerChanged(_ string, _, to breaker.State) {
+	if l, ok := breakerLabels[to]; ok {
+		ch.rec.Add(BreakerTransitions, 1, ch.target, l)
+	}
+}
+
+// NoUsableEndpoint records a pick that failed because no endpoint was
+// usable.
+func (ch *Channel) NoUsableEndpoint() {
+	ch.rec.Add(NoUsableEndpoint, 1, ch.target)
+}
+
+// Probe records one completed health probe; result is a value of
+// LabelProbeResult.
+func (ch *Channel) Probe(result string, d time.Duration) {
+	ch.rec.Add(Probes, 1, ch.target, result)
+	ch.rec.Record(ProbeDuration, d.Seconds(), ch.target)
+}
+
+// Close stops reporting the channel's gauges.
+func (ch *Channel) Close() { ch.unregister() }

@@ -1,0 +1,108 @@
+package metrics_test
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+	estats "google.golang.org/grpc/experimental/stats"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/internal/testutil"
+	"github.com/fulcrum-lb/fulcrum/metrics"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestRegistered: every metric is in grpc-go's registry with its unit,
+// labels and bounds, off by default.
+func TestRegistered(t *testing.T) {
+	for _, m := range metrics.All() {
+		d := estats.DescriptorForMetric(m.Name)
+		if d == nil {
+			t.Errorf("%s: not registered with grpc-go", m.Name)
+			continue
+		}
+		if d.Default || d.Unit != m.Unit || strings.Join(d.Labels, ",") != strings.Join(m.Labels, ",") || len(d.Bounds) != len(m.Bounds) {
+			t.Errorf("%s: registered %+v, want unit %q, labels %v, bounds %v, off by default", m.Name, d, m.Unit, m.Labels, m.Bounds)
+		}
+	}
+}
+
+// TestREADMETable: README's metrics table lists every metric with its
+// kind, unit and labels, and nothing else.
+func TestREADMETable(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(grpc\\.lb\\.fulcrum\\.[^`]+)` \\| (\\w+) \\| `([^`]+)` \\| ([^|]+) \\|")
+	rows := map[string][]string{}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		rows[m[1]] = m[2:]
+	}
+	for _, m := range metrics.All() {
+		r, ok := rows[m.Name]
+		if !ok {
+			t.Errorf("README has no row for %s", m.Name)
+			continue
+		}
+		delete(rows, m.Name)
+		labels := "`" + strings.Join(m.Labels, "`, `") + "`"
+		if r[0] != m.Kind.String() || r[1] != m.Unit || strings.TrimSpace(r[2]) != labels {
+			t.Errorf("README row of %s: kind %s, unit %s, labels %s; want %s, %s, %s", m.Name, r[0], r[1], r[2], m.Kind, m.Unit, labels)
+		}
+	}
+	for name := range rows {
+		t.Errorf("README lists %s, which is not a metric", name)
+	}
+}
+
+// TestChannel_RecordsThroughGRPC: counters and histograms reach grpc-go's
+// MetricsRecorder with the channel's target; panic mode counts once per
+// entry; the gauges report the engine's counts until Close.
+func TestChannel_RecordsThroughGRPC(t *testing.T) {
+	mr := testutil.NewMetricsRecorder()
+	counts := endpointset.Counts{Total: 5, Usable: 2, Ramping: 1, Ejected: 2, Unhealthy: 1}
+	panicking := true
+	ch := metrics.NewChannel(metrics.GRPC(mr), "t", func() (endpointset.Counts, bool, bool) { return counts, panicking, true })
+
+	for _, p := range []bool{false, true, true, false, true} {
+		ch.Decided(&endpointset.Decision{Panic: p})
+	}
+	if got := mr.Count(metrics.PanicEntered.Name, "t"); got != 2 {
+		t.Errorf("panic_mode_entered = %d after off, on, on, off, on; want 2", got)
+	}
+	ch.BreakerChanged("a", breaker.Closed, breaker.Open)
+	ch.BreakerChanged("a", breaker.Open, breaker.HalfOpen)
+	ch.BreakerChanged("a", breaker.HalfOpen, breaker.Open)
+	if o, h := mr.Count(metrics.BreakerTransitions.Name, "t", "open"), mr.Count(metrics.BreakerTransitions.Name, "t", "half_open"); o != 2 || h != 1 {
+		t.Errorf("breaker_transitions open %d, half_open %d; want 2, 1", o, h)
+	}
+	ch.Probe("timeout", 0)
+	if n, s := mr.Count(metrics.Probes.Name, "t", "timeout"), mr.Samples(metrics.ProbeDuration.Name, "t"); n != 1 || s != 1 {
+		t.Errorf("probes{timeout} %d, probe_duration samples %d; want 1, 1", n, s)
+	}
+	g := mr.Gauges()
+	want := map[string]int64{
+		"usable": 2, "slow_start": 1, "connecting": 0, "disconnected": 0, "warming": 0, "unhealthy": 1, "ejected": 2,
+	}
+	for _, s := range metrics.StateLabels() {
+		if got := g[metrics.Endpoints.Name+"{t,"+s+"}"]; got != want[s] {
+			t.Errorf("endpoints{%s} = %d, want %d", s, got, want[s])
+		}
+	}
+	if g[metrics.PanicActive.Name+"{t}"] != 1 || g[metrics.EjectionsActive.Name+"{t}"] != 2 {
+		t.Errorf("gauges %v: want panic_mode_active 1, ejections_active 2", g)
+	}
+	ch.Close()
+	ch.Close()
+	if n := mr.Reporters(); n != 0 {
+		t.Errorf("%d reporters after Close, want 0", n)
+	}
+}

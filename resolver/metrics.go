@@ -1,0 +1,77 @@
+package resolver
+
+import (
+	"sync/atomic"
+	"time"
+
+	estats "google.golang.org/grpc/experimental/stats"
+
+	"github.com/fulcrum-lb/fulcrum/metrics"
+)
+
+// resolverMetrics records the resolver's metrics (package metrics:
+// updates pushed, source errors, last known good in use and its age)
+// through the channel's MetricsRecorder. The gauges are read at collection
+// time from atomics that the run goroutine sets.
+type resolverMetrics struct {
+	rec        metrics.Recorder
+	target     string
+	unregister func()
+	// lkgSince is, while the last known good set is served because the
+	// source fails, the Unix nanoseconds at which the source last
+	// confirmed it; 0 otherwise.
+	lkgSince atomic.Int64
+	// confirmedAt is when the source last delivered a good set (run
+	// goroutine only).
+	confirmedAt time.Time
+}
+
+func (r *fulcrumResolver) initMetrics(mr estats.MetricsRecorder, target string) {
+	m := &r.metrics
+	m.rec, m.target = metrics.GRPC(mr), target
+	m.unregister = m.rec.RegisterGauges(func(set func(*metrics.Metric, int64, ...string)) {
+		since := m.lkgSince.Load()
+		if since == 0 {
+			set(metrics.ResolverLKG, 0, m.target)
+			set(metrics.ResolverLKGAge, 0, m.target)
+			return
+		}
+		set(metrics.ResolverLKG, 1, m.target)
+		set(metrics.ResolverLKGAge, int64(r.clk.Now().Sub(time.Unix(0, since))/time.Second), m.target)
+	}, metrics.ResolverLKG, metrics.ResolverLKGAge)
+}
+
+// recorder is rec, or Nop for a resolver built without initMetrics (tests).
+func (m *resolverMetrics) recorder() metrics.Recorder {
+	if m.rec == nil {
+		return metrics.Nop
+	}
+	return m.rec
+}
+
+// confirmed records that the source delivered a good set.
+func (m *resolverMetrics) confirmed(now time.Time) {
+	m.confirmedAt = now
+	m.lkgSince.Store(0)
+}
+
+// pushed records an update pushed to the channel.
+func (m *resolverMetrics) pushed() { m.recorder().Add(metrics.ResolverUpdates, 1, m.target) }
+
+// sourceError records a source error; serving says the last known good set
+// stays in use.
+func (m *resolverMetrics) sourceError(serving bool) {
+	m.recorder().Add(metrics.ResolverErrors, 1, m.target)
+	if serving && m.lkgSince.Load() == 0 {
+		m.lkgSince.Store(m.confirmedAt.UnixNano())
+	}
+}
+
+// dropped records that the last known good set is no longer served.
+func (m *resolverMetrics) dropped() { m.lkgSince.Store(0) }
+
+func (m *resolverMetrics) close() {
+	if m.unregister != nil {
+		m.unregister()
+	}
+}
