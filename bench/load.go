@@ -28,6 +28,9 @@ const codeDropped = "DROPPED"
 type recorder struct {
 	start  time.Time
 	bucket time.Duration
+	// codeOf names a failed call's outcome in the error table; read-only
+	// after newRecorder (gRPC status codes unless changed before use).
+	codeOf func(error) string
 
 	mu      sync.Mutex
 	hist    *hdrhistogram.Histogram // microseconds
@@ -42,6 +45,7 @@ func newRecorder(start time.Time, dur, bucket time.Duration) *recorder {
 	return &recorder{
 		start:   start,
 		bucket:  bucket,
+		codeOf:  grpcCodeOf,
 		hist:    hdrhistogram.New(1, 60_000_000, 3),
 		codes:   make(map[string]int64),
 		buckets: make([][]float64, n),
@@ -62,7 +66,7 @@ func (r *recorder) record(sched time.Time, lat time.Duration, err error) {
 		r.ok++
 		return
 	}
-	r.codes[codeName(status.Code(err))]++
+	r.codes[r.codeOf(err)]++
 	r.bErrs[i]++
 }
 
@@ -114,6 +118,8 @@ func (r *recorder) timeline() []Bucket {
 	return out
 }
 
+func grpcCodeOf(err error) string { return codeName(status.Code(err)) }
+
 func codeName(c codes.Code) string {
 	if c == codes.Canceled {
 		return "CANCELLED"
@@ -142,7 +148,8 @@ func upperSnake(s string) string {
 // once when the measured part begins. At most maxInFlight RPCs are
 // outstanding; an arrival beyond that is recorded as dropped. It returns
 // after every RPC it started has finished (each is bounded by deadline).
-func openLoop(ctx context.Context, cli testgrpc.TestServiceClient, rng *rand.Rand, rate float64, warmup, dur, deadline time.Duration, maxInFlight int, rec *recorder, onMeasure func()) {
+// call sends one request (a gRPC RPC or an HTTP request) under ctx.
+func openLoop(ctx context.Context, call func(context.Context) error, rng *rand.Rand, rate float64, warmup, dur, deadline time.Duration, maxInFlight int, rec *recorder, onMeasure func()) {
 	var (
 		wg       sync.WaitGroup
 		inFlight atomic.Int64
@@ -177,7 +184,7 @@ func openLoop(ctx context.Context, cli testgrpc.TestServiceClient, rng *rand.Ran
 			defer wg.Done()
 			defer inFlight.Add(-1)
 			cctx, cancel := context.WithTimeout(ctx, deadline)
-			_, err := cli.UnaryCall(cctx, &testpb.SimpleRequest{})
+			err := call(cctx)
 			cancel()
 			if record {
 				rec.record(sched, time.Since(sched), err)

@@ -69,6 +69,10 @@ type Result struct {
 	Shares         []float64 `json:"shares"`
 	HitsNotServing int64     `json:"hitsNotServing"`
 	Timeline       []Bucket  `json:"timeline"`
+
+	// P99Rounds is the p99 of each round, in round order, when a cell
+	// merges several (HTTP benchmark).
+	P99Rounds []float64 `json:"p99RoundsMs,omitempty"`
 }
 
 // Bucket is one slice of the latency-over-time series: RPCs that arrived

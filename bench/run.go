@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver/manual"
 
 	// Registers least_request_experimental and weighted_round_robin.
@@ -253,6 +254,7 @@ type cell struct {
 	hitsNotOK int64
 	markers   []Marker
 	qps       []float64 // completed RPCs per second, per round
+	p99s      []float64 // ms, per round (set by the HTTP runner)
 }
 
 func (c *cell) merge(o *cell) {
@@ -262,6 +264,7 @@ func (c *cell) merge(o *cell) {
 	}
 	c.hitsNotOK += o.hitsNotOK
 	c.qps = append(c.qps, o.qps...)
+	c.p99s = append(c.p99s, o.p99s...)
 }
 
 func (c *cell) result(policy string, elapsed time.Duration) Result {
@@ -270,6 +273,9 @@ func (c *cell) result(policy string, elapsed time.Duration) Result {
 	if len(c.qps) > 1 {
 		res.QPSRounds = c.qps
 		res.QPS = median(c.qps)
+	}
+	if len(c.p99s) > 1 {
+		res.P99Rounds = c.p99s
 	}
 	var total int64
 	for _, h := range c.hits {
@@ -375,7 +381,7 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 		// The recorder's clock starts at the first measured arrival's
 		// bucket origin: warmup end.
 		rec = newRecorder(start.Add(warm), dur, o.Bucket)
-		openLoop(ctx, cli, rng, o.Rate, warm, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
+		openLoop(ctx, unaryCall(cli), rng, o.Rate, warm, dur, o.Deadline, o.MaxInFlight, rec, onMeasure)
 	}
 	evCancel()
 	<-evDone
@@ -389,6 +395,14 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 		c.hitsNotOK += b.hitsNotOK.Load()
 	}
 	return c, nil
+}
+
+// unaryCall sends the scenarios' RPC through cli.
+func unaryCall(cli testgrpc.TestServiceClient) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := cli.UnaryCall(ctx, &testpb.SimpleRequest{})
+		return err
+	}
 }
 
 func waitReady(ctx context.Context, cc *grpc.ClientConn, timeout time.Duration) error {

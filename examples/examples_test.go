@@ -233,3 +233,32 @@ func TestServiceConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTP runs examples/http: four net/http backends on free ports, the
+// fourth failing every request with 503 while its /healthz says 200. The
+// client must report fulcrumhttp's success at 99% or above and the failing
+// backend's share below the naive client's, naming that backend. With no
+// failing backend it must fail, which shows its check can fail.
+func TestHTTP(t *testing.T) {
+	dir := t.TempDir()
+	srvBin := build(t, dir, "./http/server")
+	cliBin := build(t, dir, "./http/client")
+
+	srv := startServer(t, srvBin, 4, "-ports", "0,0,0,0", "-slow", "3", "-fail", "4")
+	out, err := runClient(t, cliBin, "-target", staticTarget(srv.addrs), "-n", "1000")
+	if err != nil {
+		t.Fatalf("client: %v; output:\n%s\nserver output:\n%s", err, out, srv.output())
+	}
+	if l := okLine(out); !strings.HasPrefix(l, "OK: fulcrumhttp ") || !strings.Contains(l, "the failing backend "+srv.addrs[3]+" got ") {
+		t.Errorf("client printed no OK line naming %s as the failing backend; output:\n%s", srv.addrs[3], out)
+	}
+
+	t.Run("no_failing_backend", func(t *testing.T) {
+		srv := startServer(t, srvBin, 4, "-ports", "0,0,0,0", "-fail", "0")
+		out, err := runClient(t, cliBin, "-target", staticTarget(srv.addrs), "-n", "200")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || okLine(out) != "" || !strings.Contains(out, "FAIL: no backend failed under the naive client") {
+			t.Errorf("client: err %v; want exit status 1 and a FAIL line; output:\n%s", err, out)
+		}
+	})
+}
