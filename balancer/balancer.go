@@ -56,8 +56,17 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 	return parseConfig(js)
 }
 
-// nowFunc is the engine's clock; tests may replace it.
-var nowFunc = time.Now
+// nowFunc is the engine's clock; tests may replace it. nil means the real
+// clock, on which the engine lets breakers read the cheaper monotonic
+// clock alone.
+var nowFunc func() time.Time
+
+func now() time.Time {
+	if nowFunc != nil {
+		return nowFunc()
+	}
+	return time.Now()
+}
 
 func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions) grpcbalancer.Balancer {
 	b := &wlrBalancer{

@@ -85,9 +85,15 @@ func pickAndDone(b *testing.B, p grpcbalancer.Picker) {
 		b.Fatalf("Pick() = %v", err) // unreachable after buildReadyPicker's check
 	}
 	if res.Done != nil {
-		res.Done(grpcbalancer.DoneInfo{})
+		res.Done(okDone)
 	}
 }
+
+// okDone is how grpc-go ends a successful RPC: bytes went both ways. (An
+// empty DoneInfo means the RPC never reached the server, which Fulcrum
+// does not time or count, so it would skip the latency and breaker work
+// of a real RPC.)
+var okDone = grpcbalancer.DoneInfo{BytesSent: true, BytesReceived: true}
 
 // buildReadyPicker builds pol over n endpoints, drives every SubConn READY
 // and returns the last READY picker published and the balancer (the caller

@@ -33,7 +33,7 @@ func (b *wlrBalancer) run() {
 		}
 		timer.Stop()
 		if !next.IsZero() {
-			timer.Reset(max(next.Sub(nowFunc()), time.Millisecond))
+			timer.Reset(max(next.Sub(now()), time.Millisecond))
 		}
 	}
 }
