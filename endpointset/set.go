@@ -74,10 +74,14 @@ type Set struct {
 // New returns an empty Set.
 func New(cfg Config, opts Options) *Set {
 	now, mono := opts.Now, opts.Now == nil
+	epoch := time.Time{}
 	if mono {
-		now = time.Now
+		// Breakers read the picker's clock, which Finish reads anyway.
+		now, epoch = time.Now, picker.ClockBase()
+	} else {
+		epoch = now()
 	}
-	return &Set{now: now, epoch: now(), mono: mono, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: epoch, mono: mono, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
@@ -121,11 +125,13 @@ func breakerEqual(a, b *breaker.Config) bool {
 
 // brClock is the breakers' clock: nanoseconds since the Set's epoch on the
 // Set's clock, so that a fake clock drives breakers and decisions alike.
-// On the real clock it is time.Since, the same reading (both use the
-// monotonic clock) for one clock read instead of time.Now's two.
+// On the real clock it is the picker's (monotonic nanoseconds since
+// picker.ClockBase, which is then the epoch): the same instants as
+// now().Sub(epoch) for one clock read instead of time.Now's two, and Finish
+// hands the breaker the reading it took for the latency estimate.
 func (s *Set) brClock() int64 {
 	if s.mono {
-		return int64(time.Since(s.epoch))
+		return picker.Nanotime()
 	}
 	return int64(s.now().Sub(s.epoch))
 }
@@ -141,7 +147,11 @@ func (s *Set) newHotLocked(key string) *picker.Endpoint {
 			s.opts.OnChange()
 		}
 	}
-	return picker.NewEndpoint(key, breaker.New(*s.opts.Breaker, s.brClock, onChange))
+	ep := picker.NewEndpoint(key, breaker.New(*s.opts.Breaker, s.brClock, onChange))
+	if s.mono {
+		ep.ShareClock()
+	}
+	return ep
 }
 
 // Update reconciles the records with a resolver update (the full set).
