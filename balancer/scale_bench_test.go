@@ -37,7 +37,8 @@ func skipSlow(b *testing.B, pol pickBenchPolicy, n int) {
 // connections succeed at once would). It also reports the heap the
 // balancer holds per endpoint once ready (after a GC, so live memory
 // only; the fake SubConns count, grpc-go's real ones would add their own
-// transport whatever the policy).
+// transport whatever the policy). pickers/op counts the states published
+// on the way.
 //
 //	go test -run '^$' -bench BenchmarkStartup -benchtime 1x -count 3 ./balancer/
 func BenchmarkStartup(b *testing.B) {
@@ -46,6 +47,7 @@ func BenchmarkStartup(b *testing.B) {
 			b.Run(fmt.Sprintf("policy=%s/endpoints=%d", pol.label, n), func(b *testing.B) {
 				skipSlow(b, pol, n)
 				var heap uint64
+				var pickers int64
 				for range b.N {
 					b.StopTimer()
 					before := liveHeap()
@@ -55,11 +57,13 @@ func BenchmarkStartup(b *testing.B) {
 					b.StopTimer()
 					checkSpread(b, pol, p, n)
 					heap += liveHeap() - before
+					pickers += cc.updateCount()
 					runtime.KeepAlive(p)
 					bal.Close()
 					b.StartTimer()
 				}
 				b.ReportMetric(float64(heap)/float64(b.N)/float64(n), "heapB/endpoint")
+				b.ReportMetric(float64(pickers)/float64(b.N), "pickers/op")
 			})
 		}
 	}
