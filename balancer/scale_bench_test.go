@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	grpcbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -79,10 +80,11 @@ func liveHeap() uint64 {
 // BenchmarkEvent measures what one endpoint's state change costs at N
 // endpoints, from the event to the READY picker that reflects it.
 //
-//   - single: one event at a time (op = one endpoint's health listener
+//   - single: one isolated event (op = one endpoint's health listener
 //     reporting TRANSIENT_FAILURE, or READY again, until the picker
-//     without it, or with it, is published): the latency of one event and
-//     the cost of one rebuild.
+//     without it, or with it, is published; 10x that time passes, off the
+//     clock, before the next): the latency of one event and the cost of
+//     one rebuild.
 //
 //   - burst: N/10 endpoints go down, then up, as fast as the listener
 //     calls return (op = one burst of N/10 + N/10 events, until the final
@@ -100,7 +102,16 @@ func BenchmarkEvent(b *testing.B) {
 				b.Run("single", func(b *testing.B) {
 					b.ReportAllocs()
 					start := cc.updateCount()
+					var last time.Duration
 					for i := range b.N {
+						// Isolated events: weighted_least_request rests
+						// a few decisions' time after each decision
+						// (publish.go), which back-to-back events would
+						// measure instead of one event's latency.
+						b.StopTimer()
+						time.Sleep(min(10*last, 50*time.Millisecond))
+						b.StartTimer()
+						t0 := time.Now()
 						k := (i / 2) % n
 						if i%2 == 0 {
 							scs[k].reportHealth(connectivity.TransientFailure)
@@ -109,6 +120,7 @@ func BenchmarkEvent(b *testing.B) {
 							scs[k].reportHealth(connectivity.Ready)
 							waitReadyPicker(b, cc, pol, n)
 						}
+						last = time.Since(t0)
 					}
 					if b.N%2 == 1 {
 						scs[(b.N/2)%n].reportHealth(connectivity.Ready)
