@@ -56,8 +56,17 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 	return parseConfig(js)
 }
 
-// nowFunc is the engine's clock; tests may replace it.
-var nowFunc = time.Now
+// nowFunc is the engine's clock; tests may replace it. nil means the real
+// clock, on which the engine lets breakers read the cheaper monotonic
+// clock alone.
+var nowFunc func() time.Time
+
+func now() time.Time {
+	if nowFunc != nil {
+		return nowFunc()
+	}
+	return time.Now()
+}
 
 func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions) grpcbalancer.Balancer {
 	b := &wlrBalancer{
@@ -105,6 +114,7 @@ type wlrBalancer struct {
 	idle        []*child // children that reported IDLE: run reconnects them
 	resolverErr error    // the last resolver error while no endpoint is known
 	lastAttrs   *attributes.Attributes
+	probeIv     time.Duration // probe interval of the last update, scaled (probeload.go)
 	closed      bool
 	closeOnce   sync.Once
 }
@@ -223,8 +233,13 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	if len(eps) > 0 {
 		b.resolverErr = nil
 	}
+	// A channel that grew or shrank by half or more re-applies the probe
+	// budget to the connections it is probing.
+	iv := time.Duration(b.probeConfigLocked().Interval)
+	rescaled := b.probeIv != 0 && (2*iv >= 3*b.probeIv || 2*b.probeIv >= 3*iv)
+	b.probeIv = iv
 	var restarts []*child
-	if probeChanged {
+	if probeChanged || rescaled {
 		for _, c := range b.children {
 			if c.readySC != nil {
 				restarts = append(restarts, c)

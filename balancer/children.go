@@ -150,7 +150,7 @@ func (c *child) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnS
 	} else if c.readySC == sc {
 		stop, c.stopProbe, c.readySC = c.stopProbe, nil, nil
 	}
-	pcfg := b.cfg.HealthProbe
+	pcfg := b.probeConfigLocked()
 	b.mu.Unlock()
 
 	// Never stop a prober while holding b.mu: stop waits for a running
@@ -200,7 +200,7 @@ func (c *child) restartProbe() {
 	b.mu.Lock()
 	sc := c.readySC
 	enabled := b.cfg.HealthProbe.Enabled
-	pcfg := b.cfg.HealthProbe
+	pcfg := b.probeConfigLocked()
 	var stop func()
 	if !enabled {
 		stop, c.stopProbe = c.stopProbe, nil

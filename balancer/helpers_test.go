@@ -23,7 +23,19 @@ import (
 const defaultTestTimeout = 10 * time.Second
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(closeBenchBalancers{m})
+}
+
+// closeBenchBalancers closes the balancers the benchmarks keep for the
+// whole run (cachedReadyBalancer) before goleak looks for goroutines.
+type closeBenchBalancers struct{ m *testing.M }
+
+func (c closeBenchBalancers) Run() int {
+	code := c.m.Run()
+	for _, bb := range readyBalancers {
+		bb.bal.Close()
+	}
+	return code
 }
 
 // noProbe turns off the features that need a real health service or time

@@ -71,6 +71,6 @@ func (c *fakeClock) advance(b *wlrBalancer, d time.Duration) {
 func useFakeClock(t *testing.T) *fakeClock {
 	c := &fakeClock{base: time.Now()}
 	nowFunc = c.now
-	t.Cleanup(func() { nowFunc = time.Now })
+	t.Cleanup(func() { nowFunc = nil })
 	return c
 }

@@ -45,7 +45,9 @@ type Options struct {
 	// half-open trial ending). It must not block; adapters use it to
 	// schedule a Decide. Only New's is used.
 	OnChange func()
-	// Now is the clock; nil means time.Now. The breakers use it too.
+	// Now is the clock; nil means time.Now. The breakers use it too (with
+	// nil, they read only the monotonic clock: a breaker reads the time on
+	// every request that ends, and time.Now also reads the wall clock).
 	Now func() time.Time
 	// LogPrefix starts every log line (e.g. "[fulcrum 0xc000123] ").
 	LogPrefix string
@@ -63,6 +65,7 @@ type Set struct {
 	// Read-only after New.
 	now       func() time.Time
 	epoch     time.Time
+	mono      bool                                     // now is time.Now: brClock may use time.Since
 	onChange  func()                                   // Options.OnChange of New (SetConfig keeps it)
 	prefix    string                                   // Options.LogPrefix of New
 	onBreaker func(key string, from, to breaker.State) // Options.OnBreakerChange
@@ -80,11 +83,15 @@ type Set struct {
 
 // New returns an empty Set.
 func New(cfg Config, opts Options) *Set {
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	now, mono := opts.Now, opts.Now == nil
+	epoch := time.Time{}
+	if mono {
+		// Breakers read the picker's clock, which Finish reads anyway.
+		now, epoch = time.Now, picker.ClockBase()
+	} else {
+		epoch = now()
 	}
-	return &Set{now: now, epoch: now(), onChange: opts.OnChange, prefix: opts.LogPrefix, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
@@ -128,7 +135,16 @@ func breakerEqual(a, b *breaker.Config) bool {
 
 // brClock is the breakers' clock: nanoseconds since the Set's epoch on the
 // Set's clock, so that a fake clock drives breakers and decisions alike.
-func (s *Set) brClock() int64 { return int64(s.now().Sub(s.epoch)) }
+// On the real clock it is the picker's (monotonic nanoseconds since
+// picker.ClockBase, which is then the epoch): the same instants as
+// now().Sub(epoch) for one clock read instead of time.Now's two, and Finish
+// hands the breaker the reading it took for the latency estimate.
+func (s *Set) brClock() int64 {
+	if s.mono {
+		return picker.Nanotime()
+	}
+	return int64(s.now().Sub(s.epoch))
+}
 
 func (s *Set) newHotLocked(key string) *picker.Endpoint {
 	if s.opts.Breaker == nil {
@@ -150,7 +166,11 @@ func (s *Set) newHotLocked(key string) *picker.Endpoint {
 			s.onChange()
 		}
 	})
-	return picker.NewEndpoint(key, br)
+	ep := picker.NewEndpoint(key, br)
+	if s.mono {
+		ep.ShareClock()
+	}
+	return ep
 }
 
 // Update reconciles the records with a resolver update (the full set).

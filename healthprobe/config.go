@@ -59,6 +59,13 @@ type GRPCConfig struct {
 	// warning per prober, as grpc-go's own client health check does; false
 	// counts it as a failure. Default true.
 	UnimplementedIsHealthy bool `json:"unimplementedIsHealthy"`
+	// MaxProbesPerSecond caps the probes one channel sends, all endpoints
+	// together: with n endpoints each connection is probed every
+	// max(interval, n / maxProbesPerSecond), so a channel of up to 100
+	// endpoints keeps the default interval and a server behind many large
+	// channels is not flooded (README, "Probe load"). 0 disables the cap.
+	// Default 200, bounds [0, 1000000].
+	MaxProbesPerSecond float64 `json:"maxProbesPerSecond"`
 }
 
 // DefaultConfig returns the defaults documented on each Config field.
@@ -77,7 +84,7 @@ func DefaultConfig() Config {
 // DefaultGRPCConfig returns the defaults documented on each GRPCConfig
 // field.
 func DefaultGRPCConfig() GRPCConfig {
-	return GRPCConfig{Config: DefaultConfig(), UnimplementedIsHealthy: true}
+	return GRPCConfig{Config: DefaultConfig(), UnimplementedIsHealthy: true, MaxProbesPerSecond: 200}
 }
 
 // Validate reports every field outside its documented bounds, each as
@@ -97,4 +104,6 @@ func (c Config) Validate() error {
 
 // Validate reports every field outside its documented bounds (Service may
 // be any string).
-func (c GRPCConfig) Validate() error { return c.Config.Validate() }
+func (c GRPCConfig) Validate() error {
+	return errors.Join(c.Config.Validate(), config.FloatIn("maxProbesPerSecond", c.MaxProbesPerSecond, 0, 1e6))
+}

@@ -26,7 +26,7 @@ func TestConfig_Defaults(t *testing.T) {
 		Warmup:             true,
 	}
 	assert.Equal(t, want, DefaultConfig())
-	assert.Equal(t, GRPCConfig{Config: want, Service: "", UnimplementedIsHealthy: true}, DefaultGRPCConfig())
+	assert.Equal(t, GRPCConfig{Config: want, Service: "", UnimplementedIsHealthy: true, MaxProbesPerSecond: 200}, DefaultGRPCConfig())
 }
 
 // TestConfig_Validate pins every bound: the edge accepted, just outside
@@ -93,7 +93,7 @@ func TestConfig_Validate(t *testing.T) {
 func TestGRPCConfig_JSON(t *testing.T) {
 	got := DefaultGRPCConfig()
 	in := `{"enabled":false,"service":"pkg.Svc","interval":"250ms","timeout":"0.1s","jitter":0.5,
-	        "unhealthyThreshold":4,"healthyThreshold":1,"warmup":false,"unimplementedIsHealthy":false}`
+	        "unhealthyThreshold":4,"healthyThreshold":1,"warmup":false,"unimplementedIsHealthy":false,"maxProbesPerSecond":50}`
 	require.NoError(t, json.Unmarshal([]byte(in), &got))
 	want := GRPCConfig{
 		Config: Config{
@@ -103,7 +103,8 @@ func TestGRPCConfig_JSON(t *testing.T) {
 			UnhealthyThreshold: 4,
 			HealthyThreshold:   1,
 		},
-		Service: "pkg.Svc",
+		Service:            "pkg.Svc",
+		MaxProbesPerSecond: 50,
 	}
 	assert.Equal(t, want, got)
 
@@ -116,5 +117,5 @@ func TestGRPCConfig_JSON(t *testing.T) {
 	b, err := json.Marshal(DefaultGRPCConfig())
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"enabled":true,"interval":"500ms","timeout":"250ms","jitter":0.2,"unhealthyThreshold":2,
-		"healthyThreshold":2,"warmup":true,"service":"","unimplementedIsHealthy":true}`, string(b))
+		"healthyThreshold":2,"warmup":true,"service":"","unimplementedIsHealthy":true,"maxProbesPerSecond":200}`, string(b))
 }

@@ -81,6 +81,14 @@ var (
 	randFloat64 = rand.Float64
 )
 
+// Nanotime is the clock Select and Finish read: monotonic nanoseconds
+// since ClockBase. A breaker that reads it (see Endpoint.ShareClock) is
+// handed Finish's reading instead of reading the clock again.
+func Nanotime() int64 { return nanotime() }
+
+// ClockBase is the instant Nanotime counts from.
+func ClockBase() time.Time { return clockBase }
+
 // New builds a picker over entries, which must be non-empty and have
 // positive weights.
 func New(cfg Config, entries []Entry) *Picker {
@@ -276,8 +284,9 @@ func (p *Picker) Abort(i int, t Token) {
 func (p *Picker) Finish(i int, t Token, o Outcome) {
 	e := p.entries[i].Endpoint
 	e.inFlight.Add(-1)
+	var end int64
 	if p.cfg.LatencyAware && o.Timing != Untimed {
-		end := nanotime()
+		end = nanotime()
 		e.latency.observe(float64(end-t.start), end, p.tau, o.Timing == LowerBound)
 	}
 	if !t.gated {
@@ -285,9 +294,9 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 	}
 	switch o.Verdict {
 	case Success:
-		e.gate.Record(t.ticket, true)
+		e.record(t.ticket, true, end)
 	case Failure:
-		e.gate.Record(t.ticket, false)
+		e.record(t.ticket, false, end)
 	default:
 		e.gate.Release(t.ticket)
 	}

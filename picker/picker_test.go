@@ -273,3 +273,37 @@ func TestPicker_EjectedCandidateIsRedrawn(t *testing.T) {
 		done(Outcome{Verdict: Success, Timing: Timed})
 	}
 }
+
+// TestPicker_SharedClockReadOncePerFinish: a breaker on the picker's clock
+// (ShareClock) gets Finish's reading with a timed outcome and reads no
+// clock of its own; one that does not share it reads its clock; both count
+// the outcome (a failure trips a breaker with ConsecutiveFailures 1 either
+// way).
+func TestPicker_SharedClockReadOncePerFinish(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		var reads int
+		clock := func() int64 { reads++; return Nanotime() }
+		cfg := breaker.DefaultConfig()
+		cfg.ConsecutiveFailures = 1
+		br := breaker.New(cfg, clock, nil)
+		ep := NewEndpoint("ep", br)
+		if shared {
+			ep.ShareClock()
+		}
+		p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(time.Second)}, []Entry{{Endpoint: ep, Weight: 1, Gated: true}})
+		i, tok, err := p.Select()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads = 0
+		p.Finish(i, tok, Outcome{Verdict: Success, Timing: Timed})
+		if want := map[bool]int{true: 0, false: 1}[shared]; reads != want {
+			t.Errorf("shared=%v: breaker read its clock %d times in Finish, want %d", shared, reads, want)
+		}
+		i, tok, _ = p.Select()
+		p.Finish(i, tok, Outcome{Verdict: Failure, Timing: Timed})
+		if br.State() != breaker.Open {
+			t.Errorf("shared=%v: breaker %v after a failure, want open", shared, br.State())
+		}
+	}
+}
