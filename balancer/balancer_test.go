@@ -18,10 +18,14 @@ import (
 )
 
 // TestBalancer_SpreadsAcrossBackends: the policy with an empty config (the
-// defaults, latency term on) spreads RPCs over every backend. Backends take
-// 10ms per RPC, so that scheduling noise on two shared cores stays well
-// below the latency term's 2x tolerance; 1000 RPCs give a binomial sd of
-// 1.4 points on a fair 25 %, and 15..35 is 7 sd either way.
+// defaults, latency term on) spreads RPCs over every backend: none is
+// starved, none takes most of the traffic. Backends take 10ms per RPC. The
+// bounds, 10..40 % of a fair 25 %, are not a fairness test: sampling noise
+// is small (binomial sd 1.4 points over 1000 RPCs), but the latency term
+// rightly moves load off a backend that stalled for twice its service time,
+// which happens on two shared cores under -race (one run: 36.5 % on one
+// backend); weights and equal shares are measured elsewhere with the term
+// off or against controlled latencies.
 func TestBalancer_SpreadsAcrossBackends(t *testing.T) {
 	f := startFleet(t, 4)
 	c := newClient(t, `{}`, endpoints(f.Addrs()))
@@ -35,8 +39,8 @@ func TestBalancer_SpreadsAcrossBackends(t *testing.T) {
 		t.Fatalf("%d RPCs failed", fails)
 	}
 	for i, s := range shares(f.Hits()) {
-		if s < 15 || s > 35 {
-			t.Errorf("backend %d got %.1f%% of RPCs, want 15..35%% (fair: 25%%); hits %v", i, s, f.Hits())
+		if s < 10 || s > 40 {
+			t.Errorf("backend %d got %.1f%% of RPCs, want 10..40%% (fair: 25%%); hits %v", i, s, f.Hits())
 		}
 	}
 }
