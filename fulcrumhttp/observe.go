@@ -1,0 +1,79 @@
+package fulcrumhttp
+
+import (
+	"errors"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
+	"github.com/fulcrum-lb/fulcrum/healthprobe"
+	"github.com/fulcrum-lb/fulcrum/metrics"
+)
+
+// WithMetrics records every host's metrics through rec: the definitions of
+// metrics.All, the same names and meanings as the gRPC policy's, labelled
+// grpc.target = the host key, plus grpc.lb.fulcrum.retries and
+// grpc.lb.fulcrum.retry_budget_rejections. For OpenTelemetry use the
+// nested module github.com/fulcrum-lb/fulcrum/metrics/otelmetrics:
+//
+//	fulcrumhttp.WithMetrics(otelmetrics.NewRecorder(provider))
+//
+// Default: nothing recorded. Every host is listed in fulcrumz either way.
+func WithMetrics(rec metrics.Recorder) Option {
+	return func(o *options) error {
+		if rec == nil {
+			return errors.New("fulcrumhttp: WithMetrics: nil, must be a metrics.Recorder (metrics.Nop records nothing)")
+		}
+		o.rec = rec
+		return nil
+	}
+}
+
+// observer is what one host reports to operators: its metrics and its
+// fulcrumz entry. Everything is recorded on state changes, in the decision
+// path, on retries and on probes; a successful request records nothing.
+type observer struct {
+	// Read-only after newObserver.
+	m          *metrics.Channel
+	unregister func() // from fulcrumz
+}
+
+func newObserver(g *group, rec metrics.Recorder) *observer {
+	key := g.route.key
+	o := &observer{}
+	o.m = metrics.NewChannel(rec, key, func() (endpointset.Counts, bool, bool) {
+		c, panicking := g.set.Counts()
+		return c, panicking, true
+	})
+	o.unregister = fulcrumz.Register("http", key, g.view)
+	return o
+}
+
+// close removes the host's gauges and its fulcrumz entry.
+func (o *observer) close() {
+	o.unregister()
+	o.m.Close()
+}
+
+// view is the host's state for fulcrumz; the config shown is the part
+// shared with the gRPC policy.
+func (g *group) view() (endpointset.View, any, bool) {
+	var decay time.Duration
+	if g.pcfg.LatencyAware {
+		decay = time.Duration(g.pcfg.LatencyDecay)
+	}
+	return g.set.View(decay), g.t.cfg.LB, true
+}
+
+// breakerChanged is the engine's Options.OnBreakerChange.
+func (g *group) breakerChanged(key string, from, to breaker.State) {
+	g.obs.m.BreakerChanged(key, from, to)
+}
+
+// observeProbe records one completed probe of ep: the metric, and the
+// engine's last probe for the snapshot.
+func (g *group) observeProbe(ep *endpoint, p healthprobe.Probe) {
+	g.obs.m.Probe(p.Outcome.String(), p.Duration)
+	g.set.ObserveProbe(ep.rec, endpointset.ProbeResult{Outcome: p.Outcome.String(), Reason: p.Reason, At: p.At, Duration: p.Duration})
+}
