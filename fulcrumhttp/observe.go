@@ -1,6 +1,7 @@
 package fulcrumhttp
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -56,14 +57,48 @@ func (o *observer) close() {
 	o.m.Close()
 }
 
-// view is the host's state for fulcrumz; the config shown is the part
-// shared with the gRPC policy.
+// view is the host's state for fulcrumz.
 func (g *group) view() (endpointset.View, any, bool) {
 	var decay time.Duration
 	if g.pcfg.LatencyAware {
 		decay = time.Duration(g.pcfg.LatencyDecay)
 	}
-	return g.set.View(decay), g.t.cfg.LB, true
+	return g.set.View(decay), g.t.cfgJSON, true
+}
+
+// configJSON is c in force, as WithConfig's JSON writes it: the shared
+// fields without the gRPC-only ones, plus the HTTP-only ones.
+func (c *config) configJSON() json.RawMessage {
+	b, err := json.Marshal(c.LB)
+	var m map[string]any
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	if br, ok := m["breaker"].(map[string]any); ok {
+		delete(br, "failureCodes")
+		br["failureStatuses"] = c.FailureStatuses
+		br["maxRetryAfter"] = c.MaxRetryAfter.String()
+	}
+	if hp, ok := m["healthProbe"].(map[string]any); ok {
+		delete(hp, "service")
+		delete(hp, "unimplementedIsHealthy")
+		hp["enabled"] = c.probing()
+		hp["path"] = c.ProbePath
+		hp["notFoundIsHealthy"] = c.NotFoundIsHealthy
+		hp["scheme"] = c.ProbeScheme
+	}
+	m["h2c"] = c.H2C
+	m["maxIdleConnsPerEndpoint"] = c.MaxIdleConnsPerEndpoint
+	m["idleConnTimeout"] = c.IdleConnTimeout.String()
+	m["retry"] = map[string]any{
+		"maxAttempts": c.Retry.MaxAttempts, "statuses": c.Retry.Statuses,
+		"budgetPercent": c.Retry.BudgetPercent, "minRetriesPerSecond": c.Retry.MinRetriesPerSecond,
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 // breakerChanged is the engine's Options.OnBreakerChange.

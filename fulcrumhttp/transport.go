@@ -23,6 +23,7 @@ package fulcrumhttp
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -49,6 +50,7 @@ type Transport struct {
 	now            func() time.Time
 	budget         *retryBudget
 	rec            metrics.Recorder
+	cfgJSON        json.RawMessage // cfg for fulcrumz
 
 	retries       atomic.Uint64
 	retriesDenied atomic.Uint64
@@ -143,6 +145,7 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 		tlsConfig:      o.tlsConfig,
 		now:            o.now,
 		rec:            o.rec,
+		cfgJSON:        cfg.configJSON(),
 		budget:         newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, o.now),
 	}
 	for _, r := range routes {

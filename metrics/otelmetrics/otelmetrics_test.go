@@ -174,6 +174,12 @@ func TestHTTP_BreakerRetriesGaugesSnapshot(t *testing.T) {
 	}
 	defer tr.Close()
 	client := &http.Client{Transport: tr}
+	// Warmup holds each endpoint back until its first probe: wait for both,
+	// so the first 503 has somewhere to be retried.
+	waitFor(t, "both endpoints probed healthy", func() bool {
+		ch, ok := snapshotOf("svc")
+		return ok && ch.Counts.Usable == 2
+	})
 
 	for i := range 50 {
 		if code := get(t, client, "http://svc/"); code != http.StatusOK {
