@@ -6,8 +6,10 @@
 // (GRPC): the metrics are registered with grpc-go's experimental/stats
 // registry, off by default, and exported by grpc-go's OpenTelemetry plugin
 // when enabled by name, as grpc-go's own weighted_round_robin and
-// pick_first metrics are (gRFC A79). An HTTP transport implements Recorder
-// over an OpenTelemetry Meter with the same definitions (All).
+// pick_first metrics are (gRFC A79). The HTTP transport records through any
+// Recorder (fulcrumhttp.WithMetrics); the nested module metrics/otelmetrics
+// implements one over an OpenTelemetry MeterProvider with the same
+// definitions (All).
 //
 // Everything is recorded on state changes and in the engine's decision
 // path, never per successful request: counters when something happens,
