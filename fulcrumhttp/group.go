@@ -377,16 +377,6 @@ func (g *group) pick(ctx context.Context, tried []*endpoint) (*attempt, error) {
 	}
 }
 
-// noUsable counts a request that fails because no endpoint is usable: a
-// first attempt's pick failing with ErrNoUsableEndpoint (not ErrClosed). A
-// retry with nowhere else to go is not counted: the request has the failed
-// attempt's result.
-func (g *group) noUsable(err error, tried []*endpoint) {
-	if len(tried) == 0 && errors.Is(err, ErrNoUsableEndpoint) {
-		g.obs.m.NoUsableEndpoint()
-	}
-}
-
 // shutdown stops resolution, probers and the run goroutine, and closes
 // idle connections.
 func (g *group) shutdown() {

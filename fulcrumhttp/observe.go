@@ -101,6 +101,16 @@ func (c *config) configJSON() json.RawMessage {
 	return out
 }
 
+// noUsable counts a request that fails because no endpoint is usable: a
+// first attempt's pick failing with ErrNoUsableEndpoint (not ErrClosed). A
+// retry with nowhere else to go is not counted: the request has the failed
+// attempt's result.
+func (g *group) noUsable(err error, tried []*endpoint) {
+	if len(tried) == 0 && errors.Is(err, ErrNoUsableEndpoint) {
+		g.obs.m.NoUsableEndpoint()
+	}
+}
+
 // breakerChanged is the engine's Options.OnBreakerChange.
 func (g *group) breakerChanged(key string, from, to breaker.State) {
 	g.obs.m.BreakerChanged(key, from, to)
