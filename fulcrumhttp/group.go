@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/healthprobe"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
@@ -38,6 +39,7 @@ type group struct {
 	route route
 	pcfg  picker.Config
 	set   *endpointset.Set
+	obs   *observer
 	res   resolver.Resolver // set once by start
 	kick  chan struct{}     // capacity 1: asks run to decide again
 	rearm chan struct{}     // capacity 1: g.next changed, run re-arms its timer
@@ -98,7 +100,10 @@ func newGroup(t *Transport, r route) *group {
 		kick: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	g.set = endpointset.New(engineConfig(t.cfg), engineOptions(t.cfg, t.now, g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key)))
+	opts := engineOptions(t.cfg, t.now, g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key))
+	opts.OnBreakerChange = g.breakerChanged
+	g.set = endpointset.New(engineConfig(t.cfg), opts)
+	g.obs = newObserver(g, t.rec)
 	g.snap.Store(&snapshot{wait: true, changed: make(chan struct{})})
 	return g
 }
@@ -194,6 +199,7 @@ func (g *group) decideLocked() {
 	default:
 		d := g.set.Decide()
 		g.decisions.Add(1)
+		g.obs.m.Decided(&d)
 		next = earliest(next, d.Next)
 		switch {
 		case d.Err != nil && held > 0:
@@ -250,7 +256,9 @@ func (g *group) onUpdate(specs []spec) {
 		// dead one is found by its failures and probes.
 		g.set.SetConn(rec, endpointset.ConnReady)
 		if g.t.cfg.probing() {
-			ep.stopProbe = startProber(ep.rt, g.t.probeSpec(g.route), ep.addr(), func(healthy bool, reason string) {
+			ep.stopProbe = startProber(ep.rt, g.t.probeSpec(g.route), ep.addr(), func(p healthprobe.Probe) {
+				g.observeProbe(ep, p)
+			}, func(healthy bool, reason string) {
 				g.onProbe(ep, healthy, reason)
 			})
 		}
@@ -347,6 +355,7 @@ func (g *group) pick(ctx context.Context, tried []*endpoint) (*attempt, error) {
 		s := g.snap.Load()
 		switch {
 		case s.err != nil:
+			g.noUsable(s.err, tried)
 			return nil, s.err
 		case s.wait && len(tried) > 0:
 			// A retry does not wait: the failed attempt stands.
@@ -361,6 +370,7 @@ func (g *group) pick(ctx context.Context, tried []*endpoint) (*attempt, error) {
 		}
 		a, err := s.sel.pick(tried)
 		if err != nil {
+			g.noUsable(err, tried)
 			return nil, g.errorf(err)
 		}
 		return a, nil
@@ -388,4 +398,5 @@ func (g *group) shutdown() {
 	for _, ep := range eps {
 		ep.close()
 	}
+	g.obs.close()
 }

@@ -61,6 +61,7 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("fulcrumhttp: host %q: rewinding the body for a retry: %w", g.route.key, err)
 		}
 		g.t.retries.Add(1)
+		g.obs.m.Retried()
 		a = next
 	}
 }
@@ -103,6 +104,7 @@ func (g *group) nextAttempt(ctx context.Context, tried []*endpoint) *attempt {
 	}
 	if !g.t.budget.withdraw() {
 		g.t.retriesDenied.Add(1)
+		g.obs.m.RetryRejected()
 		next.abort()
 		return nil
 	}

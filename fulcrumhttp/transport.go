@@ -23,6 +23,7 @@ package fulcrumhttp
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/metrics"
 )
 
 // Transport is an http.RoundTripper balancing requests for the hosts of its
@@ -46,6 +49,8 @@ type Transport struct {
 	tlsConfig      *tls.Config
 	now            func() time.Time
 	budget         *retryBudget
+	rec            metrics.Recorder
+	cfgJSON        json.RawMessage // cfg for fulcrumz
 
 	retries       atomic.Uint64
 	retriesDenied atomic.Uint64
@@ -63,6 +68,7 @@ type options struct {
 	template       *http.Transport
 	tlsConfig      *tls.Config
 	now            func() time.Time
+	rec            metrics.Recorder
 }
 
 // WithConfig sets the configuration as JSON: the fields of the
@@ -116,7 +122,7 @@ func WithEndpointTransport(t *http.Transport) Option {
 // config is an error; resolution starts at once, and requests sent before
 // its first result wait for it within their context.
 func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
-	o := options{base: http.DefaultTransport, template: defaultTemplate(), now: time.Now}
+	o := options{base: http.DefaultTransport, template: defaultTemplate(), now: time.Now, rec: metrics.Nop}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -138,11 +144,14 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 		template:       o.template,
 		tlsConfig:      o.tlsConfig,
 		now:            o.now,
+		rec:            o.rec,
+		cfgJSON:        cfg.configJSON(),
 		budget:         newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, o.now),
 	}
 	for _, r := range routes {
 		g := newGroup(t, r)
 		if err := g.start(); err != nil {
+			g.obs.close()
 			t.Close()
 			return nil, err
 		}

@@ -102,5 +102,16 @@ func (ch *Channel) Probe(result string, d time.Duration) {
 	ch.rec.Record(ProbeDuration, d.Seconds(), ch.target)
 }
 
+// Retried records one retry of a request (HTTP transport).
+func (ch *Channel) Retried() {
+	ch.rec.Add(Retries, 1, ch.target)
+}
+
+// RetryRejected records a retry refused by the retry budget (HTTP
+// transport).
+func (ch *Channel) RetryRejected() {
+	ch.rec.Add(RetryBudgetRejections, 1, ch.target)
+}
+
 // Close stops reporting the channel's gauges.
 func (ch *Channel) Close() { ch.unregister() }

@@ -6,8 +6,10 @@
 // (GRPC): the metrics are registered with grpc-go's experimental/stats
 // registry, off by default, and exported by grpc-go's OpenTelemetry plugin
 // when enabled by name, as grpc-go's own weighted_round_robin and
-// pick_first metrics are (gRFC A79). An HTTP transport implements Recorder
-// over an OpenTelemetry Meter with the same definitions (All).
+// pick_first metrics are (gRFC A79). The HTTP transport records through any
+// Recorder (fulcrumhttp.WithMetrics); the nested module metrics/otelmetrics
+// implements one over an OpenTelemetry MeterProvider with the same
+// definitions (All).
 //
 // Everything is recorded on state changes and in the engine's decision
 // path, never per successful request: counters when something happens,
@@ -72,7 +74,8 @@ const (
 var probeBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // The metrics. Resolver metrics are recorded by the fulcrum:// resolver;
-// the others by the balancer (and the HTTP transport).
+// the others by the balancer and the HTTP transport, except Retries and
+// RetryBudgetRejections, which only the HTTP transport records.
 var (
 	Endpoints = &Metric{
 		Name: "grpc.lb.fulcrum.endpoints", Kind: Gauge, Unit: "{endpoint}",
@@ -114,6 +117,16 @@ var (
 		Description: "EXPERIMENTAL. Duration of active health probes.",
 		Labels:      []string{LabelTarget}, Bounds: probeBounds,
 	}
+	Retries = &Metric{
+		Name: "grpc.lb.fulcrum.retries", Kind: Counter, Unit: "{attempt}",
+		Description: "EXPERIMENTAL. Attempts after the first of a request, sent to another endpoint (HTTP transport; gRPC retries are grpc-go's).",
+		Labels:      []string{LabelTarget},
+	}
+	RetryBudgetRejections = &Metric{
+		Name: "grpc.lb.fulcrum.retry_budget_rejections", Kind: Counter, Unit: "{attempt}",
+		Description: "EXPERIMENTAL. Retries that were due but refused by the retry budget (HTTP transport).",
+		Labels:      []string{LabelTarget},
+	}
 	ResolverUpdates = &Metric{
 		Name: "grpc.lb.fulcrum.resolver.updates", Kind: Counter, Unit: "{update}",
 		Description: "EXPERIMENTAL. Endpoint sets the fulcrum:// resolver pushed to the channel (changes only).",
@@ -139,7 +152,7 @@ var (
 // All returns every metric, balancer ones first.
 func All() []*Metric {
 	return []*Metric{Endpoints, EjectionsActive, BreakerTransitions, PanicEntered, PanicActive,
-		NoUsableEndpoint, Probes, ProbeDuration, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge}
+		NoUsableEndpoint, Probes, ProbeDuration, Retries, RetryBudgetRejections, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge}
 }
 
 // Names returns the names of every metric, to enable them all in grpc-go's
