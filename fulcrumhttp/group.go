@@ -189,6 +189,12 @@ func (g *group) decideLocked() {
 			next = earliest(next, ep.holdUntil)
 		}
 	}
+	if g.resolved && len(g.eps) == 0 {
+		// Nothing to decide about, but the decision (all counts zero) is
+		// what metrics and the snapshot report.
+		d := g.set.Decide()
+		g.obs.m.Decided(&d)
+	}
 	switch {
 	case !g.resolved:
 		g.publishLocked(&snapshot{wait: true})

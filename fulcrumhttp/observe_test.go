@@ -10,6 +10,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/fulcrumhttp"
 	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 	"github.com/fulcrum-lb/fulcrum/metrics"
+	fresolver "github.com/fulcrum-lb/fulcrum/resolver"
 )
 
 // fakeRecorder is a metrics.Recorder keeping counter sums, histogram
@@ -197,4 +198,24 @@ func TestFulcrumz_ListsHosts(t *testing.T) {
 	if es := httpEntries("zsvc-c", "zsvc-d"); len(es) != 0 {
 		t.Errorf("a failed NewTransport left %d hosts in the snapshot", len(es))
 	}
+}
+
+// TestMetrics_EmptySetZeroesGauges: when the target's source says
+// (authoritatively) that it has no instances any more, the endpoint gauges
+// report 0, not the counts of the last non-empty set.
+func TestMetrics_EmptySetZeroesGauges(t *testing.T) {
+	bs := newBackends(t, 2)
+	src, target := newPushSource()
+	rec := newFakeRecorder()
+	tr := newTransport(t, map[string]string{"svc": target}, `{}`, fulcrumhttp.WithMetrics(rec))
+	src.push(t, bs)
+	usable := key(metrics.Endpoints, []string{"svc", "usable"})
+	waitFor(t, "2 usable endpoints", func() bool { return rec.gauges()[usable] == 2 })
+	src.mu.Lock()
+	report := src.report
+	src.mu.Unlock()
+	report(fresolver.Update{Authoritative: true})
+	waitFor(t, "0 usable endpoints after the authoritative empty set", func() bool {
+		return len(tr.Stats().Endpoints) == 0 && rec.gauges()[usable] == 0
+	})
 }
