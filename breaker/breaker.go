@@ -98,7 +98,8 @@ type Breaker struct {
 // config first). clock returns monotonic nanoseconds; nil means the
 // process's monotonic clock. onChange, if not nil, is called exactly once
 // per transition, synchronously, by the goroutine that performed it (in
-// Allow or Record). Calls for two quick transitions may run concurrently on
+// Allow or Record); a half-open trial superseded after TrialTimeout is a
+// HalfOpen -> HalfOpen transition. Calls for two quick transitions may run concurrently on
 // different goroutines and be seen out of order; a consumer that counts open
 // breakers should count edges (+1 when to == Open, -1 when from == Open),
 // which commute.
@@ -190,6 +191,9 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 					np.trials.Store(1)
 					np.trialAt.Store(now)
 					if b.cur.CompareAndSwap(p, np) {
+						b.notify(HalfOpen, HalfOpen, func() string {
+							return fmt.Sprintf("trial RPC still in flight after trialTimeout %v; admitting another", time.Duration(b.cfg.TrialTimeout))
+						})
 						return Ticket{np}, true
 					}
 					break // another goroutine moved first; decide again

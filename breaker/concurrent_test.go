@@ -103,7 +103,10 @@ func TestBreaker_ConcurrentOnChangeOncePerTransition(t *testing.T) {
 	if gen < 10 {
 		t.Fatalf("only %d transitions: the test did not exercise the breaker", gen)
 	}
-	legal := map[[2]State]bool{{Closed, Open}: true, {Open, HalfOpen}: true, {HalfOpen, Closed}: true, {HalfOpen, Open}: true}
+	// HalfOpen -> HalfOpen: a trial still in flight after TrialTimeout
+	// (10s) is superseded; a goroutine descheduled between Allow and Record
+	// while the others move the clock 10s can make that happen here.
+	legal := map[[2]State]bool{{Closed, Open}: true, {Open, HalfOpen}: true, {HalfOpen, Closed}: true, {HalfOpen, Open}: true, {HalfOpen, HalfOpen}: true}
 	for _, tr := range got {
 		if !legal[[2]State{tr.from, tr.to}] || tr.reason == "" {
 			t.Fatalf("illegal transition %+v", tr)

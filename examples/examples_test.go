@@ -157,9 +157,12 @@ func staticTarget(addrs []string, weights ...string) string {
 }
 
 // TestWeights runs examples/weights: three backends on free ports with
-// weights 1:2:4 in the target and equal service times (the server's 2ms
-// default), so that shares follow weights because of the policy, not because
-// one connection is slower. The client must report shares within
+// weights 1:2:4 in the target and equal service times (10ms here, five
+// times the server's default: under -race on two shared cores a 2ms RPC
+// stalls to twice its time often enough for the default latency term to
+// move load off an endpoint, one run measured 18/28/53 %), so that shares
+// follow weights because of the policy, not because one connection is
+// slower. The client must report shares within
 // weightsTolerance of the weights, and must fail when no deviation is
 // tolerated (1/7 of 4000 RPCs is not a whole number), which shows its check
 // can fail.
@@ -176,7 +179,7 @@ func TestWeights(t *testing.T) {
 	dir := t.TempDir()
 	srvBin := build(t, dir, "./weights/server")
 	cliBin := build(t, dir, "./weights/client")
-	srv := startServer(t, srvBin, 3, "-ports", "0,0,0")
+	srv := startServer(t, srvBin, 3, "-ports", "0,0,0", "-service-time", "10ms")
 	target := staticTarget(srv.addrs, "1", "2", "4")
 
 	out, err := runClient(t, cliBin, "-target", target, "-n", strconv.Itoa(n),
