@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/attributes"
@@ -106,6 +107,8 @@ type wlrBalancer struct {
 	kick   chan struct{} // buffered(1): asks run to decide and publish
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when run has returned
+	// published is the Seq of the last decision handed to grpc-go.
+	published atomic.Uint64
 
 	mu          sync.Mutex
 	cfg         *LBConfig

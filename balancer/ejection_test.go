@@ -99,6 +99,7 @@ func TestBreaker_EjectsFastFailingBackend(t *testing.T) {
 	before := f[3].Hits()
 	clock.advance(b, 5*time.Second)
 	waitFor(t, "trial due", func() bool { return results(b)[f[3].Addr].State == endpointset.Usable })
+	waitPublished(t, b)
 	run(ctx, c, 4, 400)
 	if h := f[3].Hits() - before; h != 1 {
 		t.Errorf("failing backend received %d RPCs after its open period, want exactly 1 trial", h)

@@ -69,6 +69,7 @@ func TestHealth_NotServingGetsNoTraffic(t *testing.T) {
 	// receive nothing: counted over the next 400 RPCs, not a time window.
 	b := c.balancer(t)
 	waitFor(t, "probe sees NOT_SERVING", func() bool { return results(b)[f[0].Addr].State == endpointset.Unhealthy })
+	waitPublished(t, b)
 	before := f[0].Hits()
 	if fails := run(ctx, c, 4, 400); fails != 0 {
 		t.Errorf("%d RPCs failed with one backend NOT_SERVING", fails)
@@ -98,6 +99,7 @@ func TestHealth_HungBackendIsEjected(t *testing.T) {
 	waitFor(t, "hung backend marked unhealthy", func() bool {
 		return results(b)[f[0].Addr].State == endpointset.Unhealthy
 	})
+	waitPublished(t, b)
 	// Timing is not asserted (2 shared cores); 3 x (50ms + 50ms) = 300ms
 	// is the expectation.
 	t.Logf("hung backend marked unhealthy after %v", time.Since(hungAt))
@@ -135,6 +137,7 @@ func TestHealth_WarmupAndSlowStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*defaultTestTimeout)
 	defer cancel()
 	waitFor(t, "new backend probed unhealthy", func() bool { return results(b)[f[2].Addr].State == endpointset.Unhealthy })
+	waitPublished(t, b)
 	if fails := run(ctx, c, 4, 200); fails != 0 {
 		t.Fatalf("%d RPCs failed", fails)
 	}
@@ -163,6 +166,7 @@ func TestHealth_WarmupAndSlowStart(t *testing.T) {
 		if step.want != 0.25 {
 			continue
 		}
+		waitPublished(t, b)
 		// The picker follows: one RPC at a time, picks follow weights
 		// 1 : 1 : 0.25, so the new backend's share is 0.25/2.25 = 11.1 %
 		// (binomial sd over 900 RPCs: 1.0 point; 4 points is 4 sd).

@@ -74,3 +74,15 @@ func useFakeClock(t *testing.T) *fakeClock {
 	t.Cleanup(func() { nowFunc = nil })
 	return c
 }
+
+// waitPublished waits until the balancer has handed grpc-go a picker from
+// a decision at least as recent as the last one made now: a state seen in
+// results is then in force for every RPC picked afterwards.
+func waitPublished(t *testing.T, b *wlrBalancer) {
+	t.Helper()
+	b.mu.Lock()
+	set := b.set
+	b.mu.Unlock()
+	seq := set.Seq()
+	waitFor(t, "the decision published", func() bool { return b.published.Load() >= seq })
+}

@@ -130,6 +130,7 @@ func (b *wlrBalancer) publish() (next time.Time, ok bool) {
 	b.mu.Unlock()
 	b.obs.decided(&d)
 	b.cc.UpdateState(st)
+	b.published.Store(d.Seq)
 	return next, true
 }
 

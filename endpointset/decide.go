@@ -38,6 +38,10 @@ type Decision struct {
 	Next time.Time
 	// Counts of endpoints by state.
 	Counts Counts
+	// Seq numbers the Set's decisions from 1: an adapter that records the
+	// Seq it published lets a caller wait until a decision it observed is
+	// in force.
+	Seq uint64
 }
 
 // Counts are the numbers of endpoints in each state.

@@ -71,6 +71,7 @@ type Set struct {
 	onBreaker func(key string, from, to breaker.State) // Options.OnBreakerChange
 
 	mu        sync.Mutex
+	seq       uint64 // decisions made
 	cfg       Config
 	opts      Options
 	recs      map[string]*Record
@@ -328,6 +329,8 @@ func (s *Set) Decide() Decision {
 		pr.trialTimeout = time.Duration(s.opts.Breaker.TrialTimeout)
 	}
 	d := decide(s.sorted, s.cfg, pr)
+	s.seq++
+	d.Seq = s.seq
 	d.Records = slices.Clip(d.Records)
 	for i, r := range s.sorted {
 		res := d.Results[i]
@@ -389,4 +392,12 @@ func (s *Set) Results() map[string]Result {
 		m[r.Key] = r.last
 	}
 	return m
+}
+
+// Seq returns the number of decisions made so far (Decision.Seq of the
+// last one).
+func (s *Set) Seq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
 }
