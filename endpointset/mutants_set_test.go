@@ -264,6 +264,18 @@ func TestDecide_LogsEachChangeOnce(t *testing.T) {
 	s.SetHealth(s.Get("c"), false, "NOT_SERVING")
 	s.Decide()
 	logs.expect(t, "WARNING: [set] endpoint c: new -> unhealthy: health probe: NOT_SERVING", "WARNING: [set] panic mode: 1 of 3 endpoints usable")
+
+	// A first connection that fails and is tried again.
+	s.Update([]Spec{{Key: "a", Weight: 1}, {Key: "b", Weight: 1}, {Key: "c", Weight: 1}, {Key: "d", Weight: 1}})
+	s.SetConn(s.Get("d"), ConnConnecting)
+	s.Decide()
+	logs.expect(t)
+	s.SetConn(s.Get("d"), ConnFailure)
+	s.Decide()
+	logs.expect(t, "WARNING: [set] endpoint d: connecting -> disconnected: not connected (transient-failure)")
+	s.SetConn(s.Get("d"), ConnConnecting)
+	s.Decide()
+	logs.expect(t, "INFO: [set] endpoint d: disconnected -> connecting")
 }
 
 // TestView_BeforeDecideAndCounters: before its first decision an endpoint

@@ -76,13 +76,24 @@ func TestDecide_EjectionCapRounding(t *testing.T) {
 }
 
 // TestDecide_PanicBoundaries: panic mode needs something connected to pick
-// from; a single connected endpoint that is unhealthy is 0 % usable; a
-// share just below the threshold panics, one at it does not.
+// from; a single connected endpoint that is unhealthy is 0 % usable, below
+// any threshold above 0; a share just below the threshold panics, one at
+// it does not.
 func TestDecide_PanicBoundaries(t *testing.T) {
 	s, _, recs := newSet(t, 1, DefaultConfig())
 	s.SetHealth(recs[0], false, "NOT_SERVING")
 	if d := s.Decide(); !d.Panic || len(d.Entries) != 1 || d.Entries[0].Gated {
 		t.Errorf("one endpoint, unhealthy: panic %v, %d entries; want panic over it", d.Panic, len(d.Entries))
+	}
+
+	cfg := DefaultConfig()
+	cfg.PanicThresholdPercent = 1
+	s, _, recs = newSet(t, 2, cfg)
+	for _, r := range recs {
+		s.SetHealth(r, false, "NOT_SERVING")
+	}
+	if d := s.Decide(); !d.Panic {
+		t.Errorf("threshold 1 %%, nothing usable: no panic")
 	}
 
 	s, _, recs = newSet(t, 2, DefaultConfig())
@@ -199,5 +210,21 @@ func TestSlowStart_Shape(t *testing.T) {
 				t.Fatalf("Next %v, want the next step %v", d.Next, clk.now().Add(tc.wantStep))
 			}
 		})
+	}
+}
+
+// TestStrings: the names used in reasons, logs and the snapshot.
+func TestStrings(t *testing.T) {
+	conns := map[Conn]string{ConnIdle: "idle", ConnConnecting: "connecting", ConnReady: "ready", ConnFailure: "transient-failure", Conn(7): "Conn(7)"}
+	for c, want := range conns {
+		if got := c.String(); got != want {
+			t.Errorf("Conn %d: %q, want %q", uint8(c), got, want)
+		}
+	}
+	states := []string{"usable", "connecting", "disconnected", "warming", "unhealthy", "ejected", "State(6)"}
+	for i, want := range states {
+		if got := State(i).String(); got != want {
+			t.Errorf("State %d: %q, want %q", i, got, want)
+		}
 	}
 }
