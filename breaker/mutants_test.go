@@ -133,8 +133,9 @@ func TestBreaker_RatioAfterLongUptime(t *testing.T) {
 }
 
 // TestBreaker_WeekOldBucketStartsOver: a bucket last written a week ago (6
-// million slots of 100ms, behind the current one, not a newer slot of a
-// concurrent writer) is rotated: its old counts do not add to new ones.
+// million slots of 100ms behind the current one: not a newer slot of a
+// concurrent writer) is rotated: its old counts do not add to the new
+// ones, and the new ones count.
 func TestBreaker_WeekOldBucketStartsOver(t *testing.T) {
 	b, clk, _ := newTestBreaker(t, ratioOnly())
 	for range 15 {
@@ -147,6 +148,10 @@ func TestBreaker_WeekOldBucketStartsOver(t *testing.T) {
 	if st := b.State(); st != Closed {
 		t.Fatalf("5 failures now and 15 a week ago: %v, want closed (5 outcomes is below minRequests 20)", st)
 	}
+	for range 15 {
+		call(t, b, false)
+	}
+	wantState(t, b, Open)
 }
 
 // TestWindow_CountsSaturateAt2To20: a bucket counts up to 2^20-1 outcomes
