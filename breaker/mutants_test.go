@@ -14,7 +14,7 @@ import (
 // TestBreaker_LaterTrialsHoldFromTheirOwnStart: every trial, not only the
 // first of a half-open phase, holds the next back for TrialTimeout from
 // when it was admitted; the snapshot says whether one is in flight and
-// since when.
+// since when. A trial that supersedes a stuck one starts a fresh count.
 func TestBreaker_LaterTrialsHoldFromTheirOwnStart(t *testing.T) {
 	b, clk, _ := newTestBreaker(t, consecutiveOnly())
 	tripOpen(t, b)
@@ -36,9 +36,16 @@ func TestBreaker_LaterTrialsHoldFromTheirOwnStart(t *testing.T) {
 		t.Fatal("a caller was admitted 4s into trial 2 (TrialTimeout 10s)")
 	}
 	clk.advance(6 * time.Second)
-	if _, ok := b.Allow(); !ok {
+	tk, ok := b.Allow()
+	if !ok {
 		t.Fatal("trial 2 still holds the next one back after TrialTimeout")
 	}
+	// The superseding trial starts a fresh count: when it succeeds, the
+	// next trial goes at once, and three successes close the breaker.
+	b.Record(tk, true)
+	call(t, b, true)
+	call(t, b, true)
+	wantState(t, b, Closed)
 }
 
 // TestBreaker_ZeroTicketIgnored: the zero Ticket, which the picker holds
