@@ -108,9 +108,11 @@ type Record struct {
 	// ramps (new endpoint, reconnect, recovery from unhealthy).
 	rampFrom time.Time
 	rampNext bool
-	// outcome of the last decision, for reports.
-	last  Result
-	probe *ProbeResult // the last probe, for reports (see ObserveProbe)
+	// outcome of the last decision, for reports; decided says there was
+	// one.
+	last    Result
+	decided bool
+	probe   *ProbeResult // the last probe, for reports (see ObserveProbe)
 }
 
 // Result is the engine's decision about one endpoint.

@@ -334,9 +334,12 @@ func (s *Set) Decide() Decision {
 	d.Records = slices.Clip(d.Records)
 	for i, r := range s.sorted {
 		res := d.Results[i]
-		if r.last.State != res.State && (r.last != Result{} || res.State != Connecting) {
+		// A record's first decision is logged too (from "new"), unless it
+		// is only connecting; Usable is the zero State, so a new endpoint
+		// usable at once would otherwise join without a line.
+		if (r.decided && r.last.State != res.State) || (!r.decided && res.State != Connecting) {
 			from := r.last.State.String()
-			if r.last == (Result{}) {
+			if !r.decided {
 				from = "new"
 			}
 			if res.State == Usable || res.State == Warming || res.State == Connecting {
@@ -345,7 +348,7 @@ func (s *Set) Decide() Decision {
 				s.warningf("endpoint %s: %s -> %s: %s", r.Key, from, res.State, res.Reason)
 			}
 		}
-		r.last = res
+		r.last, r.decided = res, true
 	}
 	s.counts = d.Counts
 	if d.Panic != s.panicking {
