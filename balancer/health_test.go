@@ -70,6 +70,9 @@ func TestHealth_NotServingGetsNoTraffic(t *testing.T) {
 	b := c.balancer(t)
 	waitFor(t, "probe sees NOT_SERVING", func() bool { return results(b)[f[0].Addr].State == endpointset.Unhealthy })
 	waitPublished(t, b)
+	// The background load may still have RPCs picked by the previous
+	// picker on their way to the backend: wait until they have ended.
+	waitFor(t, "RPCs picked before the decision ended", func() bool { return hotEndpoints(b)[f[0].Addr].InFlight() == 0 })
 	before := f[0].Hits()
 	if fails := run(ctx, c, 4, 400); fails != 0 {
 		t.Errorf("%d RPCs failed with one backend NOT_SERVING", fails)
