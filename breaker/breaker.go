@@ -14,32 +14,6 @@ import (
 	"time"
 )
 
-// State is the state of a Breaker.
-type State int32
-
-const (
-	// Closed admits every call and counts outcomes.
-	Closed State = iota
-	// Open admits no call until its open period has elapsed.
-	Open
-	// HalfOpen admits up to HalfOpenRequests trial calls one at a time: the
-	// next only once every earlier one has succeeded. All must succeed to
-	// close; any failure reopens.
-	HalfOpen
-)
-
-func (s State) String() string {
-	switch s {
-	case Closed:
-		return "closed"
-	case Open:
-		return "open"
-	case HalfOpen:
-		return "half-open"
-	}
-	return fmt.Sprintf("State(%d)", int32(s))
-}
-
 // phase is one stay of a Breaker in one state. Every transition installs a
 // new phase with a single CAS of Breaker.cur, so the phase pointer is the
 // generation: an outcome whose Ticket names a phase that is no longer
@@ -141,11 +115,7 @@ func (b *Breaker) Admits() bool {
 	case Closed:
 		return true
 	case HalfOpen:
-		n := p.trials.Load()
-		if n == p.successes.Load() {
-			return n < b.trials
-		}
-		return b.cfg.TrialTimeout > 0 && b.clock()-p.trialAt.Load() >= int64(b.cfg.TrialTimeout)
+		return b.admitsHalfOpen(p)
 	default:
 		return b.clock() >= p.until
 	}
@@ -163,53 +133,8 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 		case Closed:
 			return Ticket{p}, true
 		case HalfOpen:
-			// Trials run one at a time: the next is admitted only once
-			// every earlier one has succeeded, so an endpoint that is still
-			// broken costs exactly one failed RPC per open period (with
-			// concurrent trials, every slot was taken within milliseconds
-			// under load and all of them failed). CAS rather than
-			// Add-then-undo so that the count never overshoots: exactly one
-			// caller wins however many race.
-			for {
-				n := p.trials.Load()
-				if n != p.successes.Load() {
-					// A trial is in flight. One that never finishes (a
-					// unary RPC without deadline to a hung server, a
-					// long-lived stream) must not keep the endpoint out
-					// for ever: after TrialTimeout it is superseded and
-					// says nothing any more (its ticket goes stale), and
-					// this caller becomes the trial of a fresh half-open
-					// phase.
-					if b.cfg.TrialTimeout <= 0 {
-						return Ticket{}, false
-					}
-					now := b.clock()
-					if now-p.trialAt.Load() < int64(b.cfg.TrialTimeout) {
-						return Ticket{}, false
-					}
-					np := &phase{state: HalfOpen, gen: p.gen + 1, trips: p.trips, since: p.since}
-					np.trials.Store(1)
-					np.trialAt.Store(now)
-					if b.cur.CompareAndSwap(p, np) {
-						b.notify(HalfOpen, HalfOpen, func() string {
-							return fmt.Sprintf("trial RPC still in flight after trialTimeout %v; admitting another", time.Duration(b.cfg.TrialTimeout))
-						})
-						return Ticket{np}, true
-					}
-					break // another goroutine moved first; decide again
-				}
-				if n >= b.trials {
-					return Ticket{}, false
-				}
-				if b.cfg.TrialTimeout > 0 {
-					// Stamped before the CAS so that no goroutine sees
-					// this trial in flight with the previous trial's
-					// time (a lost CAS only makes the stamp later).
-					p.trialAt.Store(b.clock())
-				}
-				if p.trials.CompareAndSwap(n, n+1) {
-					return Ticket{p}, true
-				}
+			if t, ok, retry := b.allowHalfOpen(p); !retry {
+				return t, ok
 			}
 		default:
 			now := b.clock()
@@ -228,42 +153,6 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 			// Another goroutine moved first; decide again on its phase.
 		}
 	}
-}
-
-// OnTrialEnd sets fn to be called, like onChange, when a half-open trial
-// succeeds without closing the breaker or is released: the next trial may
-// go, so callers refused meanwhile may try again. Call it right after New,
-// before the breaker is shared.
-func (b *Breaker) OnTrialEnd(fn func()) { b.onTrialEnd = fn }
-
-// Snapshot is a consistent view of a Breaker for decisions and reports.
-type Snapshot struct {
-	// TrialInFlight says, when State is HalfOpen, that a trial is in
-	// flight; TrialAt is when it was admitted (clock units). It holds the
-	// next trial back until TrialAt + TrialTimeout.
-	TrialInFlight bool
-	TrialAt       int64
-	State         State
-	// Until is, when State is Open, the clock reading at which the open
-	// period ends (in the units of the clock given to New).
-	Until int64
-	// Trips is the level of the current (Open, HalfOpen) or last (Closed)
-	// trip: the open period was OpenDuration x 2^(Trips-1), capped.
-	Trips int
-	// Transitions counts state changes since New.
-	Transitions uint64
-}
-
-// Snapshot returns the breaker's current phase. It reads one atomic
-// pointer: safe and cheap from any goroutine.
-func (b *Breaker) Snapshot() Snapshot {
-	p := b.cur.Load()
-	s := Snapshot{State: p.state, Until: p.until, Trips: p.trips, Transitions: p.gen}
-	if p.state == HalfOpen {
-		s.TrialInFlight = p.trials.Load() != p.successes.Load()
-		s.TrialAt = p.trialAt.Load()
-	}
-	return s
 }
 
 // Record reports the outcome of a call admitted by Allow. Outcomes of calls
