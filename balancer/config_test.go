@@ -36,9 +36,8 @@ func documented() *LBConfig {
 		},
 		HealthProbe: healthprobe.GRPCConfig{
 			Config: healthprobe.Config{Enabled: true, Interval: ms(500), Timeout: ms(250), Jitter: 0.2,
-				UnhealthyThreshold: 2, HealthyThreshold: 2, Warmup: true},
+				UnhealthyThreshold: 2, HealthyThreshold: 2, Warmup: true, MaxProbesPerSecond: 200},
 			UnimplementedIsHealthy: true,
-			MaxProbesPerSecond:     200,
 		},
 	}
 }
@@ -357,7 +356,7 @@ func TestLBConfig_JSON(t *testing.T) {
 		`"breaker":{"enabled":true,"consecutiveFailures":5,"failureRatio":0.5,"minRequests":20,"window":"10s","openDuration":"5s",` +
 		`"maxOpenDuration":"2m0s","halfOpenRequests":3,"trialTimeout":"10s","failureCodes":["UNAVAILABLE","INTERNAL","DATA_LOSS","RESOURCE_EXHAUSTED"]},` +
 		`"healthProbe":{"enabled":true,"interval":"500ms","timeout":"250ms","jitter":0.2,"unhealthyThreshold":2,"healthyThreshold":2,` +
-		`"warmup":true,"service":"","unimplementedIsHealthy":true,"maxProbesPerSecond":200}}`
+		`"warmup":true,"maxProbesPerSecond":200,"service":"","unimplementedIsHealthy":true}}`
 	if string(b) != want {
 		t.Errorf("json.Marshal(DefaultConfig()) =\n%s\nwant\n%s", b, want)
 	}

@@ -26,7 +26,7 @@ func TestConfig_Defaults(t *testing.T) {
 		Warmup:             true,
 	}
 	assert.Equal(t, want, DefaultConfig())
-	assert.Equal(t, GRPCConfig{Config: want, Service: "", UnimplementedIsHealthy: true, MaxProbesPerSecond: 200}, DefaultGRPCConfig())
+	assert.Equal(t, GRPCConfig{Config: want, Service: "", UnimplementedIsHealthy: true}, DefaultGRPCConfig())
 }
 
 // TestConfig_Validate pins every bound: the edge accepted, just outside
@@ -102,9 +102,9 @@ func TestGRPCConfig_JSON(t *testing.T) {
 			Jitter:             0.5,
 			UnhealthyThreshold: 4,
 			HealthyThreshold:   1,
+			MaxProbesPerSecond: 50,
 		},
-		Service:            "pkg.Svc",
-		MaxProbesPerSecond: 50,
+		Service: "pkg.Svc",
 	}
 	assert.Equal(t, want, got)
 
