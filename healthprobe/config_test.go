@@ -24,6 +24,7 @@ func TestConfig_Defaults(t *testing.T) {
 		UnhealthyThreshold: 2,
 		HealthyThreshold:   2,
 		Warmup:             true,
+		MaxProbesPerSecond: 200,
 	}
 	assert.Equal(t, want, DefaultConfig())
 	assert.Equal(t, GRPCConfig{Config: want, Service: "", UnimplementedIsHealthy: true}, DefaultGRPCConfig())
