@@ -15,6 +15,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/healthprobe"
 	"github.com/fulcrum-lb/fulcrum/picker"
+	"github.com/fulcrum-lb/fulcrum/policy"
 )
 
 // PickerConfig and EndpointSetConfig name the embedded configurations of
@@ -78,7 +79,13 @@ func (c BreakerConfig) FailureMask() uint32 {
 // Validate reports every field outside its documented bounds, named
 // relative to the breaker object.
 func (c BreakerConfig) Validate() error {
-	errs := []error{c.Config.Validate()}
+	return errors.Join(c.Config.Validate(), c.validateCodes())
+}
+
+// validateCodes reports the names in FailureCodes that are not non-OK
+// status codes.
+func (c BreakerConfig) validateCodes() error {
+	var errs []error
 	for i, name := range c.FailureCodes {
 		if code, ok := codeByName[strings.ToUpper(name)]; !ok || code == codes.OK {
 			errs = append(errs, config.Invalid(fmt.Sprintf("failureCodes[%d]", i), fmt.Sprintf("%q", name),
@@ -106,17 +113,22 @@ func DefaultConfig() *LBConfig {
 	}
 }
 
+// Parts points at the fields shared with fulcrumhttp (package policy).
+func (c *LBConfig) Parts() policy.Parts {
+	return policy.Parts{Picker: &c.PickerConfig, EndpointSet: &c.EndpointSetConfig, Breaker: &c.Breaker.Config, HealthProbe: &c.HealthProbe.Config}
+}
+
+// ValidateOwn reports the gRPC-only fields outside their bounds.
+func (c *LBConfig) ValidateOwn() error {
+	return config.Prefix("breaker.", c.Breaker.validateCodes())
+}
+
 // Validate reports every field of c outside its documented bounds, as
 // "weighted_least_request: <field path>: <value>, must be <constraint>",
 // one line per field. A choiceCount above 10 is an error here; the service
 // config path clamps it first.
 func (c *LBConfig) Validate() error {
-	return config.Prefix(Name+": ", errors.Join(
-		c.PickerConfig.Validate(),
-		c.EndpointSetConfig.Validate(),
-		config.Prefix("breaker.", c.Breaker.Validate()),
-		config.Prefix("healthProbe.", c.HealthProbe.Validate()),
-	))
+	return config.Prefix(Name+": ", errors.Join(c.Parts().Shared().Validate(), c.ValidateOwn()))
 }
 
 // parseConfig is ParseConfig: it logs parse's warnings, each distinct one
@@ -124,34 +136,33 @@ func (c *LBConfig) Validate() error {
 func parseConfig(js json.RawMessage) (*LBConfig, error) {
 	cfg, warnings, err := parse(js)
 	for _, w := range warnings {
-		config.WarnOnce(w, warnf)
+		warnOnce.Warn(w, warnf)
 	}
 	return cfg, err
 }
 
-// parse fills defaults, reads js and validates. It returns the warnings to
-// log: unknown fields (at any depth, by dotted path) and clamped values.
+// warnOnce remembers the warnings logged; tests replace it.
+var warnOnce = &config.Once{}
+
+// parse fills defaults, reads js and validates through the shared parser.
+// It returns the warnings to log: unknown fields (at any depth, by dotted
+// path) and clamped values.
 func parse(js json.RawMessage) (*LBConfig, []string, error) {
 	cfg := DefaultConfig()
 	cfg.Breaker.FailureCodes = nil // the defaults apply unless listed (null = absent)
-	unknown, err := config.Unmarshal(js, cfg)
+	unknown, clamped, err := policy.Parse(Name, js, cfg)
 	var warnings []string
 	for _, f := range unknown {
 		// grpc-go's built-in policies ignore unknown fields, so a service
 		// config written for a newer release keeps working (issue 13).
-		warnings = append(warnings, fmt.Sprintf("%s: unknown field %q ignored", Name, f))
+		warnings = append(warnings, policy.UnknownWarning(Name, f))
 	}
+	warnings = append(warnings, clamped...)
 	if err != nil {
-		return nil, warnings, config.Prefix(Name+": ", err)
+		return nil, warnings, err
 	}
 	if cfg.Breaker.FailureCodes == nil {
 		cfg.Breaker.FailureCodes = slices.Clone(defaultFailureCodes)
-	}
-	for _, w := range cfg.PickerConfig.Clamp() {
-		warnings = append(warnings, Name+": "+w)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, warnings, err
 	}
 	return cfg, warnings, nil
 }

@@ -324,8 +324,11 @@ func TestParseConfig_WarnsOncePerField(t *testing.T) {
 	var logged []string
 	defer func(old func(...any)) { warnf = old }(warnf)
 	warnf = func(args ...any) { logged = append(logged, args[0].(string)) }
+	// A record of this test's own, so that -count=N starts afresh (the
+	// process-wide one made the second run log nothing).
+	defer func(old *config.Once) { warnOnce = old }(warnOnce)
+	warnOnce = &config.Once{}
 
-	// Field names of this test only: the record of warned fields is global.
 	for range 3 {
 		if _, err := parseConfig([]byte(`{"onceA":1,"breaker":{"onceB":2}}`)); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,7 @@
 // configuration types: Duration, the validation helpers that give every
 // error one wording ("<field>: <value>, must be <constraint>"),
 // Unmarshal, which reports unknown fields instead of failing on them, and
-// WarnOnce, which logs such a warning once per process.
+// Once, which logs such a warning once.
 //
 // Each package owns the configuration of what it implements (breaker,
 // healthprobe, picker, endpointset); the transport adapters embed those types
@@ -117,26 +117,31 @@ type prefixed struct {
 func (e *prefixed) Error() string { return e.p + e.err.Error() }
 func (e *prefixed) Unwrap() error { return e.err }
 
-// maxWarned bounds the messages WarnOnce remembers, against a control plane
+// maxWarned bounds the messages a Once remembers, against a control plane
 // sending ever new fields.
 const maxWarned = 1000
 
-var (
-	warnedMu sync.Mutex
-	warned   = make(map[string]bool)
-)
+// Once logs each distinct warning once: a config that arrives again with
+// every resolver update is not logged every time. Once maxWarned (1000)
+// messages are remembered, new ones are not logged at all. The zero value
+// is ready to use; an adapter keeps one for the process, and a test makes
+// its own, so that no test depends on what another run logged.
+type Once struct {
+	mu     sync.Mutex
+	warned map[string]bool
+}
 
-// WarnOnce calls warn(msg) the first time this process sees msg, so that a
-// config that arrives again with every resolver update is not logged every
-// time. Once maxWarned (1000) messages are remembered, new ones are not
-// logged at all.
-func WarnOnce(msg string, warn func(args ...any)) {
-	warnedMu.Lock()
-	first := !warned[msg] && len(warned) < maxWarned
+// Warn calls warn(msg) the first time o sees msg.
+func (o *Once) Warn(msg string, warn func(args ...any)) {
+	o.mu.Lock()
+	first := !o.warned[msg] && len(o.warned) < maxWarned
 	if first {
-		warned[msg] = true
+		if o.warned == nil {
+			o.warned = make(map[string]bool)
+		}
+		o.warned[msg] = true
 	}
-	warnedMu.Unlock()
+	o.mu.Unlock()
 	if first {
 		warn(msg)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -165,13 +166,25 @@ func TestUnmarshal(t *testing.T) {
 	}
 }
 
-func TestWarnOnce(t *testing.T) {
+func TestOnce_WarnsEachMessageOnce(t *testing.T) {
 	var got []any
 	warn := func(args ...any) { got = append(got, args...) }
+	var o Once
 	for _, m := range []string{"test: a", "test: b", "test: a", "test: b", "test: c"} {
-		WarnOnce(m, warn)
+		o.Warn(m, warn)
 	}
 	if diff := cmp.Diff([]any{"test: a", "test: b", "test: c"}, got); diff != "" {
 		t.Errorf("logged diff (-want +got):\n%s", diff)
+	}
+}
+
+func TestOnce_Bounded(t *testing.T) {
+	var o Once
+	n := 0
+	for i := range maxWarned + 10 {
+		o.Warn(fmt.Sprint("m", i), func(...any) { n++ })
+	}
+	if n != maxWarned {
+		t.Errorf("logged %d distinct messages, want the bound %d", n, maxWarned)
 	}
 }
