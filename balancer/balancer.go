@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +34,10 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
-	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	fulcrumresolver "github.com/fulcrum-lb/fulcrum/resolver"
 )
 
@@ -57,33 +58,34 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 	return parseConfig(js)
 }
 
-// nowFunc is the engine's clock; tests may replace it. nil means the real
-// clock, on which the engine lets breakers read the cheaper monotonic
+// testClock, when set, is the clock of the balancers built afterwards (the
+// engine's, its breakers' and the driver's timer); tests set it. nil is the
+// real clock, on which the engine lets breakers read the cheaper monotonic
 // clock alone.
-var nowFunc func() time.Time
-
-func now() time.Time {
-	if nowFunc != nil {
-		return nowFunc()
-	}
-	return time.Now()
-}
+var testClock clock.Clock
 
 func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions) grpcbalancer.Balancer {
 	b := &wlrBalancer{
 		cc:       cc,
 		bopts:    opts,
 		children: make(map[string]*child),
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 	b.prefix = fmt.Sprintf("[fulcrum %p] ", b)
+	clk := clock.OrReal(testClock)
+	// The engine exists from the start, with the defaults; the first
+	// config replaces them (SetConfig) before any endpoint is known.
+	eo := engineOptions(DefaultConfig(), func() { b.drv.Request() })
+	eo.LogPrefix = b.prefix
+	if !clock.IsReal(clk) {
+		eo.Now = clk.Now
+	}
+	eo.OnBreakerChange = func(key string, from, to breaker.State) { b.obs.Metrics().BreakerChanged(key, from, to) }
+	b.set = endpointset.New(DefaultConfig().EndpointSetConfig, eo)
 	b.obs = newObserver(b, cc, opts)
 	// Dialling a plain host:port gives the policy one endpoint to balance
 	// over: say so once, it is the classic "only hits one instance" trap.
 	fulcrumresolver.WarnIfPassthrough(opts.Target)
-	go b.run()
+	b.drv = driver.New(b.set, b, driver.Options{Clock: clk, Observer: b.obs})
 	if buildHook != nil {
 		buildHook(b)
 	}
@@ -103,16 +105,14 @@ type wlrBalancer struct {
 	cc     grpcbalancer.ClientConn
 	bopts  grpcbalancer.BuildOptions
 	prefix string
-	obs    *observer
-	kick   chan struct{} // buffered(1): asks run to decide and publish
-	stop   chan struct{} // closed by Close
-	done   chan struct{} // closed when run has returned
+	obs    *driver.Observer
+	set    *endpointset.Set
+	drv    *driver.Driver
 	// published is the Seq of the last decision handed to grpc-go.
 	published atomic.Uint64
 
 	mu          sync.Mutex
-	cfg         *LBConfig
-	set         *endpointset.Set // nil until the first config
+	cfg         *LBConfig // nil until the first config
 	children    map[string]*child
 	idle        []*child // children that reported IDLE: run reconnects them
 	resolverErr error    // the last resolver error while no endpoint is known
@@ -130,26 +130,10 @@ func (b *wlrBalancer) warningf(format string, args ...any) {
 	logger.WarningDepth(1, b.prefix+fmt.Sprintf(format, args...))
 }
 
-// requestDecision asks run to decide and publish soon. It never blocks, so
-// it may be called from RPC and prober goroutines; a burst of calls yields
-// one decision.
-func (b *wlrBalancer) requestDecision() {
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
-}
-
-// endpointKey identifies an endpoint by its set of addresses, as grpc-go's
-// EndpointMap does.
-func endpointKey(ep resolver.Endpoint) string {
-	addrs := make([]string, len(ep.Addresses))
-	for i, a := range ep.Addresses {
-		addrs[i] = a.Addr
-	}
-	slices.Sort(addrs)
-	return strings.Join(addrs, ",")
-}
+// requestDecision asks the driver to decide and publish soon. It never
+// blocks, so it may be called from RPC and prober goroutines; a burst of
+// calls yields one decision.
+func (b *wlrBalancer) requestDecision() { b.drv.Request() }
 
 func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) error {
 	cfg, ok := ccs.BalancerConfig.(*LBConfig)
@@ -168,28 +152,14 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 		ep resolver.Endpoint
 	}
 	var updates []update
-	var specs []endpointset.Spec
-	eps := map[string]resolver.Endpoint{}
-	// Weights are normalised as a set: grpc-go's xDS weights (fractions
-	// of the priority, gRFC A113) are scaled down together.
-	ws, reasons := attrs.NormalizeAll(ccs.ResolverState.Endpoints)
-	for i, ep := range ccs.ResolverState.Endpoints {
-		if len(ep.Addresses) == 0 {
-			continue
-		}
-		key := endpointKey(ep)
-		if _, dup := eps[key]; dup {
-			continue
-		}
-		eps[key] = ep
-		w, reason := ws[i], reasons[i]
-		addrs := make([]string, len(ep.Addresses))
-		for i, a := range ep.Addresses {
-			addrs[i] = a.Addr
-		}
-		specs = append(specs, endpointset.Spec{Key: key, Addrs: addrs, Weight: w, Metadata: attrs.Metadata(ep)})
-		if reason != "" {
-			b.warningf("endpoint %v: %s", addrs, reason)
+	members := driver.Members(ccs.ResolverState.Endpoints)
+	specs := make([]endpointset.Spec, len(members))
+	eps := make(map[string]resolver.Endpoint, len(members))
+	for i, m := range members {
+		specs[i] = m.Spec
+		eps[m.Key] = m.Endpoint
+		if m.Warning != "" {
+			b.warningf("endpoint %v: %s", m.Addrs, m.Warning)
 		}
 	}
 
@@ -200,14 +170,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	}
 	probeChanged := b.cfg != nil && b.cfg.HealthProbe != cfg.HealthProbe
 	b.cfg = cfg
-	if b.set == nil {
-		o := engineOptions(cfg, b.requestDecision)
-		o.Now, o.LogPrefix = nowFunc, b.prefix
-		o.OnBreakerChange = b.obs.m.BreakerChanged
-		b.set = endpointset.New(cfg.EndpointSetConfig, o)
-	} else {
-		b.set.SetConfig(cfg.EndpointSetConfig, engineOptions(cfg, b.requestDecision))
-	}
+	b.set.SetConfig(cfg.EndpointSetConfig, engineOptions(cfg, b.requestDecision))
 	added, removed := b.set.Update(specs)
 	for _, r := range added {
 		c := &child{b: b, rec: r}
@@ -306,12 +269,11 @@ func (b *wlrBalancer) Close() {
 			cs = append(cs, c)
 		}
 		b.mu.Unlock()
-		close(b.stop)
-		<-b.done
+		b.drv.Close()
 		for _, c := range cs {
 			c.close()
 		}
-		b.obs.close()
+		b.obs.Close()
 	})
 }
 

@@ -1,12 +1,12 @@
 package balancer
 
 import (
-	"sync/atomic"
-	"testing"
+		"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/internal/clock/clocktest"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
@@ -53,25 +53,22 @@ func panicking(b *wlrBalancer) bool {
 	return set != nil && set.Panicking()
 }
 
-// fakeClock is a manually advanced clock for the engine (and so for the
-// breakers). Advancing it asks the balancer for a decision, as the timer
-// armed for the engine's next decision time would in real time.
-type fakeClock struct {
-	base time.Time
-	off  atomic.Int64
-}
+// fakeClock is a manually advanced clock for the balancer (the engine,
+// its breakers and the driver's timer). Advancing it also asks the
+// balancer for a decision, as an unrelated event would.
+type fakeClock struct{ *clocktest.Fake }
 
-func (c *fakeClock) now() time.Time { return c.base.Add(time.Duration(c.off.Load())) }
-
-func (c *fakeClock) advance(b *wlrBalancer, d time.Duration) {
-	c.off.Add(int64(d))
+func (c fakeClock) advance(b *wlrBalancer, d time.Duration) {
+	c.Advance(d)
 	b.requestDecision()
 }
 
-func useFakeClock(t *testing.T) *fakeClock {
-	c := &fakeClock{base: time.Now()}
-	nowFunc = c.now
-	t.Cleanup(func() { nowFunc = nil })
+// useFakeClock makes the balancers built afterwards in this test run on a
+// fake clock.
+func useFakeClock(t *testing.T) fakeClock {
+	c := fakeClock{clocktest.New()}
+	testClock = c.Fake
+	t.Cleanup(func() { testClock = nil })
 	return c
 }
 

@@ -1,0 +1,80 @@
+package driver
+
+import (
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
+	"github.com/fulcrum-lb/fulcrum/metrics"
+)
+
+// Observer is what one channel or host reports to operators: its metrics
+// and its fulcrumz entry. Everything is recorded on state changes, in the
+// decision path, on retries and on probes; a successful request records
+// nothing, and nothing is added to Pick.
+type Observer struct {
+	// Read-only after NewObserver.
+	m          *metrics.Channel
+	set        *endpointset.Set
+	unregister func()
+}
+
+// ObserverOptions name what is observed.
+type ObserverOptions struct {
+	// Transport is "grpc" or "http" (fulcrumz).
+	Transport string
+	// Target names the channel or host in metrics and fulcrumz.
+	Target string
+	// Recorder records the metrics; nil records nothing.
+	Recorder metrics.Recorder
+	// Config returns the configuration in force for fulcrumz and the
+	// latency decay the view reports estimates with (0: latency term off);
+	// ok false (not configured yet) leaves the entry out of snapshots and
+	// the gauges unreported.
+	Config func() (cfg any, latencyDecay time.Duration, ok bool)
+}
+
+// NewObserver registers set's metrics and fulcrumz entry. Close removes
+// them.
+func NewObserver(set *endpointset.Set, o ObserverOptions) *Observer {
+	rec := o.Recorder
+	if rec == nil {
+		rec = metrics.Nop
+	}
+	ob := &Observer{set: set}
+	ob.m = metrics.NewChannel(rec, o.Target, func() (endpointset.Counts, bool, bool) {
+		if _, _, ok := o.Config(); !ok {
+			return endpointset.Counts{}, false, false
+		}
+		c, panicking := set.Counts()
+		return c, panicking, true
+	})
+	ob.unregister = fulcrumz.Register(o.Transport, o.Target, func() (endpointset.View, any, bool) {
+		cfg, decay, ok := o.Config()
+		if !ok {
+			return endpointset.View{}, nil, false
+		}
+		return set.View(decay), cfg, true
+	})
+	return ob
+}
+
+// Metrics returns the channel's metrics, for the events only the adapter
+// sees (picks that found nothing usable, retries).
+func (o *Observer) Metrics() *metrics.Channel { return o.m }
+
+// decided records a decision (panic mode entered).
+func (o *Observer) decided(d *endpointset.Decision) { o.m.Decided(d) }
+
+// Probe records one completed probe of rec: the metric, and the engine's
+// last probe for the snapshot.
+func (o *Observer) Probe(rec *endpointset.Record, p endpointset.ProbeResult) {
+	o.m.Probe(p.Outcome, p.Duration)
+	o.set.ObserveProbe(rec, p)
+}
+
+// Close removes the gauges and the fulcrumz entry.
+func (o *Observer) Close() {
+	o.unregister()
+	o.m.Close()
+}
