@@ -1,7 +1,7 @@
 package balancer
 
 import (
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
