@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/attributes"
 	grpcbalancer "google.golang.org/grpc/balancer"
@@ -33,7 +34,7 @@ type child struct {
 	ep        resolver.Endpoint
 	updated   bool                 // ep was handed to lb
 	state     grpcbalancer.State   // last state lb reported
-	readySC   grpcbalancer.SubConn // the SubConn that is READY, if any
+	readySC   *subConn             // the SubConn that is READY, if any
 	stopProbe func()               // stops the prober of readySC
 }
 
@@ -117,9 +118,10 @@ func (c *child) UpdateState(st grpcbalancer.State) {
 }
 
 // NewSubConn intercepts pick_first's SubConns to learn when one becomes
-// READY, so it can be probed and held back until warm.
+// READY, so it can be probed and held back until warm, and when pick_first
+// shuts one down.
 func (c *child) NewSubConn(addrs []resolver.Address, opts grpcbalancer.NewSubConnOptions) (grpcbalancer.SubConn, error) {
-	var sc grpcbalancer.SubConn
+	sc := &subConn{}
 	old := opts.StateListener
 	opts.StateListener = func(st grpcbalancer.SubConnState) {
 		// Before pick_first sees the state, so that the engine knows of
@@ -128,16 +130,44 @@ func (c *child) NewSubConn(addrs []resolver.Address, opts grpcbalancer.NewSubCon
 		c.onSubConnState(sc, st)
 		old(st)
 	}
-	sc, err := c.b.cc.NewSubConn(addrs, opts)
-	return sc, err
+	inner, err := c.b.cc.NewSubConn(addrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	sc.SubConn = inner
+	return sc, nil
+}
+
+// subConn is a SubConn of a child's pick_first, wrapped to know when
+// pick_first shuts it down. grpc-go needs its own SubConn back in a
+// PickResult: grpcPicker.Pick unwraps it.
+type subConn struct {
+	grpcbalancer.SubConn
+	shut atomic.Bool
+}
+
+// Shutdown records that pick_first has let this SubConn go before passing
+// the call on.
+func (sc *subConn) Shutdown() {
+	sc.shut.Store(true)
+	sc.SubConn.Shutdown()
 }
 
 // onSubConnState starts a prober when a SubConn becomes READY and stops it
 // when it leaves READY.
-func (c *child) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnState) {
+func (c *child) onSubConnState(sc *subConn, st grpcbalancer.SubConnState) {
 	b := c.b
 	b.mu.Lock()
 	if c.closed || b.closed {
+		b.mu.Unlock()
+		return
+	}
+	if sc.shut.Load() && st.ConnectivityState != connectivity.Shutdown {
+		// A state that was under way when pick_first shut the SubConn
+		// down (with several addresses, e.g. dual stack, pick_first
+		// attempts several and keeps one). pick_first ignores it; so
+		// does the engine: taking a late READY for a new connection would
+		// stop the live connection's prober and send it back to warm-up.
 		b.mu.Unlock()
 		return
 	}
@@ -165,9 +195,9 @@ func (c *child) onSubConnState(sc grpcbalancer.SubConn, st grpcbalancer.SubConnS
 
 // startProbe starts probing sc and keeps the stop function unless the
 // SubConn moved on meanwhile.
-func (c *child) startProbe(sc grpcbalancer.SubConn, pcfg healthprobe.GRPCConfig) {
+func (c *child) startProbe(sc *subConn, pcfg healthprobe.GRPCConfig) {
 	b := c.b
-	stop := healthprobe.StartWithObserver(sc, pcfg, func(healthy bool, reason string) {
+	stop := healthprobe.StartWithObserver(sc.SubConn, pcfg, func(healthy bool, reason string) {
 		b.mu.Lock()
 		if c.readySC != sc || c.closed || b.closed {
 			b.mu.Unlock()

@@ -54,6 +54,9 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 		gp.p.Abort(i, tok)
 		return res, err
 	}
+	if sc, ok := res.SubConn.(*subConn); ok {
+		res.SubConn = sc.SubConn // grpc-go wants its own back
+	}
 	if res.Done == nil && !gp.p.LatencyAware() {
 		if c := gp.dones[i].Load(); c != nil && c.tok.Same(tok) {
 			res.Done = c.fn
