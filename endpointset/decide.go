@@ -29,9 +29,10 @@ type Decision struct {
 	// but those warming up, ungated whatever their health and breakers,
 	// except endpoints on trial, whose breakers admit every request then.
 	Panic bool
-	// Wait says that nothing is usable yet but some endpoint is
-	// connecting or waiting for its first probe: requests should wait
-	// (gRPC: CONNECTING).
+	// Wait says that nothing is usable yet but some endpoint is making a
+	// connection (its first, or a new one after losing the last: not one
+	// in transient failure) or waiting for its first probe: requests
+	// should wait (gRPC: CONNECTING).
 	Wait bool
 	// Err, when nothing is usable and nothing is pending, says why
 	// (wraps ErrNoUsableEndpoint).

@@ -209,6 +209,18 @@ func TestUpdate_RejoinKeepsBreaker(t *testing.T) {
 	if snap := added[0].Hot.Breaker().Snapshot(); snap.State != breaker.Closed || snap.Transitions != 0 {
 		t.Fatalf("a re-added past maxOpenDuration: breaker %+v, want a fresh one", snap)
 	}
+
+	// A new breaker configuration gives every endpoint a fresh breaker,
+	// remembered ones included.
+	trip(t, added[0])
+	s.Update([]Spec{{Key: "b", Weight: 1}})
+	bc := *testBreaker()
+	bc.OpenDuration *= 2
+	s.SetConfig(DefaultConfig(), Options{Probing: true, Warmup: true, Breaker: &bc})
+	added, _ = s.Update([]Spec{{Key: "a", Weight: 1}, {Key: "b", Weight: 1}})
+	if st := added[0].Hot.Breaker().State(); st != breaker.Closed {
+		t.Fatalf("a re-added after a breaker config change: %v, want a fresh breaker", st)
+	}
 }
 
 // TestUpdate_RememberedBreakersBounded: the breakers kept for removed
@@ -216,7 +228,8 @@ func TestUpdate_RejoinKeepsBreaker(t *testing.T) {
 func TestUpdate_RememberedBreakersBounded(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	s := New(DefaultConfig(), Options{Breaker: testBreaker(), Now: clk.now})
-	n := maxRemoved + 10
+	s.maxRemoved = 16 // the rule, cheaply; the constant is maxRemoved
+	n := s.maxRemoved + 10
 	for i := range n {
 		k := string(rune(0x4e00 + i))
 		added, _ := s.Update([]Spec{{Key: k, Weight: 1}})
@@ -224,8 +237,8 @@ func TestUpdate_RememberedBreakersBounded(t *testing.T) {
 		trip(t, added[0])
 		s.Update(nil)
 	}
-	if len(s.removed) > maxRemoved {
-		t.Fatalf("%d removed endpoints remembered, want at most %d", len(s.removed), maxRemoved)
+	if len(s.removed) > s.maxRemoved {
+		t.Fatalf("%d removed endpoints remembered, want at most %d", len(s.removed), s.maxRemoved)
 	}
 	first, _ := s.Update([]Spec{{Key: string(rune(0x4e00)), Weight: 1}})
 	if first[0].Hot.Breaker().State() != breaker.Closed {

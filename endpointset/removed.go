@@ -48,7 +48,7 @@ func (s *Set) rememberLocked(r *Record, now time.Time) {
 	if s.removed == nil {
 		s.removed = make(map[string]removal)
 	}
-	if len(s.removed) >= maxRemoved {
+	if len(s.removed) >= s.maxRemoved {
 		// Rare (maxRemoved removals within the windows): a scan is fine.
 		oldest, n := "", uint64(0)
 		for k, o := range s.removed {

@@ -81,17 +81,19 @@ type Set struct {
 	log       Logger                                   // Options.Logger of New; nil: silent
 	onBreaker func(key string, from, to breaker.State) // Options.OnBreakerChange
 
-	mu        sync.Mutex
-	seq       uint64 // decisions made
-	cfg       Config
-	opts      Options
-	recs      map[string]*Record
-	sorted    []*Record // by key
-	gotFirst  bool
-	removed   map[string]removal // endpoints removed recently, by key (see removed.go)
-	removals  uint64             // removals remembered so far: their order
-	panicking bool
-	counts    Counts // of the last decision
+	mu       sync.Mutex
+	seq      uint64 // decisions made
+	cfg      Config
+	opts     Options
+	recs     map[string]*Record
+	sorted   []*Record // by key
+	gotFirst bool
+	removed  map[string]removal // endpoints removed recently, by key (see removed.go)
+	removals uint64             // removals remembered so far: their order
+	// maxRemoved bounds removed: maxRemoved, or less in tests.
+	maxRemoved int
+	panicking  bool
+	counts     Counts // of the last decision
 }
 
 // New returns an empty Set.
@@ -104,7 +106,7 @@ func New(cfg Config, opts Options) *Set {
 	} else {
 		epoch = now()
 	}
-	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, log: opts.Logger, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, log: opts.Logger, maxRemoved: maxRemoved, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
