@@ -12,6 +12,7 @@ func engineOptions(c *LBConfig, onChange func()) endpointset.Options {
 		Probing:  c.HealthProbe.Enabled,
 		Warmup:   c.HealthProbe.Warmup,
 		OnChange: onChange,
+		Logger:   logger,
 	}
 	if c.Breaker.Enabled {
 		bc := c.Breaker.Config

@@ -65,6 +65,8 @@ type Breaker struct {
 	bucket     int64 // width of a window bucket in clock units
 
 	cur atomic.Pointer[phase]
+	// admitAll: a half-open breaker admits every call (SetAdmitAll).
+	admitAll atomic.Bool
 }
 
 // New returns a closed Breaker. cfg must pass Validate (New panics
@@ -115,7 +117,7 @@ func (b *Breaker) Admits() bool {
 	case Closed:
 		return true
 	case HalfOpen:
-		return b.admitsHalfOpen(p)
+		return b.admitAll.Load() || b.admitsHalfOpen(p)
 	default:
 		return b.clock() >= p.until
 	}

@@ -45,8 +45,8 @@ type Config struct {
 	// row, once the open period has elapsed, to close the breaker. Trials
 	// run one at a time: the next is admitted only after the previous one
 	// succeeded (or was released), so a still-broken endpoint costs one
-	// failed RPC per open period; any failure reopens the breaker. Default
-	// 3, bounds [1, 100].
+	// failed RPC per open period (unless SetAdmitAll is on); any failure
+	// reopens the breaker. Default 3, bounds [1, 100].
 	HalfOpenRequests int `json:"halfOpenRequests"`
 	// TrialTimeout bounds how long one half-open trial can hold the next
 	// back: a trial RPC that has not finished after TrialTimeout no longer

@@ -15,6 +15,14 @@ import (
 // Add-then-undo so that the count never overshoots: exactly one caller wins
 // however many race.
 func (b *Breaker) allowHalfOpen(p *phase) (t Ticket, ok, retry bool) {
+	if b.admitAll.Load() {
+		// Counted like a trial, so that successes never exceeds trials
+		// and Snapshot shows calls in flight; trialAt keeps the first
+		// trial's time: once admit-all is off, the calls admitted
+		// meanwhile hold the next trial back for TrialTimeout from it.
+		p.trials.Add(1)
+		return Ticket{p}, true, false
+	}
 	for {
 		n := p.trials.Load()
 		if n != p.successes.Load() {
@@ -63,4 +71,17 @@ func (b *Breaker) admitsHalfOpen(p *phase) bool {
 		return n < b.trials
 	}
 	return b.clock()-p.trialAt.Load() >= int64(b.cfg.TrialTimeout)
+}
+
+// SetAdmitAll sets whether a half-open breaker admits every call instead of
+// one trial at a time. Outcomes count as usual: HalfOpenRequests successes
+// close the breaker, any failure reopens it; an open period is never cut
+// short. The endpoint set turns it on while the endpoints on trial are all
+// the channel has (panic mode): then one trial at a time would refuse
+// more requests during the recovery than panic mode did during the outage
+// (issue 21 defect c). Safe for concurrent use; cheap when unchanged.
+func (b *Breaker) SetAdmitAll(on bool) {
+	if b.admitAll.Load() != on {
+		b.admitAll.Store(on)
+	}
 }

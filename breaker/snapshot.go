@@ -22,13 +22,16 @@ type Snapshot struct {
 	Trips int
 	// Transitions counts state changes since New.
 	Transitions uint64
+	// Since is the clock reading when the current phase began: for Open,
+	// when the breaker tripped (the ejection cap keeps the earliest trips).
+	Since int64
 }
 
 // Snapshot returns the breaker's current phase. It reads one atomic
 // pointer: safe and cheap from any goroutine.
 func (b *Breaker) Snapshot() Snapshot {
 	p := b.cur.Load()
-	s := Snapshot{State: p.state, Until: p.until, Trips: p.trips, Transitions: p.gen}
+	s := Snapshot{State: p.state, Until: p.until, Trips: p.trips, Transitions: p.gen, Since: p.since}
 	if p.state == HalfOpen {
 		s.TrialInFlight = p.trials.Load() != p.successes.Load()
 		s.TrialAt = p.trialAt.Load()

@@ -11,8 +11,8 @@ const (
 	// Open admits no call until its open period has elapsed.
 	Open
 	// HalfOpen admits up to HalfOpenRequests trial calls one at a time: the
-	// next only once every earlier one has succeeded. All must succeed to
-	// close; any failure reopens.
+	// next only once every earlier one has succeeded (every call while
+	// SetAdmitAll is on). All must succeed to close; any failure reopens.
 	HalfOpen
 )
 

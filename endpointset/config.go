@@ -16,12 +16,19 @@ type Config struct {
 	// PanicThresholdPercent: when fewer than this share of all endpoints
 	// are usable (connected, healthy, breaker closed), health and breakers
 	// are ignored and every connected endpoint is picked from (Envoy's
-	// panic mode). 0 disables panic mode. Default 50, bounds [0, 100].
+	// panic mode), but those awaiting their first probe. When fewer than
+	// this share are usable without counting those whose breaker is on
+	// trial, the breakers on trial admit every request instead of one at a
+	// time. 0 disables both. Default 50, bounds [0, 100].
 	PanicThresholdPercent float64 `json:"panicThresholdPercent"`
 	// MaxEjectionPercent caps the share of endpoints that breakers may
-	// eject at once (at least one may always be ejected). Endpoints kept in
-	// rotation by the cap are picked like any other, so a fast-failing one
-	// looks idle and attracts traffic. Default 50, bounds [0, 100].
+	// eject at once. Above 0, at least one may always be ejected (Envoy:
+	// "will eject at least one host regardless of the value"); 0 ejects
+	// none, the breakers still trip and report (grpc-go's outlier
+	// detection stops when the ejected share is >= max_ejection_percent).
+	// The earliest trips stay ejected (Envoy). Endpoints kept in rotation
+	// by the cap are picked like any other, so a fast-failing one looks
+	// idle and attracts traffic. Default 50, bounds [0, 100].
 	MaxEjectionPercent float64 `json:"maxEjectionPercent"`
 	// SlowStart ramps the weight of a new endpoint.
 	SlowStart SlowStartConfig `json:"slowStart"`

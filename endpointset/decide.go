@@ -1,9 +1,11 @@
 package endpointset
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
@@ -23,21 +25,28 @@ type Decision struct {
 	Records []*Record
 	// Results holds the decision about every record, in key order.
 	Results []Result
-	// Panic says panic mode is on: Entries are every connected endpoint,
-	// ungated, whatever their health and breakers.
+	// Panic says panic mode is on: Entries are every connected endpoint
+	// but those warming up, ungated whatever their health and breakers,
+	// except endpoints on trial, whose breakers admit every request then.
 	Panic bool
-	// Wait says that nothing is usable yet but some endpoint is
-	// connecting or waiting for its first probe: requests should wait
-	// (gRPC: CONNECTING).
+	// Wait says that nothing is usable yet but some endpoint is making a
+	// connection (its first, or a new one after losing the last: not one
+	// in transient failure) or waiting for its first probe: requests
+	// should wait (gRPC: CONNECTING).
 	Wait bool
 	// Err, when nothing is usable and nothing is pending, says why
 	// (wraps ErrNoUsableEndpoint).
 	Err error
 	// Next is when the decision must be made again even if no event
-	// arrives (an open period ending, a slow-start step); zero if never.
+	// arrives (an open period ending, a slow-start step, a half-open trial
+	// timing out); zero if never, and otherwise always after the instant
+	// decided.
 	Next time.Time
 	// Counts of endpoints by state.
 	Counts Counts
+	// admitAll says the breakers of the candidates on trial admit every
+	// request (see decide).
+	admitAll bool
 	// Seq numbers the Set's decisions from 1: an adapter that records the
 	// Seq it published lets a caller wait until a decision it observed is
 	// in force.
@@ -49,9 +58,19 @@ type Counts struct {
 	Total, Usable, Connecting, Disconnected, Warming, Unhealthy, Ejected int
 	// Ramping counts usable endpoints held back by slow start.
 	Ramping int
+	// Trial counts usable endpoints whose breaker is on trial (its open
+	// period is over).
+	Trial int
 	// KeptByCap counts endpoints whose breaker is open but that
 	// maxEjectionPercent keeps in rotation (counted as Usable).
 	KeptByCap int
+}
+
+// ejection is an endpoint whose breaker is open: its index in the records
+// and when it tripped (breaker clock).
+type ejection struct {
+	i     int
+	since int64
 }
 
 // params is what decide needs besides the records and the config.
@@ -72,8 +91,12 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 	d := Decision{Results: make([]Result, len(recs))}
 	d.Counts.Total = len(recs)
 	brNow := int64(p.now.Sub(p.epoch))
-	var ejected []int
-	connected, reconnecting := 0, 0
+	var ejected []ejection
+	// trialDue is the earliest timeout of a trial in flight that holds
+	// the next one back; it matters only outside panic mode (in panic
+	// mode the breakers on trial admit every request).
+	var trialDue time.Time
+	connected, warming, reconnecting := 0, 0, 0
 	for i, r := range recs {
 		res := &d.Results[i]
 		switch {
@@ -95,43 +118,64 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 		case p.probing && p.warmup && !r.warmed && !r.known:
 			res.State, res.Reason = Warming, "connected, first health probe pending"
 			d.Counts.Warming++
+			warming++
 		case p.probing && r.known && !r.healthy:
 			res.State, res.Reason = Unhealthy, "health probe: "+r.reason
 			d.Counts.Unhealthy++
 		default:
 			res.State, res.Gated = Usable, r.Hot.Breaker() != nil
-			if res.Gated {
-				s := r.Hot.Breaker().Snapshot()
+			if !res.Gated {
+				break
+			}
+			s := r.Hot.Breaker().Snapshot()
+			switch {
+			case s.State == breaker.Open && brNow < s.Until:
+				until := p.epoch.Add(time.Duration(s.Until))
+				res.State, res.Reason = Ejected, fmt.Sprintf("breaker open until %s (trip %d)", until.Format("15:04:05.000"), s.Trips)
+				d.Next = earliest(d.Next, until)
+				ejected = append(ejected, ejection{i, s.Since})
+			case s.State != breaker.Closed:
+				// Open period over (the next request moves the breaker to
+				// half-open) or half-open: the breaker admits trials.
+				res.Trial, res.Reason = true, "breaker on trial: open period over"
+				d.Counts.Trial++
 				if s.State == breaker.HalfOpen && s.TrialInFlight {
 					// The next trial may go when this one ends (the
-					// breaker notifies) or times out: decide again
-					// then, so that requests refused meanwhile are
-					// picked again.
-					d.Next = earliest(d.Next, p.epoch.Add(time.Duration(s.TrialAt)+time.Duration(p.trialTimeout)))
-				}
-				if s.State == breaker.Open && brNow < s.Until {
-					until := p.epoch.Add(time.Duration(s.Until))
-					res.State, res.Reason = Ejected, fmt.Sprintf("breaker open until %s (trip %d)", until.Format("15:04:05.000"), s.Trips)
-					d.Next = earliest(d.Next, until)
-					ejected = append(ejected, i)
+					// breaker notifies) or times out: decide again then,
+					// so that requests refused meanwhile are picked
+					// again. A trial already past its timeout holds
+					// nothing back (the next request supersedes it): no
+					// Next from it, or the adapter would decide again at
+					// once, for ever (issue 21 defect a).
+					if due := p.epoch.Add(time.Duration(s.TrialAt) + p.trialTimeout); due.After(p.now) {
+						trialDue = earliest(trialDue, due)
+					}
 				}
 			}
 		}
 	}
 
-	// "maxEjectionPercent: never eject more than this share of endpoints"
-	// (at least one may be): ejected endpoints beyond the cap stay in
-	// rotation, ungated, in key order.
+	// "maxEjectionPercent: never eject more than this share of endpoints":
+	// 0 ejects none (grpc-go's outlier detection stops when "ejected share
+	// >= max_ejection_percent"); above 0 at least one may be (Envoy: "will
+	// eject at least one host regardless of the value"). Ejected endpoints
+	// beyond the cap stay in rotation, ungated; the earliest trips keep
+	// their ejection, as under Envoy, where a host stays ejected until its
+	// time is up (issue 21 defect h: in key order, a new trip put an
+	// endpoint ejected earlier back in rotation).
 	maxEject := 0
 	if cfg.MaxEjectionPercent > 0 {
 		maxEject = max(1, int(cfg.MaxEjectionPercent*float64(len(recs))/100))
 	}
-	for n, i := range ejected {
+	if len(ejected) > maxEject {
+		slices.SortStableFunc(ejected, func(a, b ejection) int { return cmp.Compare(a.since, b.since) })
+	}
+	for n, e := range ejected {
 		if n < maxEject {
 			d.Counts.Ejected++
 			continue
 		}
-		res := &d.Results[i]
+		res := &d.Results[e.i]
 		res.State, res.Gated = Usable, false
 		res.Reason = fmt.Sprintf("breaker open, kept in rotation by maxEjectionPercent %g", cfg.MaxEjectionPercent)
 		d.Counts.KeptByCap++
@@ -149,21 +193,41 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 	// proven.
 	pending := d.Counts.Connecting + d.Counts.Warming
 	considered := len(recs) - pending
-	d.Panic = cfg.PanicThresholdPercent > 0 && considered > 0 && connected > 0 &&
-		float64(d.Counts.Usable)*100 < cfg.PanicThresholdPercent*float64(considered)
+	candidates := connected - warming
+	below := func(usable int) bool {
+		return cfg.PanicThresholdPercent > 0 && considered > 0 && candidates > 0 &&
+			float64(usable)*100 < cfg.PanicThresholdPercent*float64(considered)
+	}
+	d.Panic = below(d.Counts.Usable)
+	// Endpoints on trial admit one request at a time. When, without them,
+	// the usable share would be below the panic threshold, they are most
+	// of what the channel has, and the end of an open period would refuse
+	// more requests than the panic mode it ends (issue 21 defect c: one
+	// endpoint, 10 of 10 concurrent requests admitted while its breaker
+	// was open, 1 of 10 after). Their breakers then admit every request
+	// (Set.Decide turns breaker.SetAdmitAll on), gated, so that outcomes
+	// still close or reopen them; with enough proven endpoints, trials go
+	// one at a time.
+	d.admitAll = below(d.Counts.Usable - d.Counts.Trial)
+	if !d.admitAll {
+		d.Next = earliest(d.Next, trialDue)
+	}
 
 	// Sized once: at 10 000 endpoints, growing them by appends cost more
 	// than the rest of the decision.
 	if n := d.Counts.Usable; d.Panic || n > 0 {
 		if d.Panic {
-			n = connected
+			n = candidates
 		}
 		d.Entries = make([]picker.Entry, 0, n)
 		d.Records = make([]*Record, 0, n)
 	}
 	for i, r := range recs {
 		res := &d.Results[i]
-		if r.conn != ConnReady || (!d.Panic && res.State != Usable) {
+		// Panic mode picks among the connected endpoints but those
+		// waiting for their first probe: warm-up holds them back (issue 21
+		// defect d).
+		if r.conn != ConnReady || res.State == Warming || (!d.Panic && res.State != Usable) {
 			continue
 		}
 		f, next := slowStartFactor(r, cfg.SlowStart, p.now)
@@ -173,7 +237,7 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 			d.Counts.Ramping++
 			d.Next = earliest(d.Next, next)
 		}
-		if d.Panic {
+		if d.Panic && !res.Trial {
 			res.Gated = false
 		}
 		if res.State == Usable && res.Reason == "" {

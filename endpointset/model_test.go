@@ -62,6 +62,10 @@ func runModel(seed uint64, steps int) (int, string) {
 	bc := breaker.DefaultConfig()
 	bc.ConsecutiveFailures = 1 + rng.IntN(4)
 	bc.OpenDuration = config.Duration(time.Duration(1+rng.IntN(5)) * time.Second)
+	// Trials that outlive their timeout while nothing calls the breaker
+	// (issue 21 defect a): time passes by up to 3s a step, requests stay
+	// in flight across steps.
+	bc.TrialTimeout = config.Duration(time.Duration(100+rng.IntN(2900)) * time.Millisecond)
 	opts := Options{Probing: rng.IntN(4) > 0, Warmup: rng.IntN(2) == 0, Breaker: &bc, Now: clk.now}
 	s := New(cfg, opts)
 	keys := []string{"a", "b", "c", "d", "e", "f"}
@@ -162,7 +166,13 @@ func runModel(seed uint64, steps int) (int, string) {
 
 func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time) string {
 	recs := s.Records()
-	connected, pending := 0, 0
+	// "Next is never in the past": a Next at or before now makes the
+	// adapter decide again at once, for ever (issue 21 defect a).
+	if !d.Next.IsZero() && !d.Next.After(now) {
+		return fmt.Sprintf("Next %v is not after now %v", d.Next, now)
+	}
+	connected, pending, warming, trials := 0, 0, 0, 0
+	var latestEjection, earliestKept int64 = -1 << 63, 1<<63 - 1
 	for i, r := range recs {
 		res := d.Results[i]
 		if r.conn == ConnReady {
@@ -171,34 +181,45 @@ func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time
 		if res.State == Connecting || res.State == Warming {
 			pending++
 		}
+		if res.State == Warming {
+			warming++
+		}
+		snap := r.Hot.Breaker().Snapshot()
+		until := s.epoch.Add(time.Duration(snap.Until))
 		if res.State == Ejected {
-			snap := r.Hot.Breaker().Snapshot()
-			until := s.epoch.Add(time.Duration(snap.Until))
 			if snap.State != breaker.Open || !until.After(now) {
 				return fmt.Sprintf("%s ejected but its breaker is %v until %v (now %v)", r.Key, snap.State, until, now)
 			}
 			if d.Next.IsZero() || d.Next.After(until) {
 				return fmt.Sprintf("%s ejected until %v but the next decision is %v", r.Key, until, d.Next)
 			}
+			latestEjection = max(latestEjection, snap.Since)
 		}
-		// A gated candidate whose trial is in flight refuses requests
-		// until the trial ends or times out: the timeout must be decided.
-		if snap := r.Hot.Breaker().Snapshot(); res.Picked && res.Gated && snap.State == breaker.HalfOpen && snap.TrialInFlight {
-			due := s.epoch.Add(time.Duration(snap.TrialAt) + time.Duration(opts.Breaker.TrialTimeout))
-			if d.Next.IsZero() || d.Next.After(due) {
-				return fmt.Sprintf("%s has a trial in flight until %v but the next decision is %v", r.Key, due, d.Next)
-			}
+		open := snap.State == breaker.Open && until.After(now)
+		if res.State == Usable && open {
+			earliestKept = min(earliestKept, snap.Since) // kept in rotation by the cap
+		}
+		onTrial := res.State == Usable && snap.State != breaker.Closed && !open
+		if onTrial != res.Trial {
+			return fmt.Sprintf("%s: trial %v, breaker %+v at %v", r.Key, res.Trial, snap, now)
+		}
+		if onTrial {
+			trials++
 		}
 		if res.Ramping && (d.Next.IsZero() || d.Next.After(now.Add(time.Second))) {
 			return fmt.Sprintf("%s ramping but the next decision is %v", r.Key, d.Next)
 		}
 	}
+	// The ejection cap keeps the earliest trips (issue 21 defect h).
+	if earliestKept < latestEjection {
+		return fmt.Sprintf("an endpoint tripped at %d is kept in rotation while one tripped at %d is ejected", earliestKept, latestEjection)
+	}
 	for i, e := range d.Entries {
 		rec := d.Records[i]
 		res := s.Results()[rec.Key]
 		if d.Panic {
-			if rec.conn != ConnReady {
-				return fmt.Sprintf("panic mode picks %s, which is not connected", rec.Key)
+			if rec.conn != ConnReady || res.State == Warming {
+				return fmt.Sprintf("panic mode picks %s, which is %v (%v)", rec.Key, res.State, rec.conn)
 			}
 		} else if res.State != Usable {
 			return fmt.Sprintf("%s is a candidate but %v (%s)", rec.Key, res.State, res.Reason)
@@ -210,10 +231,34 @@ func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time
 	}
 	usable := d.Counts.Usable
 	considered := len(recs) - pending
-	wantPanic := cfg.PanicThresholdPercent > 0 && considered > 0 && connected > 0 &&
-		float64(usable)*100 < cfg.PanicThresholdPercent*float64(considered)
-	if d.Panic != wantPanic {
+	below := func(n int) bool {
+		return cfg.PanicThresholdPercent > 0 && considered > 0 && connected-warming > 0 &&
+			float64(n)*100 < cfg.PanicThresholdPercent*float64(considered)
+	}
+	if d.Panic != below(usable) {
 		return fmt.Sprintf("panic = %v with %d usable of %d considered (threshold %g)", d.Panic, usable, considered, cfg.PanicThresholdPercent)
+	}
+	// Breakers on trial: every request admitted while the proven share
+	// is below the threshold (issue 21 defect c), otherwise one trial at
+	// a time, and a trial in flight that holds the next back is decided
+	// again at its timeout.
+	admitAll := below(usable - trials)
+	for i, e := range d.Entries {
+		rec := d.Records[i]
+		br := rec.Hot.Breaker()
+		snap := br.Snapshot()
+		if !e.Gated || !s.Results()[rec.Key].Trial {
+			continue
+		}
+		if admitAll && !br.Admits() {
+			return fmt.Sprintf("%s on trial refuses requests while only %d of %d considered are proven", rec.Key, usable-trials, considered)
+		}
+		if !admitAll && snap.State == breaker.HalfOpen && snap.TrialInFlight {
+			due := s.epoch.Add(time.Duration(snap.TrialAt) + time.Duration(opts.Breaker.TrialTimeout))
+			if due.After(now) && (d.Next.IsZero() || d.Next.After(due)) {
+				return fmt.Sprintf("%s has a trial in flight until %v but the next decision is %v", rec.Key, due, d.Next)
+			}
+		}
 	}
 	if usable > 0 && (len(d.Entries) == 0 || d.Wait || d.Err != nil) {
 		return fmt.Sprintf("%d usable but entries %d wait %v err %v", usable, len(d.Entries), d.Wait, d.Err)

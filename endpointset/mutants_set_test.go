@@ -2,15 +2,11 @@ package endpointset
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/grpclog"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/picker"
@@ -190,19 +186,8 @@ func (c *captureLogs) add(sev string, args ...any) {
 	defer c.mu.Unlock()
 	c.lines = append(c.lines, sev+": "+fmt.Sprint(args...))
 }
-func (c *captureLogs) Info(a ...any)               { c.add("INFO", a...) }
-func (c *captureLogs) Infoln(a ...any)             { c.add("INFO", a...) }
 func (c *captureLogs) Infof(f string, a ...any)    { c.add("INFO", fmt.Sprintf(f, a...)) }
-func (c *captureLogs) Warning(a ...any)            { c.add("WARNING", a...) }
-func (c *captureLogs) Warningln(a ...any)          { c.add("WARNING", a...) }
 func (c *captureLogs) Warningf(f string, a ...any) { c.add("WARNING", fmt.Sprintf(f, a...)) }
-func (c *captureLogs) Error(a ...any)              { c.add("ERROR", a...) }
-func (c *captureLogs) Errorln(a ...any)            { c.add("ERROR", a...) }
-func (c *captureLogs) Errorf(f string, a ...any)   { c.add("ERROR", fmt.Sprintf(f, a...)) }
-func (c *captureLogs) Fatal(a ...any)              { c.add("FATAL", a...) }
-func (c *captureLogs) Fatalln(a ...any)            { c.add("FATAL", a...) }
-func (c *captureLogs) Fatalf(f string, a ...any)   { c.add("FATAL", fmt.Sprintf(f, a...)) }
-func (c *captureLogs) V(int) bool                  { return false }
 func (c *captureLogs) take() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -233,10 +218,8 @@ func (c *captureLogs) expect(t *testing.T, want ...string) {
 // changed.
 func TestDecide_LogsEachChangeOnce(t *testing.T) {
 	logs := &captureLogs{}
-	grpclog.SetLoggerV2(logs)
-	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) })
 	clk := &clock{t: time.Unix(1000, 0)}
-	s := New(DefaultConfig(), Options{Probing: true, Breaker: testBreaker(), Now: clk.now, LogPrefix: "[set] "})
+	s := New(DefaultConfig(), Options{Probing: true, Breaker: testBreaker(), Now: clk.now, LogPrefix: "[set] ", Logger: logs})
 	s.Update([]Spec{{Key: "a", Weight: 1}, {Key: "b", Weight: 1}})
 	s.Decide()
 	logs.expect(t) // new -> connecting is not news
@@ -280,7 +263,7 @@ func TestDecide_LogsEachChangeOnce(t *testing.T) {
 	// An endpoint usable at its first decision (an HTTP endpoint without
 	// probing is Ready at once): Usable is the zero State, and it must
 	// still be logged.
-	h := New(DefaultConfig(), Options{Now: clk.now, LogPrefix: "[http] "})
+	h := New(DefaultConfig(), Options{Now: clk.now, LogPrefix: "[http] ", Logger: logs})
 	h.Update([]Spec{{Key: "x", Weight: 1}})
 	h.SetConn(h.Get("x"), ConnReady)
 	h.Decide()

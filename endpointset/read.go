@@ -2,20 +2,14 @@ package endpointset
 
 import "slices"
 
-// Read-only accessors of a Set, for adapters and tests.
+// Read-only accessors of a Set, for adapters and tests (Len, for this
+// package's tests only, is in export_test.go).
 
 // Get returns the record of key, or nil.
 func (s *Set) Get(key string) *Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.recs[key]
-}
-
-// Len returns the number of records.
-func (s *Set) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sorted)
 }
 
 // Records returns the records in key order (a copy of the slice; the

@@ -128,6 +128,11 @@ type Result struct {
 	// Gated is false for an endpoint kept in rotation despite its breaker
 	// (maxEjectionPercent, panic mode).
 	Gated bool
+	// Trial says the endpoint's breaker is on trial: its open period is
+	// over and it admits trial requests, one at a time, or every request
+	// while the endpoints not on trial are too few to be out of panic mode
+	// on their own.
+	Trial bool
 	// Picked says the endpoint is a candidate of the current picker.
 	Picked bool
 }

@@ -21,13 +21,9 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/grpclog"
-
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
-
-var logger = grpclog.Component("fulcrum-endpointset")
 
 // Options are the parts of an adapter's configuration the engine needs
 // besides Config.
@@ -49,6 +45,13 @@ type Options struct {
 	// nil, they read only the monotonic clock: a breaker reads the time on
 	// every request that ends, and time.Now also reads the wall clock).
 	Now func() time.Time
+	// Logger receives the engine's log lines: endpoint state changes and
+	// breaker transitions (Infof, or Warningf when an endpoint leaves
+	// rotation), panic mode's start (Warningf) and end. nil logs nothing.
+	// It is fixed at New (SetConfig ignores it). The adapters pass
+	// grpclog's "fulcrum" component; the engine imports nothing of
+	// grpc-go.
+	Logger Logger
 	// LogPrefix starts every log line (e.g. "[fulcrum 0xc000123] ").
 	LogPrefix string
 	// OnBreakerChange, if set, is called like OnChange with the endpoint's
@@ -56,6 +59,13 @@ type Options struct {
 	// request's Select or Finish: it must be cheap and must not block.
 	// It is fixed at New (SetConfig ignores it).
 	OnBreakerChange func(key string, from, to breaker.State)
+}
+
+// Logger is where a Set logs. Each call is one complete line, already
+// prefixed with Options.LogPrefix. grpclog's component loggers satisfy it.
+type Logger interface {
+	Infof(format string, args ...any)
+	Warningf(format string, args ...any)
 }
 
 // Set is the engine of one channel or host. Its methods are safe for
@@ -68,18 +78,22 @@ type Set struct {
 	mono      bool                                     // now is time.Now: brClock may use time.Since
 	onChange  func()                                   // Options.OnChange of New (SetConfig keeps it)
 	prefix    string                                   // Options.LogPrefix of New
+	log       Logger                                   // Options.Logger of New; nil: silent
 	onBreaker func(key string, from, to breaker.State) // Options.OnBreakerChange
 
-	mu        sync.Mutex
-	seq       uint64 // decisions made
-	cfg       Config
-	opts      Options
-	recs      map[string]*Record
-	sorted    []*Record // by key
-	gotFirst  bool
-	removedAt map[string]time.Time // usable endpoints removed recently, by key
-	panicking bool
-	counts    Counts // of the last decision
+	mu       sync.Mutex
+	seq      uint64 // decisions made
+	cfg      Config
+	opts     Options
+	recs     map[string]*Record
+	sorted   []*Record // by key
+	gotFirst bool
+	removed  map[string]removal // endpoints removed recently, by key (see removed.go)
+	removals uint64             // removals remembered so far: their order
+	// maxRemoved bounds removed: maxRemoved, or less in tests.
+	maxRemoved int
+	panicking  bool
+	counts     Counts // of the last decision
 }
 
 // New returns an empty Set.
@@ -92,15 +106,19 @@ func New(cfg Config, opts Options) *Set {
 	} else {
 		epoch = now()
 	}
-	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, log: opts.Logger, maxRemoved: maxRemoved, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
-	logger.InfoDepth(1, s.prefix+fmt.Sprintf(format, args...))
+	if s.log != nil {
+		s.log.Infof("%s", s.prefix+fmt.Sprintf(format, args...))
+	}
 }
 
 func (s *Set) warningf(format string, args ...any) {
-	logger.WarningDepth(1, s.prefix+fmt.Sprintf(format, args...))
+	if s.log != nil {
+		s.log.Warningf("%s", s.prefix+fmt.Sprintf(format, args...))
+	}
 }
 
 // SetConfig applies a new configuration. A change of the breaker
@@ -118,12 +136,13 @@ func (s *Set) SetConfig(cfg Config, opts Options) {
 			r.warmed = r.warmed || r.conn == ConnReady
 		}
 	}
-	opts.Now, opts.LogPrefix, opts.OnChange = s.opts.Now, s.opts.LogPrefix, s.opts.OnChange
+	opts.Now, opts.LogPrefix, opts.OnChange, opts.Logger = s.opts.Now, s.opts.LogPrefix, s.opts.OnChange, s.opts.Logger
 	s.cfg, s.opts = cfg, opts
 	if brChanged {
 		for _, r := range s.sorted {
 			r.Hot = s.newHotLocked(r.Key)
 		}
+		s.forgetBreakersLocked()
 	}
 }
 
@@ -182,12 +201,7 @@ func (s *Set) Update(specs []Spec) (added, removed []*Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	window := time.Duration(s.cfg.SlowStart.Window)
-	for k, at := range s.removedAt {
-		if now.Sub(at) >= window {
-			delete(s.removedAt, k)
-		}
-	}
+	s.expireRemovedLocked(now)
 	first := !s.gotFirst
 	s.gotFirst = true
 	seen := make(map[string]bool, len(specs))
@@ -201,10 +215,15 @@ func (s *Set) Update(specs []Spec) (added, removed []*Record) {
 			// Endpoints of the first update were serving before this
 			// channel existed, and one re-added soon after it left (churn
 			// in the registry) was serving a moment ago: neither ramps
-			// on its first connection.
-			_, recent := s.removedAt[sp.Key]
-			delete(s.removedAt, sp.Key)
-			r = &Record{Key: sp.Key, Hot: s.newHotLocked(sp.Key), rampNext: !first && !recent}
+			// on its first connection. One re-added within the breaker's
+			// memory gets its picker state and breaker back.
+			rm, recent := s.removed[sp.Key]
+			delete(s.removed, sp.Key)
+			hot := rm.hot
+			if hot == nil {
+				hot = s.newHotLocked(sp.Key)
+			}
+			r = &Record{Key: sp.Key, Hot: hot, rampNext: !first && !(recent && rm.usable)}
 			s.recs[sp.Key] = r
 			added = append(added, r)
 		}
@@ -216,12 +235,7 @@ func (s *Set) Update(specs []Spec) (added, removed []*Record) {
 			continue
 		}
 		delete(s.recs, k)
-		if r.last.State == Usable {
-			if s.removedAt == nil {
-				s.removedAt = make(map[string]time.Time)
-			}
-			s.removedAt[k] = now
-		}
+		s.rememberLocked(r, now)
 		removed = append(removed, r)
 	}
 	if len(added) > 0 || len(removed) > 0 {
@@ -266,6 +280,15 @@ func (s *Set) Decide() Decision {
 		r.last, r.decided = res, true
 	}
 	s.counts = d.Counts
+	for i, r := range s.sorted {
+		// Breakers on trial admit every request while the proven
+		// endpoints are too few (see decide), otherwise one trial at a
+		// time.
+		if br := r.Hot.Breaker(); br != nil {
+			res := &d.Results[i]
+			br.SetAdmitAll(d.admitAll && res.Picked && res.Gated && res.Trial)
+		}
+	}
 	if d.Panic != s.panicking {
 		s.panicking = d.Panic
 		c := d.Counts

@@ -20,6 +20,7 @@ func engineOptions(c *config, now func() time.Time, onChange func(), prefix stri
 		OnChange:  onChange,
 		Now:       now,
 		LogPrefix: prefix,
+		Logger:    logger,
 	}
 	if b := c.LB.Breaker; b.Enabled {
 		bc := b.Config
