@@ -32,10 +32,10 @@ type child struct {
 
 	// Guarded by b.mu.
 	ep        resolver.Endpoint
-	updated   bool                 // ep was handed to lb
-	state     grpcbalancer.State   // last state lb reported
-	readySC   *subConn             // the SubConn that is READY, if any
-	stopProbe func()               // stops the prober of readySC
+	updated   bool               // ep was handed to lb
+	state     grpcbalancer.State // last state lb reported
+	readySC   *subConn           // the SubConn that is READY, if any
+	stopProbe func()             // stops the prober of readySC
 }
 
 func (c *child) update(ep resolver.Endpoint, attrs *attributes.Attributes) {
