@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"time"
 
 	grpcbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -24,12 +25,12 @@ func (b *wlrBalancer) reconnectIdle() {
 // Publish is the driver's call (driver.Publisher): it asks children that
 // went IDLE to reconnect, decides and hands grpc-go the resulting picker.
 // ok is false before the first config and after Close.
-func (b *wlrBalancer) Publish(decide func() endpointset.Decision) (ok bool) {
+func (b *wlrBalancer) Publish(decide func() endpointset.Decision) (next time.Time, ok bool) {
 	b.reconnectIdle()
 	b.mu.Lock()
 	if b.closed || b.cfg == nil {
 		b.mu.Unlock()
-		return false
+		return time.Time{}, false
 	}
 	var st grpcbalancer.State
 	d := decide()
@@ -76,7 +77,7 @@ func (b *wlrBalancer) Publish(decide func() endpointset.Decision) (ok bool) {
 	b.mu.Unlock()
 	b.cc.UpdateState(st)
 	b.published.Store(d.Seq)
-	return true
+	return time.Time{}, true
 }
 
 // connErrorLocked returns the error of a child in transient failure (its

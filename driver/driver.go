@@ -31,9 +31,11 @@ type Publisher interface {
 	// events and at the engine's next decision time. It takes the
 	// adapter's own lock (if any), calls decide exactly once — which makes
 	// and records the engine's decision — builds the transport's picker
-	// from it and hands it over. ok false (closed, or not configured yet)
-	// means no decision was made.
-	Publish(decide func() endpointset.Decision) (ok bool)
+	// from it and hands it over. next, if not zero, is a time of the
+	// adapter's own at which to decide again (an HTTP Retry-After hold
+	// ending); the driver wakes at the earlier of it and Decision.Next.
+	// ok false (closed, or not configured yet) means no decision was made.
+	Publish(decide func() endpointset.Decision) (next time.Time, ok bool)
 }
 
 // Pacing of decisions: see run.
@@ -134,18 +136,20 @@ func (d *Driver) run() {
 		start := time.Now()
 		var dec endpointset.Decision
 		called := false
-		if !d.pub.Publish(d.decide(&dec, &called)) || !called {
+		own, ok := d.pub.Publish(d.decide(&dec, &called))
+		if !ok || !called {
 			continue
 		}
 		if d.obs != nil {
 			d.obs.decided(&dec)
 		}
+		next := earliest(dec.Next, own)
 		d.mu.Lock()
-		d.next = dec.Next
+		d.next = next
 		d.mu.Unlock()
 		timer.Stop()
-		if !dec.Next.IsZero() {
-			timer.Reset(max(dec.Next.Sub(d.clk.Now()), minWait))
+		if !next.IsZero() {
+			timer.Reset(max(next.Sub(d.clk.Now()), minWait))
 		}
 		// A decision costs O(N) (about 0.5ms at 10 000 endpoints). Under
 		// a stream of events, rest paceFactor times its cost before the
@@ -164,4 +168,12 @@ func (d *Driver) run() {
 			}
 		}
 	}
+}
+
+// earliest returns the earlier of two times, zero meaning never.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }

@@ -1,138 +1,135 @@
 package fulcrumhttp
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
-	grpcbalancer "google.golang.org/grpc/balancer"
-
-	fbalancer "github.com/fulcrum-lb/fulcrum/balancer"
+	"github.com/fulcrum-lb/fulcrum/breaker"
+	fconfig "github.com/fulcrum-lb/fulcrum/config"
+	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/picker"
+	"github.com/fulcrum-lb/fulcrum/policy"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
-// config is the parsed configuration of a Transport. The fields shared with
-// the gRPC policy are the weighted_least_request policy's own config type,
-// parsed and validated by that policy's parser: one definition of every
-// shared field, its default and its bounds.
+// component prefixes this package's config errors and warnings.
+const component = "fulcrumhttp"
+
+// policyPicker and policySet name the embedded shared
+// configurations (two embedded types both called Config could not share
+// one struct); their fields sit at the top level of the JSON.
+type (
+	policyPicker = picker.Config
+	policySet    = endpointset.Config
+)
+
+// config is the parsed configuration of a Transport, in the layout of
+// WithConfig's JSON. The shared fields (selection, panic mode, ejection
+// cap, slow start, breaker, probe timing) are those of the gRPC policy,
+// defined once by the packages that implement them and read through the
+// one parser of package policy; the fields below them are HTTP's own.
 type config struct {
-	// LB holds the fields shared with the weighted_least_request policy
-	// (selection, panic mode, ejection cap, breaker, healthProbe timing,
-	// slowStart). The gRPC-only fields breaker.failureCodes,
-	// healthProbe.service and healthProbe.unimplementedIsHealthy are
-	// rejected: HTTP uses the fields below instead.
-	LB *fbalancer.LBConfig
+	// policyPicker: choiceCount, activeRequestBias, latencyAware,
+	// latencyDecay.
+	policyPicker
+	// policySet: panicThresholdPercent, maxEjectionPercent,
+	// slowStart.
+	policySet
 
-	// FailureStatuses are the response statuses that count as a breaker
-	// failure (JSON breaker.failureStatuses). Default 502, 503, 504; each
-	// must be in [500, 599]: a 4xx is the caller's problem, never the
-	// endpoint's.
-	FailureStatuses []int
-	// MaxRetryAfter caps how long a Retry-After on a 503 or 429 holds an
-	// endpoint out of rotation (JSON breaker.maxRetryAfter). Default 30s,
-	// bounds [0, 10m]; 0 ignores the header.
-	MaxRetryAfter time.Duration
-
-	// ProbePath is the path of the active health probe, GET on every
-	// endpoint (JSON healthProbe.path). Default "": no probing, because
-	// HTTP has no standard health endpoint. Must start with "/".
-	ProbePath string
-	// NotFoundIsHealthy says what a 404 to the probe means (JSON
-	// healthProbe.notFoundIsHealthy): true (default) takes it for a server
-	// without a health endpoint, counted healthy with one logged warning;
-	// false counts it as a failed probe.
-	NotFoundIsHealthy bool
-	// ProbeScheme is "http" or "https" (JSON healthProbe.scheme). Default
-	// "": https when WithTLSConfig is given, http otherwise.
-	ProbeScheme string
+	Breaker     breakerConfig `json:"breaker"`
+	HealthProbe probeConfig   `json:"healthProbe"`
 
 	// H2C sends http:// requests as HTTP/2 with prior knowledge (h2c)
-	// instead of HTTP/1.1 (JSON h2c). Default false. https:// requests
-	// negotiate HTTP/2 through ALPN either way; with h2c on they require it.
-	H2C bool
+	// instead of HTTP/1.1. Default false. https:// requests negotiate
+	// HTTP/2 through ALPN either way; with h2c on they require it.
+	H2C bool `json:"h2c"`
 	// MaxIdleConnsPerEndpoint is the idle HTTP/1.1 connections kept per
-	// endpoint (JSON maxIdleConnsPerEndpoint). Default 64, bounds
-	// [1, 10000]; net/http's default of 2 per host makes every burst above
-	// 2 concurrent requests dial.
-	MaxIdleConnsPerEndpoint int
-	// IdleConnTimeout closes idle connections after this long (JSON
-	// idleConnTimeout). Default 90s, bounds [1s, 1h].
-	IdleConnTimeout time.Duration
+	// endpoint. Default 64, bounds [1, 10000]; net/http's default of 2 per
+	// host makes every burst above 2 concurrent requests dial.
+	MaxIdleConnsPerEndpoint int `json:"maxIdleConnsPerEndpoint"`
+	// IdleConnTimeout closes idle connections after this long. Default
+	// 90s, bounds [1s, 1h].
+	IdleConnTimeout fconfig.Duration `json:"idleConnTimeout"`
 
-	Retry retryConfig
+	Retry retryConfig `json:"retry"`
+}
+
+// breakerConfig is the "breaker" object: the shared breaker and what HTTP
+// counts as a failure.
+type breakerConfig struct {
+	breaker.Config
+	// FailureStatuses are the response statuses that count as a breaker
+	// failure. Default 502, 503, 504; each must be in [500, 599]: a 4xx is
+	// the caller's problem, never the endpoint's.
+	FailureStatuses []int `json:"failureStatuses"`
+	// MaxRetryAfter caps how long a Retry-After on a 503 or 429 holds an
+	// endpoint out of rotation. Default 30s, bounds [0, 10m]; 0 ignores
+	// the header.
+	MaxRetryAfter fconfig.Duration `json:"maxRetryAfter"`
+}
+
+// probeConfig is the "healthProbe" object: the shared probe timing and
+// HTTP's request.
+type probeConfig struct {
+	probe.Config
+	// Path is the path of the active health probe, GET on every endpoint.
+	// Default "": no probing, because HTTP has no standard health
+	// endpoint. Must start with "/".
+	Path string `json:"path"`
+	// NotFoundIsHealthy says what a 404 to the probe means: true (default)
+	// takes it for a server without a health endpoint, counted healthy
+	// with one logged warning; false counts it as a failed probe.
+	NotFoundIsHealthy bool `json:"notFoundIsHealthy"`
+	// Scheme is "http" or "https". Default "": https when WithTLSConfig
+	// is given, http otherwise.
+	Scheme string `json:"scheme"`
 }
 
 // retryConfig is the retry policy (JSON retry).
 type retryConfig struct {
 	// MaxAttempts is the number of attempts of one request, the first
-	// included (JSON retry.maxAttempts). Default 2, bounds [1, 5]; 1
-	// disables retries.
-	MaxAttempts int
-	// Statuses are the response statuses retried on another endpoint
-	// (JSON retry.statuses). Default 502, 503, 504; each in [500, 599].
-	Statuses []int
-	// BudgetPercent of the requests of the last 10 seconds may be retried
-	// (JSON retry.budgetPercent), on top of MinRetriesPerSecond. Default
-	// 20 (Finagle's and Envoy's), bounds [0, 100].
-	BudgetPercent float64
+	// included. Default 2, bounds [1, 5]; 1 disables retries.
+	MaxAttempts int `json:"maxAttempts"`
+	// Statuses are the response statuses retried on another endpoint.
+	// Default 502, 503, 504; each in [500, 599].
+	Statuses []int `json:"statuses"`
+	// BudgetPercent of the requests of the last 10 seconds may be retried,
+	// on top of MinRetriesPerSecond. Default 20 (Finagle's and Envoy's),
+	// bounds [0, 100].
+	BudgetPercent float64 `json:"budgetPercent"`
 	// MinRetriesPerSecond is the floor of the budget, so that a client
-	// sending few requests can still retry (JSON retry.minRetriesPerSecond).
-	// Default 10 (Finagle's), bounds [0, 10000].
-	MinRetriesPerSecond float64
+	// sending few requests can still retry. Default 10 (Finagle's), bounds
+	// [0, 10000].
+	MinRetriesPerSecond float64 `json:"minRetriesPerSecond"`
 }
 
-// httpOnly is the JSON of the fields only HTTP has.
-type httpOnly struct {
-	H2C                     *bool   `json:"h2c"`
-	MaxIdleConnsPerEndpoint *int    `json:"maxIdleConnsPerEndpoint"`
-	IdleConnTimeout         *string `json:"idleConnTimeout"`
-	Retry                   *struct {
-		MaxAttempts         *int     `json:"maxAttempts"`
-		Statuses            []int    `json:"statuses"`
-		BudgetPercent       *float64 `json:"budgetPercent"`
-		MinRetriesPerSecond *float64 `json:"minRetriesPerSecond"`
-	} `json:"retry"`
-	Breaker struct {
-		FailureStatuses []int   `json:"failureStatuses"`
-		MaxRetryAfter   *string `json:"maxRetryAfter"`
-	} `json:"-"`
-	HealthProbe struct {
-		Path              *string `json:"path"`
-		NotFoundIsHealthy *bool   `json:"notFoundIsHealthy"`
-		Scheme            *string `json:"scheme"`
-	} `json:"-"`
+// grpcOnly are the gRPC policy's own fields and what HTTP uses instead.
+var grpcOnly = map[string]string{
+	"breaker.failureCodes":               "breaker.failureStatuses",
+	"healthProbe.service":                "healthProbe.path",
+	"healthProbe.unimplementedIsHealthy": "healthProbe.notFoundIsHealthy",
 }
-
-// Keys moved out of the shared JSON before the policy's parser sees it.
-var (
-	httpTopKeys     = []string{"h2c", "maxIdleConnsPerEndpoint", "idleConnTimeout", "retry"}
-	httpBreakerKeys = []string{"failureStatuses", "maxRetryAfter"}
-	httpProbeKeys   = []string{"path", "notFoundIsHealthy", "scheme"}
-	// gRPC-only fields and what HTTP uses instead.
-	grpcOnly = map[string]string{
-		"breaker.failureCodes":               "breaker.failureStatuses",
-		"healthProbe.service":                "healthProbe.path",
-		"healthProbe.unimplementedIsHealthy": "healthProbe.notFoundIsHealthy",
-	}
-)
 
 var defaultStatuses = []int{502, 503, 504}
 
 // defaultConfig returns the configuration used for every field the JSON
 // leaves out.
 func defaultConfig() *config {
+	sh := policy.Default()
 	return &config{
-		LB:                      fbalancer.DefaultConfig(),
-		FailureStatuses:         slices.Clone(defaultStatuses),
-		MaxRetryAfter:           30 * time.Second,
-		NotFoundIsHealthy:       true,
+		policyPicker: sh.Picker,
+		policySet:    sh.EndpointSet,
+		Breaker: breakerConfig{
+			Config:          sh.Breaker,
+			FailureStatuses: slices.Clone(defaultStatuses),
+			MaxRetryAfter:   fconfig.Duration(30 * time.Second),
+		},
+		HealthProbe:             probeConfig{Config: sh.HealthProbe, NotFoundIsHealthy: true},
 		MaxIdleConnsPerEndpoint: 64,
-		IdleConnTimeout:         90 * time.Second,
+		IdleConnTimeout:         fconfig.Duration(90 * time.Second),
 		Retry: retryConfig{
 			MaxAttempts:         2,
 			Statuses:            slices.Clone(defaultStatuses),
@@ -142,157 +139,56 @@ func defaultConfig() *config {
 	}
 }
 
-// parseConfig parses the JSON of WithConfig: the fields of the
-// weighted_least_request policy plus the HTTP-only fields. Errors read
-// "fulcrumhttp: <field>: <value>, must be <constraint>".
+// Parts points at the fields shared with the gRPC policy.
+func (c *config) Parts() policy.Parts {
+	return policy.Parts{Picker: &c.policyPicker, EndpointSet: &c.policySet, Breaker: &c.Breaker.Config, HealthProbe: &c.HealthProbe.Config}
+}
+
+// shared returns the fields shared with the gRPC policy.
+func (c *config) shared() policy.Shared { return c.Parts().Shared() }
+
+// parseConfig parses the JSON of WithConfig through the shared parser.
+// Errors read "fulcrumhttp: <field>: <value>, must be <constraint>". As
+// for the gRPC policy, a field this version does not know is ignored with
+// a warning (once per process), so a config written for a newer release
+// does not break an older client; the gRPC policy's own fields are
+// rejected with the HTTP field to use instead.
 func parseConfig(js string) (*config, error) {
 	cfg := defaultConfig()
-	shared, only, err := splitConfig([]byte(js))
-	if err != nil {
+	// Lists are replaced, not merged: null or absent keeps the default.
+	cfg.Breaker.FailureStatuses, cfg.Retry.Statuses = nil, nil
+	unknown, warnings, err := policy.Parse(component, []byte(js), cfg)
+	var errs []error
+	for _, f := range unknown {
+		if instead, ok := grpcOnly[f]; ok {
+			errs = append(errs, fmt.Errorf("%s: %s: must be absent (gRPC only; use %s)", component, f, instead))
+			continue
+		}
+		warnings = append(warnings, policy.UnknownWarning(component, f))
+	}
+	for _, w := range warnings {
+		warnOnce.Warn(w, logger.Warning)
+	}
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, err
 	}
-	parser, ok := grpcbalancer.Get(fbalancer.Name).(grpcbalancer.ConfigParser)
-	if !ok {
-		return nil, errors.New("fulcrumhttp: the weighted_least_request policy is not registered")
+	if cfg.Breaker.FailureStatuses == nil {
+		cfg.Breaker.FailureStatuses = slices.Clone(defaultStatuses)
 	}
-	lb, err := parser.ParseConfig(shared)
-	if err != nil {
-		// One wording across the project, with this package's prefix.
-		return nil, errors.New(strings.ReplaceAll(err.Error(), fbalancer.Name+": ", "fulcrumhttp: "))
-	}
-	cfg.LB = lb.(*fbalancer.LBConfig)
-	if err := cfg.apply(only); err != nil {
-		return nil, err
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	if cfg.Retry.Statuses == nil {
+		cfg.Retry.Statuses = slices.Clone(defaultStatuses)
 	}
 	return cfg, nil
 }
 
-// splitConfig separates the HTTP-only fields from the shared ones and
-// rejects the gRPC-only ones.
-func splitConfig(js []byte) (shared json.RawMessage, only httpOnly, err error) {
-	if len(bytes.TrimSpace(js)) == 0 {
-		return nil, only, nil
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(js, &top); err != nil || top == nil {
-		return nil, only, fmt.Errorf("fulcrumhttp: config: %.40q, must be a JSON object", js)
-	}
-	take := func(m map[string]json.RawMessage, keys []string) map[string]json.RawMessage {
-		out := map[string]json.RawMessage{}
-		for _, k := range keys {
-			if v, ok := m[k]; ok {
-				out[k] = v
-				delete(m, k)
-			}
-		}
-		return out
-	}
-	strict := func(field string, m map[string]json.RawMessage, into any) error {
-		b, _ := json.Marshal(m)
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(into); err != nil {
-			return jsonError(field, err)
-		}
-		return nil
-	}
-	if err := strict("", take(top, httpTopKeys), &only); err != nil {
-		return nil, only, err
-	}
-	for _, sub := range []struct {
-		name string
-		keys []string
-		into any
-	}{
-		{"breaker", httpBreakerKeys, &only.Breaker},
-		{"healthProbe", httpProbeKeys, &only.HealthProbe},
-	} {
-		raw, ok := top[sub.name]
-		if !ok {
-			continue
-		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-			return nil, only, fmt.Errorf("fulcrumhttp: %s: %s, must be a JSON object", sub.name, raw)
-		}
-		for k := range m {
-			if instead, bad := grpcOnly[sub.name+"."+k]; bad {
-				return nil, only, fmt.Errorf("fulcrumhttp: %s.%s: %s, must be absent (gRPC only; use %s)", sub.name, k, m[k], instead)
-			}
-		}
-		if err := strict(sub.name+".", take(m, sub.keys), sub.into); err != nil {
-			return nil, only, err
-		}
-		top[sub.name], _ = json.Marshal(m)
-	}
-	shared, _ = json.Marshal(top)
-	return shared, only, nil
-}
+// warnOnce remembers the warnings logged.
+var warnOnce = &fconfig.Once{}
 
-// duration parses the HTTP-only duration field at path.
-func duration(path string, s *string, dst *time.Duration) error {
-	if s == nil {
-		return nil
-	}
-	d, err := time.ParseDuration(*s)
-	if err != nil {
-		return fmt.Errorf("fulcrumhttp: %s: %q, must be a duration string like \"5s\"", path, *s)
-	}
-	*dst = d
-	return nil
-}
-
-func (c *config) apply(o httpOnly) error {
-	if err := duration("idleConnTimeout", o.IdleConnTimeout, &c.IdleConnTimeout); err != nil {
-		return err
-	}
-	if err := duration("breaker.maxRetryAfter", o.Breaker.MaxRetryAfter, &c.MaxRetryAfter); err != nil {
-		return err
-	}
-	if o.H2C != nil {
-		c.H2C = *o.H2C
-	}
-	if o.MaxIdleConnsPerEndpoint != nil {
-		c.MaxIdleConnsPerEndpoint = *o.MaxIdleConnsPerEndpoint
-	}
-	if r := o.Retry; r != nil {
-		if r.MaxAttempts != nil {
-			c.Retry.MaxAttempts = *r.MaxAttempts
-		}
-		if r.Statuses != nil {
-			c.Retry.Statuses = r.Statuses
-		}
-		if r.BudgetPercent != nil {
-			c.Retry.BudgetPercent = *r.BudgetPercent
-		}
-		if r.MinRetriesPerSecond != nil {
-			c.Retry.MinRetriesPerSecond = *r.MinRetriesPerSecond
-		}
-	}
-	if o.Breaker.FailureStatuses != nil {
-		c.FailureStatuses = o.Breaker.FailureStatuses
-	}
-	if p := o.HealthProbe.Path; p != nil {
-		c.ProbePath = *p
-	}
-	if v := o.HealthProbe.NotFoundIsHealthy; v != nil {
-		c.NotFoundIsHealthy = *v
-	}
-	if v := o.HealthProbe.Scheme; v != nil {
-		c.ProbeScheme = *v
-	}
-	return nil
-}
-
-// validate checks the HTTP-only fields (the shared ones were checked by the
-// policy's parser).
-func (c *config) validate() error {
+// ValidateOwn reports the HTTP-only fields outside their bounds.
+func (c *config) ValidateOwn() error {
 	var errs []error
 	bad := func(field string, v any, constraint string) {
-		errs = append(errs, fmt.Errorf("fulcrumhttp: %s: %v, must be %s", field, v, constraint))
+		errs = append(errs, fconfig.Invalid(field, v, constraint))
 	}
 	statuses := func(field string, s []int) {
 		for i, code := range s {
@@ -301,63 +197,24 @@ func (c *config) validate() error {
 			}
 		}
 	}
-	durIn := func(field string, v, lo, hi time.Duration) {
-		if v < lo || v > hi {
-			bad(field, v, fmt.Sprintf("in [%v, %v]", lo, hi))
-		}
+	statuses("breaker.failureStatuses", c.Breaker.FailureStatuses)
+	errs = append(errs, fconfig.DurationIn("breaker.maxRetryAfter", c.Breaker.MaxRetryAfter, 0, 10*time.Minute))
+	if p := c.HealthProbe.Path; p != "" && !strings.HasPrefix(p, "/") {
+		bad("healthProbe.path", fmt.Sprintf("%q", p), `a path starting with "/" (or "" for no probing)`)
 	}
-	floatIn := func(field string, v, lo, hi float64) {
-		if math.IsNaN(v) || v < lo || v > hi {
-			bad(field, v, fmt.Sprintf("in [%g, %g]", lo, hi))
-		}
+	if s := c.HealthProbe.Scheme; s != "" && s != "http" && s != "https" {
+		bad("healthProbe.scheme", fmt.Sprintf("%q", s), `"http", "https" or ""`)
 	}
-	statuses("breaker.failureStatuses", c.FailureStatuses)
-	durIn("breaker.maxRetryAfter", c.MaxRetryAfter, 0, 10*time.Minute)
-	if c.ProbePath != "" && !strings.HasPrefix(c.ProbePath, "/") {
-		bad("healthProbe.path", fmt.Sprintf("%q", c.ProbePath), `a path starting with "/" (or "" for no probing)`)
-	}
-	if c.ProbeScheme != "" && c.ProbeScheme != "http" && c.ProbeScheme != "https" {
-		bad("healthProbe.scheme", fmt.Sprintf("%q", c.ProbeScheme), `"http", "https" or ""`)
-	}
-	if n := c.MaxIdleConnsPerEndpoint; n < 1 || n > 10000 {
-		bad("maxIdleConnsPerEndpoint", n, "in [1, 10000]")
-	}
-	durIn("idleConnTimeout", c.IdleConnTimeout, time.Second, time.Hour)
-	if n := c.Retry.MaxAttempts; n < 1 || n > 5 {
-		bad("retry.maxAttempts", n, "in [1, 5]")
-	}
+	errs = append(errs,
+		fconfig.IntIn("maxIdleConnsPerEndpoint", c.MaxIdleConnsPerEndpoint, 1, 10000),
+		fconfig.DurationIn("idleConnTimeout", c.IdleConnTimeout, time.Second, time.Hour),
+		fconfig.IntIn("retry.maxAttempts", c.Retry.MaxAttempts, 1, 5))
 	statuses("retry.statuses", c.Retry.Statuses)
-	floatIn("retry.budgetPercent", c.Retry.BudgetPercent, 0, 100)
-	floatIn("retry.minRetriesPerSecond", c.Retry.MinRetriesPerSecond, 0, 10000)
+	errs = append(errs,
+		fconfig.FloatIn("retry.budgetPercent", c.Retry.BudgetPercent, 0, 100),
+		fconfig.FloatIn("retry.minRetriesPerSecond", c.Retry.MinRetriesPerSecond, 0, 10000))
 	return errors.Join(errs...)
 }
 
 // probing reports whether endpoints are actively probed.
-func (c *config) probing() bool { return c.LB.HealthProbe.Enabled && c.ProbePath != "" }
-
-// jsonError words a decoding error of an HTTP-only field; prefix is the
-// path of the object holding it ("" or "retry." style).
-func jsonError(prefix string, err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		want := "a number"
-		switch {
-		case te.Type.Kind() == reflect.Bool:
-			want = "true or false"
-		case te.Type.Kind() == reflect.String:
-			want = "a string"
-		case te.Type.Kind() == reflect.Slice:
-			want = "a list of status codes"
-		case te.Type.Kind() == reflect.Struct:
-			want = "a JSON object"
-		}
-		return fmt.Errorf("fulcrumhttp: %s%s: %s, must be %s", prefix, te.Field, te.Value, want)
-	}
-	if strings.Contains(err.Error(), "not a duration string") {
-		return fmt.Errorf("fulcrumhttp: %s%s, must be a duration string like \"5s\"", prefix, strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("fulcrumhttp: unknown field %s%s; see README for the allowed fields", prefix, strings.Trim(f, `"`))
-	}
-	return fmt.Errorf("fulcrumhttp: %sconfig: %v", prefix, err)
-}
+func (c *config) probing() bool { return c.HealthProbe.Enabled && c.HealthProbe.Path != "" }

@@ -22,9 +22,9 @@ func TestParseConfig_Defaults(t *testing.T) {
 		if diff := cmp.Diff(want.Retry, got.Retry); diff != "" {
 			t.Errorf("parseConfig(%q).Retry (-want +got):\n%s", js, diff)
 		}
-		if !cmp.Equal(got.FailureStatuses, []int{502, 503, 504}) || got.MaxRetryAfter != 30*time.Second ||
-			got.ProbePath != "" || !got.NotFoundIsHealthy || got.H2C || got.MaxIdleConnsPerEndpoint != 64 ||
-			got.IdleConnTimeout != 90*time.Second || got.LB.ChoiceCount != 2 || got.probing() {
+		if !cmp.Equal(got.Breaker.FailureStatuses, []int{502, 503, 504}) || time.Duration(got.Breaker.MaxRetryAfter) != 30*time.Second ||
+			got.HealthProbe.Path != "" || !got.HealthProbe.NotFoundIsHealthy || got.H2C || got.MaxIdleConnsPerEndpoint != 64 ||
+			time.Duration(got.IdleConnTimeout) != 90*time.Second || got.ChoiceCount != 2 || got.probing() {
 			t.Errorf("parseConfig(%q) = %+v, want the documented defaults", js, got)
 		}
 	}
@@ -42,30 +42,30 @@ func TestParseConfig_Fields(t *testing.T) {
 	if diff := cmp.Diff(want, got.Retry); diff != "" {
 		t.Errorf("Retry (-want +got):\n%s", diff)
 	}
-	if got.LB.ChoiceCount != 3 || got.LB.Breaker.ConsecutiveFailures != 2 || time.Duration(got.LB.HealthProbe.Interval) != 50*time.Millisecond {
-		t.Errorf("shared fields not applied: %+v", got.LB)
+	if got.ChoiceCount != 3 || got.Breaker.ConsecutiveFailures != 2 || time.Duration(got.HealthProbe.Interval) != 50*time.Millisecond {
+		t.Errorf("shared fields not applied: %+v", got.shared())
 	}
-	if !got.H2C || got.MaxIdleConnsPerEndpoint != 8 || got.IdleConnTimeout != 5*time.Second ||
-		!cmp.Equal(got.FailureStatuses, []int{500, 503}) || got.MaxRetryAfter != time.Second ||
-		got.ProbePath != "/healthz" || got.NotFoundIsHealthy || got.ProbeScheme != "https" || !got.probing() {
+	if !got.H2C || got.MaxIdleConnsPerEndpoint != 8 || time.Duration(got.IdleConnTimeout) != 5*time.Second ||
+		!cmp.Equal(got.Breaker.FailureStatuses, []int{500, 503}) || time.Duration(got.Breaker.MaxRetryAfter) != time.Second ||
+		got.HealthProbe.Path != "/healthz" || got.HealthProbe.NotFoundIsHealthy || got.HealthProbe.Scheme != "https" || !got.probing() {
 		t.Errorf("HTTP fields not applied: %+v", got)
 	}
 }
 
 func TestParseConfig_Errors(t *testing.T) {
 	for _, tc := range []struct{ js, want string }{
-		{`[]`, `fulcrumhttp: config: "[]", must be a JSON object`},
+		{`[]`, `fulcrumhttp: config: [], must be a JSON object`},
 		{`{"choiceCount":1}`, "fulcrumhttp: choiceCount: 1, must be >= 2"},
-		{`{"breaker":{"failureCodes":["UNAVAILABLE"]}}`, `fulcrumhttp: breaker.failureCodes: ["UNAVAILABLE"], must be absent (gRPC only; use breaker.failureStatuses)`},
-		{`{"healthProbe":{"service":"x"}}`, `fulcrumhttp: healthProbe.service: "x", must be absent (gRPC only; use healthProbe.path)`},
+		{`{"breaker":{"failureCodes":["UNAVAILABLE"]}}`, `fulcrumhttp: breaker.failureCodes: must be absent (gRPC only; use breaker.failureStatuses)`},
+		{`{"healthProbe":{"service":"x"}}`, `fulcrumhttp: healthProbe.service: must be absent (gRPC only; use healthProbe.path)`},
 		{`{"breaker":{"failureStatuses":[503,404]}}`, "fulcrumhttp: breaker.failureStatuses[1]: 404, must be a 5xx status in [500, 599]"},
 		{`{"retry":{"statuses":[429]}}`, "fulcrumhttp: retry.statuses[0]: 429, must be a 5xx status"},
 		{`{"retry":{"maxAttempts":9}}`, "fulcrumhttp: retry.maxAttempts: 9, must be in [1, 5]"},
 		{`{"retry":{"budgetPercent":120}}`, "fulcrumhttp: retry.budgetPercent: 120, must be in [0, 100]"},
 		{`{"retry":{"minRetriesPerSecond":-1}}`, "fulcrumhttp: retry.minRetriesPerSecond: -1, must be in [0, 10000]"},
-		{`{"retry":{"maxAttempts":"2"}}`, "fulcrumhttp: retry.maxAttempts: string, must be a number"},
-		{`{"h2c":"yes"}`, "fulcrumhttp: h2c: string, must be true or false"},
-		{`{"idleConnTimeout":"soon"}`, `fulcrumhttp: idleConnTimeout: "soon", must be a duration string like "5s"`},
+		{`{"retry":{"maxAttempts":"2"}}`, `fulcrumhttp: retry.maxAttempts: "2", must be an integer`},
+		{`{"h2c":"yes"}`, `fulcrumhttp: h2c: "yes", must be true or false`},
+		{`{"idleConnTimeout":"soon"}`, `fulcrumhttp: idleConnTimeout: "soon", must be a duration string such as "5s"`},
 		{`{"idleConnTimeout":"1ms"}`, "fulcrumhttp: idleConnTimeout: 1ms, must be in [1s, 1h0m0s]"},
 		{`{"maxIdleConnsPerEndpoint":0}`, "fulcrumhttp: maxIdleConnsPerEndpoint: 0, must be in [1, 10000]"},
 		{`{"healthProbe":{"path":"healthz"}}`, `fulcrumhttp: healthProbe.path: "healthz", must be a path starting with "/"`},
@@ -97,14 +97,14 @@ func TestREADME_DefaultsMatch(t *testing.T) {
 	}
 	dur := func(v time.Duration) string { return fmt.Sprintf("%q", v.String()) }
 	want := map[string]string{
-		"breaker.failureStatuses":       ints(d.FailureStatuses),
-		"breaker.maxRetryAfter":         dur(d.MaxRetryAfter),
-		"healthProbe.path":              fmt.Sprintf("%q", d.ProbePath),
-		"healthProbe.notFoundIsHealthy": strconv.FormatBool(d.NotFoundIsHealthy),
-		"healthProbe.scheme":            fmt.Sprintf("%q", d.ProbeScheme),
+		"breaker.failureStatuses":       ints(d.Breaker.FailureStatuses),
+		"breaker.maxRetryAfter":         dur(time.Duration(d.Breaker.MaxRetryAfter)),
+		"healthProbe.path":              fmt.Sprintf("%q", d.HealthProbe.Path),
+		"healthProbe.notFoundIsHealthy": strconv.FormatBool(d.HealthProbe.NotFoundIsHealthy),
+		"healthProbe.scheme":            fmt.Sprintf("%q", d.HealthProbe.Scheme),
 		"h2c":                           strconv.FormatBool(d.H2C),
 		"maxIdleConnsPerEndpoint":       strconv.Itoa(d.MaxIdleConnsPerEndpoint),
-		"idleConnTimeout":               dur(d.IdleConnTimeout),
+		"idleConnTimeout":               dur(time.Duration(d.IdleConnTimeout)),
 		"retry.maxAttempts":             strconv.Itoa(d.Retry.MaxAttempts),
 		"retry.statuses":                ints(d.Retry.Statuses),
 		"retry.budgetPercent":           strconv.FormatFloat(d.Retry.BudgetPercent, 'g', -1, 64),
@@ -138,7 +138,7 @@ func TestParseConfig_ForwardCompatible(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig with unknown fields: %v, want them ignored", err)
 	}
-	if cfg.LB.ChoiceCount != 10 {
-		t.Errorf("choiceCount 11 became %d, want 10 (gRFC A48's clamp)", cfg.LB.ChoiceCount)
+	if cfg.ChoiceCount != 10 {
+		t.Errorf("choiceCount 11 became %d, want 10 (gRFC A48's clamp)", cfg.ChoiceCount)
 	}
 }

@@ -50,7 +50,7 @@ func newEndpointTransport(tmpl *http.Transport, cfg *config, tlsCfg *tls.Config,
 	}
 	t.MaxIdleConnsPerHost = cfg.MaxIdleConnsPerEndpoint
 	t.MaxIdleConns = 0 // no total cap: one pool per endpoint
-	t.IdleConnTimeout = cfg.IdleConnTimeout
+	t.IdleConnTimeout = time.Duration(cfg.IdleConnTimeout)
 	t.ForceAttemptHTTP2 = true
 	p := new(http.Protocols)
 	if cfg.H2C {

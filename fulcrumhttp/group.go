@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/resolver"
 
+	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
@@ -38,19 +39,15 @@ type group struct {
 	route route
 	pcfg  picker.Config
 	set   *endpointset.Set
-	obs   *observer
+	obs   *driver.Observer
+	drv   *driver.Driver    // set once by start
 	res   resolver.Resolver // set once by start
-	kick  chan struct{}     // capacity 1: asks run to decide again
-	rearm chan struct{}     // capacity 1: g.next changed, run re-arms its timer
-	quit  chan struct{}     // closed by shutdown
-	done  chan struct{}     // closed when run returns
 
 	snap      atomic.Pointer[snapshot] // what requests pick from
-	decisions atomic.Uint64            // engine decisions made, for tests
+	decisions atomic.Uint64            // engine decisions published, for tests
 
 	mu       sync.Mutex
 	eps      map[string]*endpoint // by record key
-	next     time.Time            // when run must decide again; zero: never
 	resolved bool                 // a first endpoint set or error arrived
 	resErr   error                // the resolver's error while it has no set
 	closed   bool
@@ -94,12 +91,8 @@ type snapshot struct {
 }
 
 func newGroup(t *Transport, r route) *group {
-	g := &group{
-		t: t, route: r, pcfg: pickerConfig(t.cfg), eps: map[string]*endpoint{},
-		kick: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
-		quit: make(chan struct{}), done: make(chan struct{}),
-	}
-	opts := engineOptions(t.cfg, t.now, g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key))
+	g := &group{t: t, route: r, pcfg: pickerConfig(t.cfg), eps: map[string]*endpoint{}}
+	opts := engineOptions(t.cfg, t.engineNow(), g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key))
 	opts.OnBreakerChange = g.breakerChanged
 	g.set = endpointset.New(engineConfig(t.cfg), opts)
 	g.obs = newObserver(g, t.rec)
@@ -107,58 +100,22 @@ func newGroup(t *Transport, r route) *group {
 	return g
 }
 
-// start begins resolution; a malformed target fails here.
+// start begins driving the engine and resolution; a malformed target
+// fails here.
 func (g *group) start() error {
+	g.drv = driver.New(g.set, g, driver.Options{Clock: g.t.clk, Observer: g.obs})
 	res, err := watch(g.route.target, g.onUpdate, g.onError)
 	if err != nil {
+		g.drv.Close()
 		return fmt.Errorf("fulcrumhttp: host %q: %w", g.route.key, err)
 	}
 	g.res = res
-	go g.run() // decisions made before it starts leave a kick queued
 	return nil
 }
 
-// requestDecide asks run for a new decision; the engine calls it on a
-// breaker transition, from a request's goroutine. It never blocks.
-func (g *group) requestDecide() {
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
-}
-
-// run makes the decisions nothing else triggers: after breaker transitions
-// and at the one time the last decision named (an open period ending, a
-// slow-start step, a Retry-After hold ending). Decisions made elsewhere
-// (resolver updates, probe verdicts) only move its timer.
-func (g *group) run() {
-	defer close(g.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-g.quit:
-			return
-		case <-g.kick:
-			g.mu.Lock()
-			g.decideLocked()
-			g.mu.Unlock()
-		case <-timer.C:
-			g.mu.Lock()
-			g.decideLocked()
-			g.mu.Unlock()
-		case <-g.rearm:
-		}
-		g.mu.Lock()
-		next := g.next
-		g.mu.Unlock()
-		timer.Stop()
-		if !next.IsZero() {
-			timer.Reset(max(0, next.Sub(g.t.now())))
-		}
-	}
-}
+// requestDecide asks the driver for a new decision (the engine calls it on
+// a breaker transition, from a request's goroutine). It never blocks.
+func (g *group) requestDecide() { g.drv.Request() }
 
 // publishLocked replaces the snapshot and wakes requests waiting on the old
 // one. Caller must hold g.mu.
@@ -167,15 +124,16 @@ func (g *group) publishLocked(s *snapshot) {
 	close(g.snap.Swap(s).changed)
 }
 
-// decideLocked ends expired holds, asks the engine for a decision,
-// publishes it and makes sure run wakes at the next decision time. Caller
-// must hold g.mu.
-func (g *group) decideLocked() {
+// Publish is the driver's call (driver.Publisher): it ends expired
+// Retry-After holds, decides and publishes the host's snapshot. next is
+// when the next hold ends.
+func (g *group) Publish(decide func() endpointset.Decision) (next time.Time, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.closed {
-		return
+		return time.Time{}, false
 	}
-	now := g.t.now()
-	var next time.Time
+	now := g.t.clk.Now()
 	held := 0
 	for _, ep := range g.eps {
 		switch {
@@ -185,15 +143,15 @@ func (g *group) decideLocked() {
 			g.set.SetConn(ep.rec, endpointset.ConnReady)
 		default:
 			held++
-			next = earliest(next, ep.holdUntil)
+			if next.IsZero() || ep.holdUntil.Before(next) {
+				next = ep.holdUntil
+			}
 		}
 	}
-	if g.resolved && len(g.eps) == 0 {
-		// Nothing to decide about, but the decision (all counts zero) is
-		// what metrics and the snapshot report.
-		d := g.set.Decide()
-		g.obs.m.Decided(&d)
-	}
+	// Decided in every case: the decision (all counts zero without
+	// endpoints) is what metrics and the snapshot report.
+	d := decide()
+	g.decisions.Add(1)
 	switch {
 	case !g.resolved:
 		g.publishLocked(&snapshot{wait: true})
@@ -201,36 +159,16 @@ func (g *group) decideLocked() {
 		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("resolution failed: %v: %w", g.resErr, ErrNoUsableEndpoint))})
 	case len(g.eps) == 0:
 		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("the target resolved to no endpoints: %w", ErrNoUsableEndpoint))})
+	case d.Err != nil && held > 0:
+		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("%w (%d of them holding off after Retry-After)", d.Err, held))})
+	case d.Err != nil:
+		g.publishLocked(&snapshot{err: g.errorf(d.Err)})
+	case d.Wait:
+		g.publishLocked(&snapshot{wait: true})
 	default:
-		d := g.set.Decide()
-		g.decisions.Add(1)
-		g.obs.m.Decided(&d)
-		next = earliest(next, d.Next)
-		switch {
-		case d.Err != nil && held > 0:
-			g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("%w (%d of them holding off after Retry-After)", d.Err, held))})
-		case d.Err != nil:
-			g.publishLocked(&snapshot{err: g.errorf(d.Err)})
-		case d.Wait:
-			g.publishLocked(&snapshot{wait: true})
-		default:
-			g.publishLocked(&snapshot{sel: newSelection(g.pcfg, d)})
-		}
+		g.publishLocked(&snapshot{sel: newSelection(g.pcfg, d)})
 	}
-	if !next.Equal(g.next) {
-		g.next = next
-		select { // run re-arms its timer (without deciding again)
-		case g.rearm <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
+	return next, true
 }
 
 // errorf returns err prefixed with the host and its target.
@@ -247,7 +185,7 @@ func (g *group) onProbe(ep *endpoint, healthy bool, reason string) {
 	}
 	ep.probe = probeState{known: true, healthy: healthy, reason: reason}
 	g.set.SetHealth(ep.rec, healthy, reason)
-	g.decideLocked()
+	g.drv.Request()
 }
 
 // hold takes ep out of rotation for d, following a Retry-After on a 503 or
@@ -260,7 +198,7 @@ func (g *group) hold(ep *endpoint, d time.Duration) {
 	if ep.removed || g.closed {
 		return
 	}
-	until := g.t.now().Add(d)
+	until := g.t.clk.Now().Add(d)
 	if !until.After(ep.holdUntil) {
 		return
 	}
@@ -269,7 +207,7 @@ func (g *group) hold(ep *endpoint, d time.Duration) {
 	}
 	ep.holdUntil = until
 	g.set.SetConn(ep.rec, endpointset.ConnFailure)
-	g.decideLocked()
+	g.drv.Request()
 }
 
 // pick selects an endpoint for one attempt, none of tried (a retry). A
@@ -308,8 +246,7 @@ func (g *group) shutdown() {
 	if g.res != nil {
 		g.res.Close() // waits for the resolver's goroutine, which may call onUpdate
 	}
-	close(g.quit)
-	<-g.done
+	g.drv.Close()
 	g.mu.Lock()
 	g.closed = true
 	var eps []*endpoint
@@ -323,5 +260,5 @@ func (g *group) shutdown() {
 	for _, ep := range eps {
 		ep.close()
 	}
-	g.obs.close()
+	g.obs.Close()
 }

@@ -47,8 +47,8 @@ func (g *group) onUpdate(specs []spec) {
 		delete(g.eps, rec.Key)
 		stop = append(stop, ep)
 	}
-	g.decideLocked()
 	g.mu.Unlock()
+	g.drv.Request()
 	// Stopping a prober waits for its goroutine, which may be waiting for
 	// g.mu in onProbe: never with the lock held.
 	for _, ep := range stop {
@@ -81,6 +81,6 @@ func (g *group) onError(err error) {
 	defer g.mu.Unlock()
 	g.resolved, g.resErr = true, err
 	if len(g.eps) == 0 {
-		g.decideLocked()
+		g.drv.Request()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
@@ -61,7 +62,7 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("fulcrumhttp: host %q: rewinding the body for a retry: %w", g.route.key, err)
 		}
 		g.t.retries.Add(1)
-		g.obs.m.Retried()
+		g.obs.Metrics().Retried()
 		a = next
 	}
 }
@@ -86,7 +87,7 @@ func (g *group) send(ctx context.Context, a *attempt, req *http.Request) (*http.
 	if err != nil {
 		o = classifyErr(ctx, err)
 	} else {
-		o = classifyStatus(resp.StatusCode, g.t.cfg.FailureStatuses)
+		o = classifyStatus(resp.StatusCode, g.t.cfg.Breaker.FailureStatuses)
 		g.retryAfterHint(a.ep, resp)
 	}
 	if dialled != nil && dialled.Load() && o.Timing == picker.Timed {
@@ -104,7 +105,7 @@ func (g *group) nextAttempt(ctx context.Context, tried []*endpoint) *attempt {
 	}
 	if !g.t.budget.withdraw() {
 		g.t.retriesDenied.Add(1)
-		g.obs.m.RetryRejected()
+		g.obs.Metrics().RetryRejected()
 		next.abort()
 		return nil
 	}
@@ -135,11 +136,11 @@ func (g *group) track(ctx context.Context, resp *http.Response, a *attempt, o pi
 // retryAfterHint holds ep out of rotation for the Retry-After of a 503 or
 // 429, capped at breaker.maxRetryAfter.
 func (g *group) retryAfterHint(ep *endpoint, resp *http.Response) {
-	limit := g.t.cfg.MaxRetryAfter
+	limit := time.Duration(g.t.cfg.Breaker.MaxRetryAfter)
 	if limit <= 0 || resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
 		return
 	}
-	if d, ok := retryAfter(resp.Header.Get("Retry-After"), g.t.now()); ok {
+	if d, ok := retryAfter(resp.Header.Get("Retry-After"), g.t.clk.Now()); ok {
 		g.hold(ep, min(d, limit))
 	}
 }

@@ -11,25 +11,25 @@ import (
 
 // The engine's configuration, derived from the shared fields of Config.
 
-func engineConfig(c *config) endpointset.Config { return c.LB.EndpointSetConfig }
+func engineConfig(c *config) endpointset.Config { return c.policySet }
 
 func engineOptions(c *config, now func() time.Time, onChange func(), prefix string) endpointset.Options {
 	o := endpointset.Options{
 		Probing:   c.probing(),
-		Warmup:    c.probing() && c.LB.HealthProbe.Warmup,
+		Warmup:    c.probing() && c.HealthProbe.Warmup,
 		OnChange:  onChange,
 		Now:       now,
 		LogPrefix: prefix,
 		Logger:    logger,
 	}
-	if b := c.LB.Breaker; b.Enabled {
+	if b := c.Breaker; b.Enabled {
 		bc := b.Config
 		o.Breaker = &bc
 	}
 	return o
 }
 
-func pickerConfig(c *config) picker.Config { return c.LB.PickerConfig }
+func pickerConfig(c *config) picker.Config { return c.policyPicker }
 
 // selection is one published decision of the engine: a picker over the
 // usable endpoints. Immutable.

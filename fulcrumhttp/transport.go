@@ -23,7 +23,6 @@ package fulcrumhttp
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 )
 
@@ -47,10 +47,9 @@ type Transport struct {
 	unknownHostErr bool
 	template       *http.Transport
 	tlsConfig      *tls.Config
-	now            func() time.Time
+	clk            clock.Clock
 	budget         *retryBudget
 	rec            metrics.Recorder
-	cfgJSON        json.RawMessage // cfg for fulcrumz
 
 	retries       atomic.Uint64
 	retriesDenied atomic.Uint64
@@ -67,7 +66,7 @@ type options struct {
 	unknownHostErr bool
 	template       *http.Transport
 	tlsConfig      *tls.Config
-	now            func() time.Time
+	clk            clock.Clock
 	rec            metrics.Recorder
 }
 
@@ -122,7 +121,7 @@ func WithEndpointTransport(t *http.Transport) Option {
 // config is an error; resolution starts at once, and requests sent before
 // its first result wait for it within their context.
 func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
-	o := options{base: http.DefaultTransport, template: defaultTemplate(), now: time.Now, rec: metrics.Nop}
+	o := options{base: http.DefaultTransport, template: defaultTemplate(), rec: metrics.Nop}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -143,15 +142,14 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 		unknownHostErr: o.unknownHostErr,
 		template:       o.template,
 		tlsConfig:      o.tlsConfig,
-		now:            o.now,
+		clk:            clock.OrReal(o.clk),
 		rec:            o.rec,
-		cfgJSON:        cfg.configJSON(),
-		budget:         newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, o.now),
 	}
+	t.budget = newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, t.clk.Now)
 	for _, r := range routes {
 		g := newGroup(t, r)
 		if err := g.start(); err != nil {
-			g.obs.close()
+			g.obs.Close()
 			t.Close()
 			return nil, err
 		}
@@ -207,22 +205,22 @@ func (t *Transport) Close() error {
 
 // probeSpec returns the probe of the endpoints of route r.
 func (t *Transport) probeSpec(r route) probeSpec {
-	scheme := t.cfg.ProbeScheme
+	scheme := t.cfg.HealthProbe.Scheme
 	if scheme == "" {
 		scheme = "http"
 		if t.tlsConfig != nil {
 			scheme = "https"
 		}
 	}
-	hp := t.cfg.LB.HealthProbe
+	hp := t.cfg.HealthProbe
 	return probeSpec{
-		url:                scheme + "://" + r.key + t.cfg.ProbePath,
+		url:                scheme + "://" + r.key + t.cfg.HealthProbe.Path,
 		interval:           time.Duration(hp.Interval),
 		timeout:            time.Duration(hp.Timeout),
 		jitter:             hp.Jitter,
 		healthyThreshold:   hp.HealthyThreshold,
 		unhealthyThreshold: hp.UnhealthyThreshold,
-		notFoundIsHealthy:  t.cfg.NotFoundIsHealthy,
+		notFoundIsHealthy:  t.cfg.HealthProbe.NotFoundIsHealthy,
 	}
 }
 
@@ -240,4 +238,13 @@ func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// engineNow is the engine's clock: nil on the real clock, on which the
+// engine lets breakers read the cheaper monotonic clock alone.
+func (t *Transport) engineNow() func() time.Time {
+	if clock.IsReal(t.clk) {
+		return nil
+	}
+	return t.clk.Now
 }
