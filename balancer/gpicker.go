@@ -117,6 +117,14 @@ func (d *doneCall) done(di grpcbalancer.DoneInfo) {
 //     latency, so a hung server cannot look fast.
 //   - No error and nothing sent or received: grpc-go re-picks an RPC whose
 //     transport was not ready; nothing was learnt.
+//   - UNAVAILABLE with nothing received from the server: the stream was
+//     refused before the server saw it (a GOAWAY from a server cycling its
+//     connections, keepalive MaxConnectionAge; REFUSED_STREAM) or the
+//     connection went away, which connectivity reports. grpc-go retries
+//     such an attempt transparently ("unprocessed", stream.go shouldRetry)
+//     after reporting it here: nothing was learnt (issue 21 defect g: it
+//     tripped healthy endpoints' breakers). A server's own UNAVAILABLE
+//     arrives in a HEADERS frame, so BytesReceived is set and it counts.
 func classify(di grpcbalancer.DoneInfo, mask uint32) picker.Outcome {
 	if di.Err == nil {
 		if !di.BytesSent && !di.BytesReceived {
@@ -125,6 +133,9 @@ func classify(di grpcbalancer.DoneInfo, mask uint32) picker.Outcome {
 		return picker.Outcome{Verdict: picker.Success, Timing: picker.Timed}
 	}
 	code := status.Code(di.Err)
+	if code == codes.Unavailable && !di.BytesReceived {
+		return picker.Outcome{}
+	}
 	failure := uint32(code) < 32 && mask&(1<<uint32(code)) != 0
 	switch {
 	case code == codes.Canceled, code == codes.DeadlineExceeded:

@@ -28,7 +28,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{"success", grpcbalancer.DoneInfo{BytesSent: true, BytesReceived: true}, mask, ok},
 		{"re-picked, nothing sent", grpcbalancer.DoneInfo{}, mask, picker.Outcome{}},
-		{"UNAVAILABLE", grpcbalancer.DoneInfo{Err: status.Error(codes.Unavailable, "")}, mask, picker.Outcome{Verdict: picker.Failure}},
+		{"UNAVAILABLE", grpcbalancer.DoneInfo{Err: status.Error(codes.Unavailable, ""), BytesSent: true, BytesReceived: true}, mask, picker.Outcome{Verdict: picker.Failure}},
 		{"INTERNAL", grpcbalancer.DoneInfo{Err: status.Error(codes.Internal, "")}, mask, picker.Outcome{Verdict: picker.Failure}},
 		{"DATA_LOSS", grpcbalancer.DoneInfo{Err: status.Error(codes.DataLoss, "")}, mask, picker.Outcome{Verdict: picker.Failure}},
 		{"RESOURCE_EXHAUSTED", grpcbalancer.DoneInfo{Err: status.Error(codes.ResourceExhausted, "")}, mask, picker.Outcome{Verdict: picker.Failure}},
