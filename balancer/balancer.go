@@ -37,7 +37,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
-	fulcrumresolver "github.com/fulcrum-lb/fulcrum/resolver"
+	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
 )
 
 // Name is the name of the policy in a service config.
@@ -82,7 +82,7 @@ func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions)
 	b.obs = newObserver(b, cc, opts)
 	// Dialling a plain host:port gives the policy one endpoint to balance
 	// over: say so once, it is the classic "only hits one instance" trap.
-	fulcrumresolver.WarnIfPassthrough(opts.Target)
+	passthrough.Warn(opts.Target)
 	go b.run()
 	if buildHook != nil {
 		buildHook(b)

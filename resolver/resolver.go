@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
 )
 
 // Scheme is the URI scheme of Fulcrum targets: fulcrum://<source>/<name>.
@@ -153,20 +155,9 @@ func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver
 }
 
 // WarnIfPassthrough logs a warning, and returns true, when target can only
-// ever give a load balancer one backend: the passthrough scheme (what
-// grpc.Dial uses for a plain "host:port") hands the balancer exactly the
-// address it was given, so every RPC goes to one instance whatever the policy.
-// For grpc-go's own dns scheme (what grpc.NewClient uses for a plain
-// "host:port") it logs at info level that the list is only re-resolved on
-// connection failures. A balancer calls it from Build with
-// balancer.BuildOptions.Target.
-func WarnIfPassthrough(target resolver.Target) bool {
-	switch target.URL.Scheme {
-	case "passthrough":
-		logger.Warningf("fulcrum: target %q uses the passthrough resolver: the balancer sees a single address and cannot spread load; use fulcrum://dns/%s or fulcrum://static/... instead", target.URL.String(), target.Endpoint())
-		return true
-	case "dns":
-		logger.Infof("fulcrum: target %q uses grpc-go's dns resolver, which re-resolves only when a connection fails; fulcrum://dns/%s also re-resolves periodically", target.URL.String(), target.Endpoint())
-	}
-	return false
-}
+// ever give a load balancer one backend (the passthrough scheme); for
+// grpc-go's dns scheme it notes at info level that the list is re-resolved
+// only on connection failures. It forwards to the balancer's own check,
+// which lives in a package that registers nothing, so that importing the
+// balancer does not register the fulcrum scheme.
+func WarnIfPassthrough(target resolver.Target) bool { return passthrough.Warn(target) }
