@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -30,7 +31,7 @@ type fulcrumResolver struct {
 	target string
 	tc     targetConfig
 	cc     resolver.ClientConn
-	clk    clock
+	clk    clock.Clock
 	logger *prefixLogger
 	// handled, if set (by tests), is called on the run goroutine after each
 	// Update has been handled: the point at which a test knows that an
@@ -51,15 +52,15 @@ type fulcrumResolver struct {
 	pending []Update // at most a set followed by an error; guarded by mu
 
 	// Owned by the run goroutine.
-	serving  bool       // the channel has good (even if good is empty)
-	good     []endpoint // the set last pushed
-	failing  bool       // the source is reporting errors or suspicious sets
-	lastErr  error      // the latest of those
-	ttlTimer clockTimer // non-nil while failing with a TTL armed
+	serving  bool        // the channel has good (even if good is empty)
+	good     []endpoint  // the set last pushed
+	failing  bool        // the source is reporting errors or suspicious sets
+	lastErr  error       // the latest of those
+	ttlTimer clock.Timer // non-nil while failing with a TTL armed
 	metrics  resolverMetrics
 }
 
-func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock) *fulcrumResolver {
+func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock.Clock) *fulcrumResolver {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &fulcrumResolver{
 		target: target,

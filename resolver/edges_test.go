@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
 // A file that disappears and comes back with the same content is reported
@@ -183,7 +185,7 @@ func TestStopWaitsForTheGoroutine(t *testing.T) {
 		require.True(t, finished.Load(), "startLoop's stop returned before run did")
 	}
 	src, name := registerTestSource()
-	r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
+	r, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
 	require.NoError(t, err)
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	r.Close()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
 const (
@@ -39,7 +40,7 @@ const (
 // fulcrum://file//etc/svc.json is the absolute /etc/svc.json;
 // fulcrum://file/conf/svc.json is relative to the working directory at Build.
 type fileSource struct {
-	clk clock // nil: the real clock
+	clk clock.Clock // nil: the real clock
 }
 
 func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)) (func(), func(), error) {
@@ -62,7 +63,7 @@ func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)
 	}
 	w := &fileWatcher{path: abs, interval: interval, clk: s.clk, report: report, now: make(chan struct{}, 1)}
 	if w.clk == nil {
-		w.clk = realClock{}
+		w.clk = clock.Real()
 	}
 	return w.resolveNow, startLoop(ctx, w.run), nil
 }
@@ -70,7 +71,7 @@ func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)
 type fileWatcher struct {
 	path     string
 	interval time.Duration
-	clk      clock
+	clk      clock.Clock
 	report   func(Update)
 	now      chan struct{} // capacity 1: a ResolveNow is pending
 

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/resolver"
 
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
 )
 
@@ -36,7 +37,7 @@ func init() {
 	RegisterSource("static", staticSource{})
 	RegisterSource("dns", &dnsSource{})
 	RegisterSource("file", &fileSource{})
-	resolver.Register(&builder{clk: realClock{}})
+	resolver.Register(&builder{clk: clock.Real()})
 }
 
 // RegisterSource makes s available as fulcrum://<name>/... . name is
@@ -80,7 +81,7 @@ func lookupSource(name string) (Source, []string) {
 // builder is the grpc resolver.Builder of the fulcrum scheme.
 type builder struct {
 	// Read-only after construction.
-	clk     clock
+	clk     clock.Clock
 	handled func() // see fulcrumResolver.handled; nil outside tests
 }
 
