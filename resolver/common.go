@@ -57,7 +57,14 @@ type fulcrumResolver struct {
 	failing  bool        // the source is reporting errors or suspicious sets
 	lastErr  error       // the latest of those
 	ttlTimer clock.Timer // non-nil while failing with a TTL armed
-	metrics  resolverMetrics
+	// holdTimer is non-nil while an empty answer is held off (hold.go),
+	// since heldSince.
+	holdTimer clock.Timer
+	heldSince time.Time
+	metrics   resolverMetrics
+
+	status      status // for fulcrumz
+	unregisterz func() // removes the resolver from fulcrumz; set by Build
 }
 
 func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock.Clock) *fulcrumResolver {
@@ -127,14 +134,19 @@ func (r *fulcrumResolver) report(u Update) {
 
 func (r *fulcrumResolver) run() {
 	defer close(r.done)
+	r.publish()
 	for {
-		var ttlC <-chan time.Time // nil: no TTL armed
+		var ttlC, holdC <-chan time.Time // nil: no TTL armed, no hold
 		if r.ttlTimer != nil {
 			ttlC = r.ttlTimer.C()
+		}
+		if r.holdTimer != nil {
+			holdC = r.holdTimer.C()
 		}
 		select {
 		case <-r.ctx.Done():
 			r.stopTTL()
+			r.stopHold()
 			return
 		case <-r.wake:
 			r.mu.Lock()
@@ -143,6 +155,7 @@ func (r *fulcrumResolver) run() {
 			r.mu.Unlock()
 			for _, u := range batch {
 				r.handle(u)
+				r.publish()
 				if r.handled != nil {
 					r.handled()
 				}
@@ -150,6 +163,10 @@ func (r *fulcrumResolver) run() {
 		case <-ttlC:
 			r.ttlTimer = nil
 			r.expire()
+			r.publish()
+		case <-holdC:
+			r.holdExpired()
+			r.publish()
 		}
 	}
 }
@@ -173,13 +190,13 @@ func (r *fulcrumResolver) handle(u Update) {
 		// Only a source that knows the service has no instances may say so.
 		r.handleErr(errSuspiciousEmpty)
 		return
+	case len(eps) == 0 && r.holds():
+		r.holdEmpty()
+		return
 	}
+	r.endHold()
 	r.metrics.confirmed(r.clk.Now())
-	if r.failing {
-		r.logger.Infof("target %q: source recovered", r.target)
-		r.failing, r.lastErr = false, nil
-		r.stopTTL()
-	}
+	r.recovered()
 	if r.serving && slices.EqualFunc(eps, r.good, endpoint.equal) {
 		return
 	}
@@ -209,7 +226,17 @@ func (r *fulcrumResolver) push() {
 	}
 }
 
+// recovered ends a failure: the source answered.
+func (r *fulcrumResolver) recovered() {
+	if r.failing {
+		r.logger.Infof("target %q: source recovered", r.target)
+		r.failing, r.lastErr = false, nil
+		r.stopTTL()
+	}
+}
+
 func (r *fulcrumResolver) handleErr(err error) {
+	r.endHold()
 	sameErr := r.lastErr != nil && r.lastErr.Error() == err.Error()
 	r.lastErr = err
 	r.metrics.sourceError(r.serving)
@@ -266,6 +293,9 @@ func (r *fulcrumResolver) Close() {
 		r.stopSource()
 		<-r.done
 		r.metrics.close()
+		if r.unregisterz != nil {
+			r.unregisterz()
+		}
 	})
 }
 

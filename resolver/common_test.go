@@ -240,9 +240,11 @@ func TestBuild_MalformedTargets(t *testing.T) {
 		{"fulcrum://static/", `name: "", must be non-empty`},
 		{"fulcrum://static/a%3Fb:1", `name: "a?b:1", must not contain`},
 		{"fulcrum://static/127.0.0.1:1?lkgTTL=soon", `lkgTTL: "soon", must be a duration in [1ms, 24h0m0s]`},
+		{"fulcrum://static/127.0.0.1:1?emptyGrace=25h", `emptyGrace: "25h", must be a duration in [0s, 24h0m0s]`},
+		{"fulcrum://static/127.0.0.1:1?emptyGrace=-1s", `emptyGrace: "-1s", must be a duration in [0s, 24h0m0s]`},
 		{"fulcrum://static/127.0.0.1:1?lkgTTL=1m&lkgTTL=2m", `query parameter lkgTTL: given 2 times, must be given at most once`},
 		{"fulcrum://static/127.0.0.1:1?a=%zz", `query: "a=%zz"`},
-		{"fulcrum://static/127.0.0.1:1?interval=1s", `query parameter interval: not supported by source static, must be one of: lkgTTL`},
+		{"fulcrum://static/127.0.0.1:1?interval=1s", `query parameter interval: not supported by source static, must be one of: emptyGrace, lkgTTL`},
 		{"fulcrum://static/127.0.0.1", `static entry 1 "127.0.0.1": address "127.0.0.1": missing port in address`},
 		{"fulcrum://static/127.0.0.1:", `static entry 1 "127.0.0.1:": address "127.0.0.1:": port "", must be a number in [1, 65535]`},
 		{"fulcrum://static/:80", `static entry 1 ":80": address ":80": host "", must be`},
@@ -259,11 +261,11 @@ func TestBuild_MalformedTargets(t *testing.T) {
 		{"fulcrum://dns/localhost", `dns address "localhost": missing port in address`},
 		{"fulcrum://dns/localhost:80?interval=100ms", `interval: "100ms", must be a duration in [1s, 24h0m0s]`},
 		{"fulcrum://dns/localhost:80?interval=ever", `interval: "ever", must be a duration`},
-		{"fulcrum://dns/localhost:80?ttl=1s", `query parameter ttl: not supported by source dns, must be one of: lkgTTL, interval, srv`},
+		{"fulcrum://dns/localhost:80?ttl=1s", `query parameter ttl: not supported by source dns, must be one of: emptyGrace, lkgTTL, interval, srv`},
 		{"fulcrum://dns/_grpc._tcp.example.com?srv=maybe", `srv: "maybe", must be true or false`},
 		{"fulcrum://dns/example.com:80?srv=true", `srv name: "example.com:80", must be a DNS name without a port`},
 		{"fulcrum://file/x.json?interval=1ms", `interval: "1ms", must be a duration in [10ms, 1h0m0s]`},
-		{"fulcrum://file/x.json?watch=1", `query parameter watch: not supported by source file, must be one of: lkgTTL, interval`},
+		{"fulcrum://file/x.json?watch=1", `query parameter watch: not supported by source file, must be one of: emptyGrace, lkgTTL, interval`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {

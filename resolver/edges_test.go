@@ -159,7 +159,7 @@ func TestSources_TimersStoppedAndReplaced(t *testing.T) {
 func TestCheckKeys_NamesTheFirstUnknown(t *testing.T) {
 	for range 20 {
 		err := checkKeys("dns", map[string]string{"zz": "", "mm": "", "aa": "", "interval": ""}, "interval", "srv")
-		require.EqualError(t, err, "query parameter aa: not supported by source dns, must be one of: lkgTTL, interval, srv")
+		require.EqualError(t, err, "query parameter aa: not supported by source dns, must be one of: emptyGrace, lkgTTL, interval, srv")
 	}
 	assert.NoError(t, checkKeys("dns", map[string]string{"srv": ""}, "interval", "srv"))
 }

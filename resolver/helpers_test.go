@@ -64,16 +64,18 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	return c.track(d, func() clock.Timer { return c.Fake.AfterFunc(d, f) })
 }
 
+// track registers a timer only once Fake has it, so that a test that saw it
+// running and advances the time does fire it. newTimer runs outside c.mu: a
+// timer due at once fires inside it.
 func (c *fakeClock) track(d time.Duration, newTimer func() clock.Timer) clock.Timer {
+	t := &fakeTimer{Timer: newTimer(), clk: c}
 	c.mu.Lock()
-	t := &fakeTimer{clk: c, deadline: c.Fake.Now().Add(d)}
+	t.deadline = c.Fake.Now().Add(d)
 	c.timers = append(c.timers, t)
 	c.created++
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
-	// Outside c.mu: a timer due at once fires inside newTimer.
-	t.Timer = newTimer()
 	return t
 }
 
@@ -85,12 +87,13 @@ func (t *fakeTimer) Stop() bool {
 }
 
 func (t *fakeTimer) Reset(d time.Duration) bool {
+	was := t.Timer.Reset(d) // first, as in track
 	t.clk.mu.Lock()
 	t.stopped, t.deadline = false, t.clk.Fake.Now().Add(d)
 	close(t.clk.changed)
 	t.clk.changed = make(chan struct{})
 	t.clk.mu.Unlock()
-	return t.Timer.Reset(d)
+	return was
 }
 
 // activeTimers returns the deadlines, relative to now, of the running timers.

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/resolver"
 
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
 )
@@ -24,9 +25,16 @@ import (
 // Scheme is the URI scheme of Fulcrum targets: fulcrum://<source>/<name>.
 const Scheme = "fulcrum"
 
-// commonKeyLKGTTL is the query parameter, consumed by the common layer, that
-// bounds how long the last known good set is served while the source fails.
-const commonKeyLKGTTL = "lkgTTL"
+// Query parameters consumed by the common layer: lkgTTL bounds how long the
+// last known good set is served while the source fails; emptyGrace is how
+// long a registry's empty answer must persist before it empties the channel.
+const (
+	commonKeyLKGTTL     = "lkgTTL"
+	commonKeyEmptyGrace = "emptyGrace"
+)
+
+// commonKeys are the query parameters the common layer consumes.
+var commonKeys = []string{commonKeyEmptyGrace, commonKeyLKGTTL}
 
 var (
 	registryMu sync.Mutex
@@ -93,6 +101,7 @@ type targetConfig struct {
 	source     Source
 	name       string        // what the Source receives (see Source)
 	lkgTTL     time.Duration // 0: serve the last good set for ever
+	emptyGrace time.Duration // 0: an empty answer takes effect at once
 }
 
 // parseTarget splits t into its source, the name the source receives and the
@@ -132,6 +141,14 @@ func parseTarget(t resolver.Target) (targetConfig, error) {
 		}
 		delete(q, commonKeyLKGTTL)
 	}
+	tc.emptyGrace = DefaultEmptyGrace
+	if v, ok := q[commonKeyEmptyGrace]; ok {
+		// 0 restores "at once"; a day, like lkgTTL, bounds a typo.
+		if tc.emptyGrace, err = parseDuration(commonKeyEmptyGrace, v, 0, 24*time.Hour); err != nil {
+			return tc, err
+		}
+		delete(q, commonKeyEmptyGrace)
+	}
 	tc.name = name
 	if len(q) > 0 {
 		tc.name += "?" + encodeQuery(q)
@@ -152,6 +169,7 @@ func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver
 		r.metrics.close()
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
+	r.unregisterz = fulcrumz.RegisterResolver(target, r.status.get)
 	return r, nil
 }
 

@@ -36,7 +36,7 @@ type Update struct {
 //
 // The name a Source receives is the target's path after "<source>/",
 // percent-decoded: "services/user" for "fulcrum://etcd/services/user". Query
-// parameters that the common layer does not consume (it consumes lkgTTL) are
+// parameters that the common layer does not consume (it consumes lkgTTL and emptyGrace) are
 // passed on re-encoded after a "?": "services/user?zone=a". A Source should
 // reject parameters it does not understand.
 //
