@@ -56,6 +56,7 @@ type fulcrumResolver struct {
 	good     []endpoint  // the set last pushed
 	failing  bool        // the source is reporting errors or suspicious sets
 	lastErr  error       // the latest of those
+	errs     ErrorOnce   // which of those to log
 	ttlTimer clock.Timer // non-nil while failing with a TTL armed
 	// holdTimer is non-nil while an empty answer is held off (hold.go),
 	// since heldSince.
@@ -231,13 +232,14 @@ func (r *fulcrumResolver) recovered() {
 	if r.failing {
 		r.logger.Infof("target %q: source recovered", r.target)
 		r.failing, r.lastErr = false, nil
+		r.errs.Clear()
 		r.stopTTL()
 	}
 }
 
 func (r *fulcrumResolver) handleErr(err error) {
 	r.endHold()
-	sameErr := r.lastErr != nil && r.lastErr.Error() == err.Error()
+	news := r.errs.New(err) // logged once per distinct message
 	r.lastErr = err
 	r.metrics.sourceError(r.serving)
 	if !r.failing {
@@ -247,12 +249,12 @@ func (r *fulcrumResolver) handleErr(err error) {
 		}
 	}
 	if r.serving {
-		if !sameErr {
+		if news {
 			r.logger.Warningf("target %q: %v; keeping the last known good set of %d endpoints", r.target, err, len(r.good))
 		}
 		return
 	}
-	if !sameErr {
+	if news {
 		r.logger.Warningf("target %q: %v; no good set to fall back to", r.target, err)
 	}
 	r.cc.ReportError(fmt.Errorf("fulcrum resolver: target %q: %w", r.target, err))
@@ -389,19 +391,4 @@ func toState(eps []endpoint) resolver.State {
 		s.Endpoints = append(s.Endpoints, rep)
 	}
 	return s
-}
-
-// startLoop runs run in a goroutine until ctx is done or the returned stop
-// is called; stop is idempotent and returns once run has returned.
-func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		run(ctx)
-	}()
-	return sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
 }

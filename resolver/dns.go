@@ -103,7 +103,7 @@ func (s *dnsSource) Watch(ctx context.Context, name string, report func(Update))
 	if w.rand == nil {
 		w.rand = rand.Float64
 	}
-	return w.resolveNow, startLoop(ctx, w.run), nil
+	return w.resolveNow, Go(ctx, w.run), nil
 }
 
 type dnsWatcher struct {

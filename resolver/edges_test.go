@@ -177,12 +177,12 @@ func TestRegisterSource_NameIsLowerCased(t *testing.T) {
 func TestStopWaitsForTheGoroutine(t *testing.T) {
 	for range 20 {
 		var finished atomic.Bool
-		stop := startLoop(context.Background(), func(ctx context.Context) {
+		stop := Go(context.Background(), func(ctx context.Context) {
 			<-ctx.Done()
 			finished.Store(true)
 		})
 		stop()
-		require.True(t, finished.Load(), "startLoop's stop returned before run did")
+		require.True(t, finished.Load(), "Go's stop returned before run did")
 	}
 	src, name := registerTestSource()
 	r, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})

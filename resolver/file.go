@@ -65,7 +65,7 @@ func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)
 	if w.clk == nil {
 		w.clk = clock.Real()
 	}
-	return w.resolveNow, startLoop(ctx, w.run), nil
+	return w.resolveNow, Go(ctx, w.run), nil
 }
 
 type fileWatcher struct {
@@ -81,7 +81,7 @@ type fileWatcher struct {
 	racy     bool
 	hash     [sha256.Size]byte
 	haveHash bool
-	lastErr  string
+	errs     ErrorOnce
 }
 
 func (w *fileWatcher) resolveNow() {
@@ -111,8 +111,7 @@ func (w *fileWatcher) run(ctx context.Context) {
 
 func (w *fileWatcher) fail(err error) {
 	// A missing or broken file is reported once, not once per poll.
-	if msg := err.Error(); msg != w.lastErr {
-		w.lastErr = msg
+	if w.errs.New(err) {
 		w.report(Update{Err: err})
 	}
 }
@@ -150,7 +149,7 @@ func (w *fileWatcher) poll() {
 		w.fail(fmt.Errorf("file %s: %w; keeping the previous endpoints", w.path, err))
 		return
 	}
-	w.lastErr = ""
+	w.errs.Clear()
 	w.report(Update{Endpoints: f.endpoints, Authoritative: f.authoritative})
 }
 
