@@ -166,7 +166,7 @@ func TestSource_ReportsOnlyChanges(t *testing.T) {
 			s.Register(consultest.Instance{ID: "b", Service: "web", Port: 81})
 		}
 	}
-	src, err := consul.NewSourceWithEnv(c, consul.Options{MinInterval: 100 * time.Millisecond}, vt.Now, vt.Sleep, constRand(0))
+	src, err := consul.NewSourceWithClock(c, consul.Options{MinInterval: 100 * time.Millisecond}, vt, constRand(0))
 	require.NoError(t, err)
 	rec, _ := watch(t, src, "web")
 	vt.wait(t)
@@ -200,7 +200,7 @@ func TestSource_RateLimitBoundsRequests(t *testing.T) {
 			const period, minInterval = 60 * time.Second, 250 * time.Millisecond
 			vt := newVirtualTime(period)
 			opts := consul.Options{MinInterval: minInterval, BackoffMin: time.Millisecond, BackoffMax: 100 * time.Millisecond}
-			src, err := consul.NewSourceWithEnv(c, opts, vt.Now, vt.Sleep, constRand(r))
+			src, err := consul.NewSourceWithClock(c, opts, vt, constRand(r))
 			require.NoError(t, err)
 			watch(t, src, "web")
 			vt.wait(t)
