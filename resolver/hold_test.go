@@ -176,3 +176,18 @@ func TestEmptyHold_DefaultAndOption(t *testing.T) {
 	assert.Equal(t, 2*time.Minute, tc.emptyGrace)
 	assert.Equal(t, "127.0.0.1:1", tc.name, "emptyGrace is consumed by the common layer")
 }
+
+// A resolver is listed by fulcrumz from Build to Close.
+func TestFulcrumz_ListedUntilClose(t *testing.T) {
+	src, name := registerTestSource()
+	target := "fulcrum://" + name + "/svc"
+	r, err := (&builder{clk: newFakeClock()}).Build(mustTarget(t, target), newRecorder(), resolver.BuildOptions{})
+	require.NoError(t, err)
+	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
+	require.Eventually(t, func() bool { return resolverState(t, target).Endpoints == 2 }, defaultTestTimeout, time.Millisecond)
+	assert.Equal(t, name, resolverState(t, target).Source)
+	r.Close()
+	for _, rs := range fulcrumz.Resolvers() {
+		assert.NotEqual(t, target, rs.Target, "still listed after Close")
+	}
+}
