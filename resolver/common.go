@@ -191,7 +191,7 @@ func (r *fulcrumResolver) handle(u Update) {
 		// Only a source that knows the service has no instances may say so.
 		r.handleErr(errSuspiciousEmpty)
 		return
-	case len(eps) == 0 && r.holds():
+	case len(eps) == 0 && r.holds(u):
 		r.holdEmpty()
 		return
 	}

@@ -180,9 +180,9 @@ func TestCommon_EmptySetRule(t *testing.T) {
 		evs := rec.waitEvents(t, 1)
 		assert.ErrorContains(t, evs[0].err, "all 1 endpoints the source reported are invalid")
 	})
-	t.Run("authoritative empty with emptyGrace=0 empties the channel", func(t *testing.T) {
+	t.Run("authoritative empty empties the channel", func(t *testing.T) {
 		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc?emptyGrace=0", clock.Real())
+		rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 		src.send(Update{Endpoints: eps("10.0.0.1:1")})
 		rec.waitEvents(t, 1)
 		src.send(Update{Authoritative: true})

@@ -248,14 +248,12 @@ func (s *e2eSource) send(u fresolver.Update) {
 
 // A user Source fails after a good set: RPCs keep flowing to that set. An
 // empty set without Authoritative changes nothing either; an authoritative
-// empty set does empty the channel and RPCs fail with UNAVAILABLE: at once
-// with emptyGrace=0 (the hold-off of registries' empty answers is
-// TestEmptyHold_*).
+// empty set does empty the channel and RPCs fail with UNAVAILABLE.
 func TestUserSource_LastKnownGoodAndEmptySetRule(t *testing.T) {
 	bs := startBackends(t, 2)
 	src := &e2eSource{ready: make(chan struct{})}
 	fresolver.RegisterSource("e2e-lkg", src)
-	client := dial(t, "fulcrum://e2e-lkg/my-service?emptyGrace=0")
+	client := dial(t, "fulcrum://e2e-lkg/my-service")
 
 	// Kick the channel out of idle so that the resolver is built.
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)

@@ -2,8 +2,9 @@ package resolver
 
 import "time"
 
-// DefaultEmptyGrace is how long an empty answer from a registry must persist
-// before the channel is emptied (target option emptyGrace).
+// DefaultEmptyGrace is how long an empty answer from a registry (an
+// authoritative empty Update with HoldEmpty) must persist before the
+// channel is emptied (target option emptyGrace).
 //
 // Registries answer "no instances" for a few seconds when an agent restarts
 // (in the report behind issue 21, three seconds of empty answers from Consul
@@ -16,24 +17,12 @@ import "time"
 // would have failed anyway (no endpoint at all) fail differently.
 const DefaultEmptyGrace = 45 * time.Second
 
-// declaredEmpty is implemented by the sources whose empty set is written
-// down by a person rather than observed in a registry: a static list, a
-// file marked "authoritative", a DNS SRV answer of "." ("service decidedly
-// not available", RFC 2782). Their empty sets take effect at once, as
-// before; every other source's (etcd, consul, custom registries) wait out
-// emptyGrace.
-type declaredEmpty interface{ declaresEmpty() }
-
-func (staticSource) declaresEmpty() {}
-func (*fileSource) declaresEmpty()  {}
-func (*dnsSource) declaresEmpty()   {}
-
-// holds says whether an authoritative empty set is held off rather than
-// pushed: the source is a registry, a grace is configured and there is a
-// non-empty set to keep serving.
-func (r *fulcrumResolver) holds() bool {
-	_, declared := r.tc.source.(declaredEmpty)
-	return !declared && r.tc.emptyGrace > 0 && r.serving && len(r.good) > 0
+// holds says whether an authoritative empty set u is held off rather than
+// pushed: the source asked for it (a registry: etcd, consul; not the
+// static, file and dns sources, whose empty sets a person wrote down), a
+// grace is configured and there is a non-empty set to keep serving.
+func (r *fulcrumResolver) holds(u Update) bool {
+	return u.HoldEmpty && r.tc.emptyGrace > 0 && r.serving && len(r.good) > 0
 }
 
 // holdEmpty handles an authoritative empty set that holds applies to. The

@@ -17,8 +17,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/metrics"
 )
 
-// buildHold builds a resolver over a fresh test source (a registry: its
-// empty sets are held off) with the fake clock and a metrics recorder.
+// buildHold builds a resolver over a fresh test source with the fake clock
+// and a metrics recorder.
 func buildHold(t *testing.T, query string) (*testSource, *recorder, *fakeClock, *testutil.MetricsRecorder, string) {
 	t.Helper()
 	src, name := registerTestSource()
@@ -53,7 +53,7 @@ func TestEmptyHold_ShortEmptyNeverReachesChannel(t *testing.T) {
 	rec.waitHandled(t, 1)
 
 	start := clk.Now()
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	rec.waitHandled(t, 2)
 	assert.Equal(t, []time.Duration{DefaultEmptyGrace}, clk.waitTimers(t, 1), "the hold's timer")
 	assert.Len(t, rec.all(), 1, "an empty answer within the grace reached the channel: %+v", rec.all())
@@ -68,7 +68,7 @@ func TestEmptyHold_ShortEmptyNeverReachesChannel(t *testing.T) {
 
 	// More empty answers do not extend the grace.
 	clk.Advance(DefaultEmptyGrace / 2)
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	rec.waitHandled(t, 3)
 	assert.Equal(t, []time.Duration{DefaultEmptyGrace / 2}, clk.activeTimers())
 
@@ -88,7 +88,7 @@ func TestEmptyHold_PersistentEmptyEmptiesAfterGrace(t *testing.T) {
 	src, rec, clk, mr, target := buildHold(t, "?emptyGrace=10s")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	rec.waitEvents(t, 1)
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	assert.Equal(t, []time.Duration{10 * time.Second}, clk.waitTimers(t, 1))
 	clk.Advance(10*time.Second - time.Nanosecond)
 	rec.waitHandled(t, 2)
@@ -102,7 +102,7 @@ func TestEmptyHold_PersistentEmptyEmptiesAfterGrace(t *testing.T) {
 
 	// The empty set is now the set: more empty answers change nothing, a
 	// set is pushed at once.
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	rec.waitHandled(t, 3)
 	assert.Empty(t, clk.activeTimers(), "no hold when there is nothing to keep")
 	src.send(Update{Endpoints: eps("10.0.0.2:1")})
@@ -116,14 +116,14 @@ func TestEmptyHold_ErrorEndsHold(t *testing.T) {
 	src, rec, clk, _, target := buildHold(t, "?emptyGrace=10s")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	rec.waitEvents(t, 1)
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	clk.waitTimers(t, 1)
 	clk.Advance(8 * time.Second)
 	src.send(Update{Err: errors.New("registry down")})
 	rec.waitHandled(t, 3)
 	clk.waitTimers(t, 0)
 	assert.Contains(t, resolverState(t, target).SourceError, "registry down")
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	assert.Equal(t, []time.Duration{10 * time.Second}, clk.waitTimers(t, 1))
 	assert.Empty(t, resolverState(t, target).SourceError, "an empty answer is an answer")
 	clk.Advance(9 * time.Second)
@@ -137,32 +137,36 @@ func TestEmptyHold_Disabled(t *testing.T) {
 	src, rec, clk, _, _ := buildHold(t, "?emptyGrace=0s")
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	rec.waitEvents(t, 1)
-	src.send(Update{Authoritative: true})
+	src.send(Update{Authoritative: true, HoldEmpty: true})
 	evs := rec.waitEvents(t, 2)
 	assert.Empty(t, evs[1].state.Endpoints)
 	assert.Empty(t, clk.activeTimers())
 
 	src2, rec2, clk2, _, _ := buildHold(t, "")
-	src2.send(Update{Authoritative: true})
+	src2.send(Update{Authoritative: true, HoldEmpty: true})
 	evs = rec2.waitEvents(t, 1)
 	assert.NoError(t, evs[0].err)
 	assert.Empty(t, evs[0].state.Endpoints, "a first empty answer is pushed: there is nothing to keep")
 	assert.Empty(t, clk2.activeTimers())
 }
 
-// Static, file and DNS-SRV "." empty sets are written down by a person:
-// they take effect at once, as before.
-func TestEmptyHold_DeclaredSourcesAtOnce(t *testing.T) {
-	for _, s := range []Source{staticSource{}, &fileSource{}, &dnsSource{}} {
-		_, ok := s.(declaredEmpty)
-		assert.True(t, ok, "%T must declare its empty sets", s)
-	}
+// An authoritative empty set without HoldEmpty (static, file, DNS-SRV
+// ".": written down by a person) takes effect at once, as before.
+func TestEmptyHold_OnlyWhenAsked(t *testing.T) {
+	src, rec, clk, _, _ := buildHold(t, "")
+	src.send(Update{Endpoints: eps("10.0.0.1:1"), HoldEmpty: true})
+	rec.waitEvents(t, 1)
+	src.send(Update{Authoritative: true})
+	evs := rec.waitEvents(t, 2)
+	assert.Empty(t, evs[1].state.Endpoints)
+	assert.Empty(t, clk.activeTimers())
+
 	path := filepath.Join(t.TempDir(), "svc.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"endpoints":[{"addresses":["10.0.0.1:1"]}]}`), 0o600))
-	rec := build(t, "fulcrum://file/"+path+"?interval=10ms", clock.Real())
-	rec.waitEvents(t, 1)
+	frec := build(t, "fulcrum://file/"+path+"?interval=10ms", clock.Real())
+	frec.waitEvents(t, 1)
 	writeAtomic(t, path, `{"endpoints":[],"authoritative":true}`)
-	evs := rec.waitEvents(t, 2)
+	evs = frec.waitEvents(t, 2)
 	assert.NoError(t, evs[1].err)
 	assert.Empty(t, evs[1].state.Endpoints, "an authoritative empty file empties the channel at once")
 }

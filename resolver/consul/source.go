@@ -181,7 +181,9 @@ func (w *watch) handle(entries []*api.ServiceEntry, meta *api.QueryMeta) {
 	if logger.V(2) {
 		w.logf("service %q at index %d: %d usable of %d registered", w.service, w.index, len(set.eps), set.registered)
 	}
-	w.report(resolver.Update{Endpoints: set.eps, Authoritative: true})
+	// HoldEmpty: an agent restarting answers [] with a known leader until
+	// its instances are back; the resolver waits out emptyGrace.
+	w.report(resolver.Update{Endpoints: set.eps, Authoritative: true, HoldEmpty: true})
 }
 
 // errNotConfirmed marks an empty answer that does not prove that the service

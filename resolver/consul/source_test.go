@@ -84,7 +84,7 @@ func TestSource_ReportsPassingInstances(t *testing.T) {
 		{Addresses: []string{"127.0.0.1:81"}, Weight: 1, Metadata: map[string]string{consul.MetaID: "b", consul.MetaHealth: "passing", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 		{Addresses: []string{"[::1]:86"}, Weight: 1, Metadata: map[string]string{consul.MetaID: "g", consul.MetaHealth: "passing", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 	}
-	require.Equal(t, []resolver.Update{{Endpoints: want, Authoritative: true}}, rec.all())
+	require.Equal(t, []resolver.Update{{Endpoints: want, Authoritative: true, HoldEmpty: true}}, rec.all())
 	q := s.Requests()[0].Query
 	require.False(t, q.Has("passing"), "health is filtered by the source: %v", q)
 

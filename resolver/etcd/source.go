@@ -353,18 +353,19 @@ func (w *watch) reportSet() {
 	// An empty set is authoritative only when the prefix really is empty:
 	// if every value was malformed, a bad writer is more likely than a
 	// service with no instances, and the resolver should keep its last set.
-	w.report(resolver.Update{Endpoints: eps, Authoritative: len(eps) > 0 || skipped == 0})
+	// HoldEmpty: an empty prefix may only mean that the instances' leases
+	// expired while they could not reach etcd; they put their keys back
+	// when they do, so the resolver waits out emptyGrace.
+	w.report(resolver.Update{Endpoints: eps, Authoritative: len(eps) > 0 || skipped == 0, HoldEmpty: true})
 }
 
 // fail reports the first error of an outage (the resolver keeps its last
 // good set until the next set ends the outage); each distinct error after
-// it is logged, repeats only at V(2).
+// it is logged as a warning, repeats at info level.
 func (w *watch) fail(err error) {
 	first := !w.errs.Failing()
 	if !w.errs.New(err) {
-		if logger.V(2) {
-			w.logf("still failing: %v", err)
-		}
+		w.logf("still failing: %v", err)
 		return
 	}
 	w.warningf("%v", err)
