@@ -38,7 +38,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
-	fulcrumresolver "github.com/fulcrum-lb/fulcrum/resolver"
+	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
 )
 
 // Name is the name of the policy in a service config.
@@ -84,7 +84,7 @@ func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions)
 	b.obs = newObserver(b, cc, opts)
 	// Dialling a plain host:port gives the policy one endpoint to balance
 	// over: say so once, it is the classic "only hits one instance" trap.
-	fulcrumresolver.WarnIfPassthrough(opts.Target)
+	passthrough.Warn(opts.Target)
 	b.drv = driver.New(b.set, b, driver.Options{Clock: clk, Observer: b.obs})
 	if buildHook != nil {
 		buildHook(b)

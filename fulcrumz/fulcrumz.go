@@ -2,7 +2,9 @@
 // gRPC channel using weighted_least_request, each HTTP transport host) and
 // serves a snapshot of their decisions: per endpoint its state and why,
 // weights, in-flight requests, latency estimate, breaker and last probe.
-// Like grpc-go's channelz, it is meant for a debug port:
+// It also lists every fulcrum:// resolver (Resolvers): its source, how many
+// endpoints it gave the channel, a failing source, and an empty answer
+// being held off. Like grpc-go's channelz, it is meant for a debug port:
 //
 //	mux.Handle("/debug/fulcrum", fulcrumz.Handler())
 //

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// Handler serves Snapshot: as JSON by default or with ?format=json, as a
+// Handler serves Snapshot (?view=channels, the default) or Resolvers
+// (?view=resolvers): as JSON by default or with ?format=json, as a
 // plain-text table with ?format=text or when the request accepts
 // text/plain but not JSON (curl -H 'Accept: text/plain'). It is read-only
 // and answers GET and HEAD only.
@@ -32,14 +33,27 @@ func serve(w http.ResponseWriter, r *http.Request) {
 			format = "text"
 		}
 	}
+	view := r.URL.Query().Get("view")
+	if view != "" && view != "channels" && view != "resolvers" {
+		http.Error(w, fmt.Sprintf("fulcrumz: view: %q, must be \"channels\" or \"resolvers\"", view), http.StatusBadRequest)
+		return
+	}
 	switch format {
 	case "json":
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		if view == "resolvers" {
+			enc.Encode(Resolvers())
+			return
+		}
 		enc.Encode(Snapshot())
 	case "text":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if view == "resolvers" {
+			WriteResolversText(w, Resolvers())
+			return
+		}
 		WriteText(w, Snapshot())
 	default:
 		http.Error(w, fmt.Sprintf("fulcrumz: format: %q, must be \"json\" or \"text\"", format), http.StatusBadRequest)

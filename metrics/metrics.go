@@ -147,12 +147,23 @@ var (
 		Description: "EXPERIMENTAL. While the last known good set is in use, seconds since the source last confirmed it; else 0.",
 		Labels:      []string{LabelTarget},
 	}
+	ResolverEmptyHeld = &Metric{
+		Name: "grpc.lb.fulcrum.resolver.empty_held", Kind: Gauge, Unit: "1",
+		Description: "EXPERIMENTAL. 1 while an empty answer from a registry source is held off (the previous endpoints stay in the channel until it has lasted emptyGrace), else 0.",
+		Labels:      []string{LabelTarget},
+	}
+	ResolverEmptyHolds = &Metric{
+		Name: "grpc.lb.fulcrum.resolver.empty_holds", Kind: Counter, Unit: "{event}",
+		Description: "EXPERIMENTAL. Empty answers from a registry source that started a hold-off (counts the short ones a gauge scrape misses).",
+		Labels:      []string{LabelTarget},
+	}
 )
 
 // All returns every metric, balancer ones first.
 func All() []*Metric {
 	return []*Metric{Endpoints, EjectionsActive, BreakerTransitions, PanicEntered, PanicActive,
-		NoUsableEndpoint, Probes, ProbeDuration, Retries, RetryBudgetRejections, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge}
+		NoUsableEndpoint, Probes, ProbeDuration, Retries, RetryBudgetRejections, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge,
+		ResolverEmptyHeld, ResolverEmptyHolds}
 }
 
 // Names returns the names of every metric, to enable them all in grpc-go's

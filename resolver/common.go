@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -30,7 +31,7 @@ type fulcrumResolver struct {
 	target string
 	tc     targetConfig
 	cc     resolver.ClientConn
-	clk    clock
+	clk    clock.Clock
 	logger *prefixLogger
 	// handled, if set (by tests), is called on the run goroutine after each
 	// Update has been handled: the point at which a test knows that an
@@ -51,15 +52,23 @@ type fulcrumResolver struct {
 	pending []Update // at most a set followed by an error; guarded by mu
 
 	// Owned by the run goroutine.
-	serving  bool       // the channel has good (even if good is empty)
-	good     []endpoint // the set last pushed
-	failing  bool       // the source is reporting errors or suspicious sets
-	lastErr  error      // the latest of those
-	ttlTimer clockTimer // non-nil while failing with a TTL armed
-	metrics  resolverMetrics
+	serving  bool        // the channel has good (even if good is empty)
+	good     []endpoint  // the set last pushed
+	failing  bool        // the source is reporting errors or suspicious sets
+	lastErr  error       // the latest of those
+	errs     ErrorOnce   // which of those to log
+	ttlTimer clock.Timer // non-nil while failing with a TTL armed
+	// holdTimer is non-nil while an empty answer is held off (hold.go),
+	// since heldSince.
+	holdTimer clock.Timer
+	heldSince time.Time
+	metrics   resolverMetrics
+
+	status      status // for fulcrumz
+	unregisterz func() // removes the resolver from fulcrumz; set by Build
 }
 
-func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock) *fulcrumResolver {
+func newFulcrumResolver(target string, tc targetConfig, cc resolver.ClientConn, clk clock.Clock) *fulcrumResolver {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &fulcrumResolver{
 		target: target,
@@ -126,14 +135,19 @@ func (r *fulcrumResolver) report(u Update) {
 
 func (r *fulcrumResolver) run() {
 	defer close(r.done)
+	r.publish()
 	for {
-		var ttlC <-chan time.Time // nil: no TTL armed
+		var ttlC, holdC <-chan time.Time // nil: no TTL armed, no hold
 		if r.ttlTimer != nil {
 			ttlC = r.ttlTimer.C()
+		}
+		if r.holdTimer != nil {
+			holdC = r.holdTimer.C()
 		}
 		select {
 		case <-r.ctx.Done():
 			r.stopTTL()
+			r.stopHold()
 			return
 		case <-r.wake:
 			r.mu.Lock()
@@ -142,6 +156,7 @@ func (r *fulcrumResolver) run() {
 			r.mu.Unlock()
 			for _, u := range batch {
 				r.handle(u)
+				r.publish()
 				if r.handled != nil {
 					r.handled()
 				}
@@ -149,6 +164,10 @@ func (r *fulcrumResolver) run() {
 		case <-ttlC:
 			r.ttlTimer = nil
 			r.expire()
+			r.publish()
+		case <-holdC:
+			r.holdExpired()
+			r.publish()
 		}
 	}
 }
@@ -172,13 +191,13 @@ func (r *fulcrumResolver) handle(u Update) {
 		// Only a source that knows the service has no instances may say so.
 		r.handleErr(errSuspiciousEmpty)
 		return
+	case len(eps) == 0 && r.holds(u):
+		r.holdEmpty()
+		return
 	}
+	r.endHold()
 	r.metrics.confirmed(r.clk.Now())
-	if r.failing {
-		r.logger.Infof("target %q: source recovered", r.target)
-		r.failing, r.lastErr = false, nil
-		r.stopTTL()
-	}
+	r.recovered()
 	if r.serving && slices.EqualFunc(eps, r.good, endpoint.equal) {
 		return
 	}
@@ -208,8 +227,19 @@ func (r *fulcrumResolver) push() {
 	}
 }
 
+// recovered ends a failure: the source answered.
+func (r *fulcrumResolver) recovered() {
+	if r.failing {
+		r.logger.Infof("target %q: source recovered", r.target)
+		r.failing, r.lastErr = false, nil
+		r.errs.Clear()
+		r.stopTTL()
+	}
+}
+
 func (r *fulcrumResolver) handleErr(err error) {
-	sameErr := r.lastErr != nil && r.lastErr.Error() == err.Error()
+	r.endHold()
+	news := r.errs.New(err) // logged once per distinct message
 	r.lastErr = err
 	r.metrics.sourceError(r.serving)
 	if !r.failing {
@@ -219,12 +249,12 @@ func (r *fulcrumResolver) handleErr(err error) {
 		}
 	}
 	if r.serving {
-		if !sameErr {
+		if news {
 			r.logger.Warningf("target %q: %v; keeping the last known good set of %d endpoints", r.target, err, len(r.good))
 		}
 		return
 	}
-	if !sameErr {
+	if news {
 		r.logger.Warningf("target %q: %v; no good set to fall back to", r.target, err)
 	}
 	r.cc.ReportError(fmt.Errorf("fulcrum resolver: target %q: %w", r.target, err))
@@ -265,6 +295,9 @@ func (r *fulcrumResolver) Close() {
 		r.stopSource()
 		<-r.done
 		r.metrics.close()
+		if r.unregisterz != nil {
+			r.unregisterz()
+		}
 	})
 }
 
@@ -358,19 +391,4 @@ func toState(eps []endpoint) resolver.State {
 		s.Endpoints = append(s.Endpoints, rep)
 	}
 	return s
-}
-
-// startLoop runs run in a goroutine until ctx is done or the returned stop
-// is called; stop is idempotent and returns once run has returned.
-func startLoop(ctx context.Context, run func(context.Context)) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		run(ctx)
-	}()
-	return sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
 // Each bad update is awaited with waitHandled before the next one is sent:
@@ -17,7 +19,7 @@ import (
 
 func TestCommon_LastKnownGoodKeepsSetOnError(t *testing.T) {
 	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+	rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 
 	src.send(Update{Endpoints: eps("10.0.0.1:1", "10.0.0.2:1")})
 	rec.waitEvents(t, 1)
@@ -37,7 +39,7 @@ func TestCommon_LastKnownGoodKeepsSetOnError(t *testing.T) {
 
 func TestCommon_ErrorWithoutGoodSetIsReported(t *testing.T) {
 	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+	rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 
 	srcErr := errors.New("registry down")
 	src.send(Update{Err: srcErr})
@@ -140,14 +142,14 @@ func TestCommon_LastKnownGoodStaleTTLIgnored(t *testing.T) {
 func TestCommon_EmptySetRule(t *testing.T) {
 	t.Run("non-authoritative empty before any set is reported", func(t *testing.T) {
 		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+		rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 		src.send(Update{})
 		evs := rec.waitEvents(t, 1)
 		assert.ErrorIs(t, evs[0].err, errSuspiciousEmpty)
 	})
 	t.Run("non-authoritative empty keeps the set", func(t *testing.T) {
 		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+		rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 		src.send(Update{Endpoints: eps("10.0.0.1:1")})
 		rec.waitEvents(t, 1)
 		src.send(Update{Endpoints: []Endpoint{}})
@@ -160,7 +162,7 @@ func TestCommon_EmptySetRule(t *testing.T) {
 	})
 	t.Run("all-invalid set keeps the set", func(t *testing.T) {
 		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+		rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 		src.send(Update{Endpoints: eps("10.0.0.1:1")})
 		rec.waitEvents(t, 1)
 		src.send(Update{Endpoints: []Endpoint{{}, {Addresses: []string{""}}}, Authoritative: true})
@@ -173,14 +175,14 @@ func TestCommon_EmptySetRule(t *testing.T) {
 	})
 	t.Run("all-invalid set before any set is reported", func(t *testing.T) {
 		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+		rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 		src.send(Update{Endpoints: []Endpoint{{}}, Authoritative: true})
 		evs := rec.waitEvents(t, 1)
 		assert.ErrorContains(t, evs[0].err, "all 1 endpoints the source reported are invalid")
 	})
 	t.Run("authoritative empty empties the channel", func(t *testing.T) {
 		src, name := registerTestSource()
-		rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+		rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 		src.send(Update{Endpoints: eps("10.0.0.1:1")})
 		rec.waitEvents(t, 1)
 		src.send(Update{Authoritative: true})
@@ -207,7 +209,7 @@ func TestCommon_FailedWatchIsCleanedUp(t *testing.T) {
 		watchCtx = ctx
 		return nil, func() { stopped++ }, errors.New("bad name")
 	}))
-	_, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
+	_, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
 	require.ErrorContains(t, err, `fulcrum resolver: target "fulcrum://failwatch-test/svc": bad name`)
 	assert.Error(t, watchCtx.Err(), "the Watch context must be cancelled")
 	assert.Equal(t, 1, stopped)
@@ -221,7 +223,7 @@ func TestCommon_NilResolveNowAndStop(t *testing.T) {
 		return nil, nil, nil
 	}))
 	rec := newRecorder()
-	r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), rec, resolver.BuildOptions{})
+	r, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), rec, resolver.BuildOptions{})
 	require.NoError(t, err)
 	rec.waitEvents(t, 1)
 	r.ResolveNow(resolver.ResolveNowOptions{})
@@ -266,7 +268,7 @@ func (g *gatedCC) ReportError(err error) {
 func TestCommon_QueueKeepsOnlyTheLatest(t *testing.T) {
 	src, name := registerTestSource()
 	cc := &gatedCC{recorder: newRecorder(), entered: make(chan struct{}, 16), gate: make(chan struct{})}
-	r, err := (&builder{clk: realClock{}, handled: cc.markHandled}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), cc, resolver.BuildOptions{})
+	r, err := (&builder{clk: clock.Real(), handled: cc.markHandled}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), cc, resolver.BuildOptions{})
 	require.NoError(t, err)
 	defer r.Close()
 

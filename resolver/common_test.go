@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/experimental/balancer/weight"
@@ -60,7 +61,7 @@ func mustTarget(t *testing.T, target string) resolver.Target {
 }
 
 // build builds a resolver for target with clk, closed at the end of the test.
-func build(t *testing.T, target string, clk clock) *recorder {
+func build(t *testing.T, target string, clk clock.Clock) *recorder {
 	t.Helper()
 	rec := newRecorder()
 	r, err := (&builder{clk: clk, handled: rec.markHandled}).Build(mustTarget(t, target), rec, resolver.BuildOptions{})
@@ -88,7 +89,7 @@ func addrsOf(s resolver.State) []string {
 
 func TestCommon_PushesOnlyChanges(t *testing.T) {
 	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+	rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 
 	src.send(Update{Endpoints: eps("10.0.0.2:1", "10.0.0.1:1")})
 	evs := rec.waitEvents(t, 1)
@@ -119,7 +120,7 @@ func TestCommon_PushesOnlyChanges(t *testing.T) {
 
 func TestCommon_WeightsAndMetadataInAttributes(t *testing.T) {
 	src, name := registerTestSource()
-	rec := build(t, "fulcrum://"+name+"/svc", realClock{})
+	rec := build(t, "fulcrum://"+name+"/svc", clock.Real())
 	src.send(Update{Endpoints: []Endpoint{
 		{Addresses: []string{"10.0.0.1:1", "[fd00::1]:1"}, Weight: 3, Metadata: map[string]string{"zone": "a"}},
 		{Addresses: []string{"10.0.0.2:1"}},                              // weight 0: default
@@ -146,7 +147,7 @@ func TestCommon_WeightsAndMetadataInAttributes(t *testing.T) {
 }
 
 func TestStatic_WeightsInAttributes(t *testing.T) {
-	rec := build(t, "fulcrum://static/127.0.0.1:5001=3,127.0.0.1:5002,[::1]:5003=2", realClock{})
+	rec := build(t, "fulcrum://static/127.0.0.1:5001=3,127.0.0.1:5002,[::1]:5003=2", clock.Real())
 	evs := rec.waitEvents(t, 1)
 	got := map[string]uint32{}
 	for _, ep := range evs[0].state.Endpoints {
@@ -159,7 +160,7 @@ func TestStatic_WeightsInAttributes(t *testing.T) {
 func TestCommon_ForwardsResolveNowAndStopsSourceOnClose(t *testing.T) {
 	src, name := registerTestSource()
 	rec := newRecorder()
-	r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc?lkgTTL=1m&zone=a"), rec, resolver.BuildOptions{})
+	r, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, "fulcrum://"+name+"/svc?lkgTTL=1m&zone=a"), rec, resolver.BuildOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"svc?zone=a"}, src.names, "lkgTTL is consumed, other parameters reach the source")
 	r.ResolveNow(resolver.ResolveNowOptions{})
@@ -239,9 +240,11 @@ func TestBuild_MalformedTargets(t *testing.T) {
 		{"fulcrum://static/", `name: "", must be non-empty`},
 		{"fulcrum://static/a%3Fb:1", `name: "a?b:1", must not contain`},
 		{"fulcrum://static/127.0.0.1:1?lkgTTL=soon", `lkgTTL: "soon", must be a duration in [1ms, 24h0m0s]`},
+		{"fulcrum://static/127.0.0.1:1?emptyGrace=25h", `emptyGrace: "25h", must be a duration in [0s, 24h0m0s]`},
+		{"fulcrum://static/127.0.0.1:1?emptyGrace=-1s", `emptyGrace: "-1s", must be a duration in [0s, 24h0m0s]`},
 		{"fulcrum://static/127.0.0.1:1?lkgTTL=1m&lkgTTL=2m", `query parameter lkgTTL: given 2 times, must be given at most once`},
 		{"fulcrum://static/127.0.0.1:1?a=%zz", `query: "a=%zz"`},
-		{"fulcrum://static/127.0.0.1:1?interval=1s", `query parameter interval: not supported by source static, must be one of: lkgTTL`},
+		{"fulcrum://static/127.0.0.1:1?interval=1s", `query parameter interval: not supported by source static, must be one of: emptyGrace, lkgTTL`},
 		{"fulcrum://static/127.0.0.1", `static entry 1 "127.0.0.1": address "127.0.0.1": missing port in address`},
 		{"fulcrum://static/127.0.0.1:", `static entry 1 "127.0.0.1:": address "127.0.0.1:": port "", must be a number in [1, 65535]`},
 		{"fulcrum://static/:80", `static entry 1 ":80": address ":80": host "", must be`},
@@ -258,16 +261,16 @@ func TestBuild_MalformedTargets(t *testing.T) {
 		{"fulcrum://dns/localhost", `dns address "localhost": missing port in address`},
 		{"fulcrum://dns/localhost:80?interval=100ms", `interval: "100ms", must be a duration in [1s, 24h0m0s]`},
 		{"fulcrum://dns/localhost:80?interval=ever", `interval: "ever", must be a duration`},
-		{"fulcrum://dns/localhost:80?ttl=1s", `query parameter ttl: not supported by source dns, must be one of: lkgTTL, interval, srv`},
+		{"fulcrum://dns/localhost:80?ttl=1s", `query parameter ttl: not supported by source dns, must be one of: emptyGrace, lkgTTL, interval, srv`},
 		{"fulcrum://dns/_grpc._tcp.example.com?srv=maybe", `srv: "maybe", must be true or false`},
 		{"fulcrum://dns/example.com:80?srv=true", `srv name: "example.com:80", must be a DNS name without a port`},
 		{"fulcrum://file/x.json?interval=1ms", `interval: "1ms", must be a duration in [10ms, 1h0m0s]`},
-		{"fulcrum://file/x.json?watch=1", `query parameter watch: not supported by source file, must be one of: lkgTTL, interval`},
+		{"fulcrum://file/x.json?watch=1", `query parameter watch: not supported by source file, must be one of: emptyGrace, lkgTTL, interval`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
 			rec := newRecorder()
-			r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, tt.target), rec, resolver.BuildOptions{})
+			r, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, tt.target), rec, resolver.BuildOptions{})
 			if err == nil {
 				r.Close()
 				t.Fatalf("Build(%q) succeeded, want error containing %q", tt.target, tt.wantErr)
@@ -286,7 +289,7 @@ func TestBuild_MalformedTargets(t *testing.T) {
 }
 
 func TestBuild_SourceNameIsCaseInsensitive(t *testing.T) {
-	rec := build(t, "fulcrum://STATIC/127.0.0.1:1", realClock{})
+	rec := build(t, "fulcrum://STATIC/127.0.0.1:1", clock.Real())
 	evs := rec.waitEvents(t, 1)
 	assert.Equal(t, []string{"127.0.0.1:1"}, addrsOf(evs[0].state))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
 const (
@@ -44,7 +45,7 @@ type dnsResolver interface {
 // clock and math/rand/v2.
 type dnsSource struct {
 	res  dnsResolver
-	clk  clock
+	clk  clock.Clock
 	rand func() float64 // in [0, 1)
 }
 
@@ -97,18 +98,18 @@ func (s *dnsSource) Watch(ctx context.Context, name string, report func(Update))
 		w.res = net.DefaultResolver
 	}
 	if w.clk == nil {
-		w.clk = realClock{}
+		w.clk = clock.Real()
 	}
 	if w.rand == nil {
 		w.rand = rand.Float64
 	}
-	return w.resolveNow, startLoop(ctx, w.run), nil
+	return w.resolveNow, Go(ctx, w.run), nil
 }
 
 type dnsWatcher struct {
 	cfg    dnsConfig
 	res    dnsResolver
-	clk    clock
+	clk    clock.Clock
 	rand   func() float64
 	report func(Update)
 	now    chan struct{} // capacity 1: a ResolveNow is pending

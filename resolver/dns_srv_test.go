@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -155,7 +156,7 @@ func TestDNS_SRVThroughResolver(t *testing.T) {
 	srv.setIPs("b.svc.test", "10.0.0.2")
 	name := "dnssrv-test"
 	RegisterSource(name, s)
-	rec := build(t, "fulcrum://"+name+"/_grpc._tcp.svc.test?srv", realClock{})
+	rec := build(t, "fulcrum://"+name+"/_grpc._tcp.svc.test?srv", clock.Real())
 	evs := rec.waitEvents(t, 1)
 	require.NoError(t, evs[0].err)
 	got := map[string]uint32{}

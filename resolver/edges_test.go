@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
 // A file that disappears and comes back with the same content is reported
@@ -157,7 +159,7 @@ func TestSources_TimersStoppedAndReplaced(t *testing.T) {
 func TestCheckKeys_NamesTheFirstUnknown(t *testing.T) {
 	for range 20 {
 		err := checkKeys("dns", map[string]string{"zz": "", "mm": "", "aa": "", "interval": ""}, "interval", "srv")
-		require.EqualError(t, err, "query parameter aa: not supported by source dns, must be one of: lkgTTL, interval, srv")
+		require.EqualError(t, err, "query parameter aa: not supported by source dns, must be one of: emptyGrace, lkgTTL, interval, srv")
 	}
 	assert.NoError(t, checkKeys("dns", map[string]string{"srv": ""}, "interval", "srv"))
 }
@@ -175,15 +177,15 @@ func TestRegisterSource_NameIsLowerCased(t *testing.T) {
 func TestStopWaitsForTheGoroutine(t *testing.T) {
 	for range 20 {
 		var finished atomic.Bool
-		stop := startLoop(context.Background(), func(ctx context.Context) {
+		stop := Go(context.Background(), func(ctx context.Context) {
 			<-ctx.Done()
 			finished.Store(true)
 		})
 		stop()
-		require.True(t, finished.Load(), "startLoop's stop returned before run did")
+		require.True(t, finished.Load(), "Go's stop returned before run did")
 	}
 	src, name := registerTestSource()
-	r, err := (&builder{clk: realClock{}}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
+	r, err := (&builder{clk: clock.Real()}).Build(mustTarget(t, "fulcrum://"+name+"/svc"), newRecorder(), resolver.BuildOptions{})
 	require.NoError(t, err)
 	src.send(Update{Endpoints: eps("10.0.0.1:1")})
 	r.Close()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
 const (
@@ -39,7 +40,7 @@ const (
 // fulcrum://file//etc/svc.json is the absolute /etc/svc.json;
 // fulcrum://file/conf/svc.json is relative to the working directory at Build.
 type fileSource struct {
-	clk clock // nil: the real clock
+	clk clock.Clock // nil: the real clock
 }
 
 func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)) (func(), func(), error) {
@@ -62,15 +63,15 @@ func (s *fileSource) Watch(ctx context.Context, name string, report func(Update)
 	}
 	w := &fileWatcher{path: abs, interval: interval, clk: s.clk, report: report, now: make(chan struct{}, 1)}
 	if w.clk == nil {
-		w.clk = realClock{}
+		w.clk = clock.Real()
 	}
-	return w.resolveNow, startLoop(ctx, w.run), nil
+	return w.resolveNow, Go(ctx, w.run), nil
 }
 
 type fileWatcher struct {
 	path     string
 	interval time.Duration
-	clk      clock
+	clk      clock.Clock
 	report   func(Update)
 	now      chan struct{} // capacity 1: a ResolveNow is pending
 
@@ -80,7 +81,7 @@ type fileWatcher struct {
 	racy     bool
 	hash     [sha256.Size]byte
 	haveHash bool
-	lastErr  string
+	errs     ErrorOnce
 }
 
 func (w *fileWatcher) resolveNow() {
@@ -110,8 +111,7 @@ func (w *fileWatcher) run(ctx context.Context) {
 
 func (w *fileWatcher) fail(err error) {
 	// A missing or broken file is reported once, not once per poll.
-	if msg := err.Error(); msg != w.lastErr {
-		w.lastErr = msg
+	if w.errs.New(err) {
 		w.report(Update{Err: err})
 	}
 }
@@ -149,7 +149,7 @@ func (w *fileWatcher) poll() {
 		w.fail(fmt.Errorf("file %s: %w; keeping the previous endpoints", w.path, err))
 		return
 	}
-	w.lastErr = ""
+	w.errs.Clear()
 	w.report(Update{Endpoints: f.endpoints, Authoritative: f.authoritative})
 }
 

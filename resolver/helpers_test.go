@@ -9,6 +9,9 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
+
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
+	"github.com/fulcrum-lb/fulcrum/internal/clock/clocktest"
 )
 
 // defaultTestTimeout bounds every wait for an in-process event (grpc-go
@@ -19,86 +22,89 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeClock is a manually advanced clock. Timers fire when Advance moves the
-// time past their deadline.
+// fakeClock is clocktest.Fake (the project's one fake clock) plus what
+// these tests ask of it: the remaining durations of the running timers, how
+// many timers were created, and setting the time without firing timers.
 type fakeClock struct {
+	*clocktest.Fake
 	mu      sync.Mutex
-	now     time.Time
+	offset  time.Duration // added to Fake's time by set
 	timers  []*fakeTimer
 	created int           // timers created so far
 	changed chan struct{} // closed and replaced whenever a timer is created
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_000_000, 0), changed: make(chan struct{})}
+	return &fakeClock{Fake: clocktest.New(), changed: make(chan struct{})}
 }
 
+// fakeTimer remembers the deadline (on Fake's time) of the timer it wraps.
+// Fake fires a timer exactly when its time reaches the deadline, so a timer
+// is running while it is neither stopped nor due.
 type fakeTimer struct {
-	c        chan time.Time
-	deadline time.Time
+	clock.Timer
 	clk      *fakeClock
-	stopped  bool
+	deadline time.Time // guarded by clk.mu
+	stopped  bool      // guarded by clk.mu
 }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return c.Fake.Now().Add(c.offset)
 }
 
-func (c *fakeClock) NewTimer(d time.Duration) clockTimer {
+func (c *fakeClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+func (c *fakeClock) NewTimer(d time.Duration) clock.Timer {
+	return c.track(d, func() clock.Timer { return c.Fake.NewTimer(d) })
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return c.track(d, func() clock.Timer { return c.Fake.AfterFunc(d, f) })
+}
+
+// track registers a timer only once Fake has it, so that a test that saw it
+// running and advances the time does fire it. newTimer runs outside c.mu: a
+// timer due at once fires inside it.
+func (c *fakeClock) track(d time.Duration, newTimer func() clock.Timer) clock.Timer {
+	t := &fakeTimer{Timer: newTimer(), clk: c}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: make(chan time.Time, 1), deadline: c.now.Add(d), clk: c}
+	t.deadline = c.Fake.Now().Add(d)
+	c.timers = append(c.timers, t)
 	c.created++
-	if d <= 0 {
-		t.c <- c.now
-		t.stopped = true
-	} else {
-		c.timers = append(c.timers, t)
-	}
 	close(c.changed)
 	c.changed = make(chan struct{})
+	c.mu.Unlock()
 	return t
 }
 
-func (t *fakeTimer) C() <-chan time.Time { return t.c }
-
 func (t *fakeTimer) Stop() bool {
 	t.clk.mu.Lock()
-	defer t.clk.mu.Unlock()
-	was := !t.stopped
 	t.stopped = true
-	return was
+	t.clk.mu.Unlock()
+	return t.Timer.Stop()
 }
 
-// Advance moves the time forward and fires the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	live := c.timers[:0]
-	for _, t := range c.timers {
-		switch {
-		case t.stopped:
-		case !t.deadline.After(c.now):
-			t.stopped = true
-			t.c <- c.now
-		default:
-			live = append(live, t)
-		}
-	}
-	c.timers = live
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	was := t.Timer.Reset(d) // first, as in track
+	t.clk.mu.Lock()
+	t.stopped, t.deadline = false, t.clk.Fake.Now().Add(d)
+	close(t.clk.changed)
+	t.clk.changed = make(chan struct{})
+	t.clk.mu.Unlock()
+	return was
 }
 
 // activeTimers returns the deadlines, relative to now, of the running timers.
 func (c *fakeClock) activeTimers() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.Fake.Now()
 	var ds []time.Duration
 	for _, t := range c.timers {
-		if !t.stopped {
-			ds = append(ds, t.deadline.Sub(c.now))
+		if !t.stopped && t.deadline.After(now) {
+			ds = append(ds, t.deadline.Sub(now))
 		}
 	}
 	return ds
@@ -152,7 +158,7 @@ func (c *fakeClock) waitCreated(t *testing.T, n int) {
 func (c *fakeClock) set(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = now
+	c.offset = now.Sub(c.Fake.Now())
 }
 
 // recorder is a real resolver.ClientConn that records what the resolver

@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,27 +10,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/testutil"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 )
-
-// metricsClock is a settable clock for TestResolverMetrics (no timers: the
-// test uses no lkgTTL).
-type metricsClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *metricsClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *metricsClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *metricsClock) NewTimer(time.Duration) clockTimer { panic("no timer expected") }
 
 // metricsCC accepts every update.
 type metricsCC struct{ resolver.ClientConn }
@@ -45,7 +23,7 @@ func (metricsCC) ReportError(error)                {}
 // report; a good report turns it off; Close unregisters the gauges.
 func TestResolverMetrics(t *testing.T) {
 	const target = "fulcrum://test/svc"
-	clk := &metricsClock{now: time.Unix(1_000_000, 0)}
+	clk := newFakeClock() // no timers: the test uses no lkgTTL
 	mr := testutil.NewMetricsRecorder()
 	r := newFulcrumResolver(target, targetConfig{}, metricsCC{}, clk)
 	r.initMetrics(mr, target)
@@ -57,11 +35,11 @@ func TestResolverMetrics(t *testing.T) {
 	if got := mr.Count(metrics.ResolverUpdates.Name, target); got != 1 {
 		t.Errorf("updates after one set reported twice = %d, want 1", got)
 	}
-	clk.advance(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	r.handle(set("10.0.0.1:1")) // confirms the set at +10s
-	clk.advance(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	r.handle(Update{Err: errors.New("registry down")})
-	clk.advance(20 * time.Second)
+	clk.Advance(20 * time.Second)
 	g := mr.Gauges()
 	if g[k(metrics.ResolverLKG)] != 1 || g[k(metrics.ResolverLKGAge)] != 25 {
 		t.Errorf("while failing: last_known_good = %d, age = %ds; want 1, 25s (since the last good report)", g[k(metrics.ResolverLKG)], g[k(metrics.ResolverLKGAge)])

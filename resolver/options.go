@@ -58,7 +58,7 @@ func checkKeys(source string, q map[string]string, allowed ...string) error {
 		return nil
 	}
 	slices.Sort(unknown)
-	supported := append([]string{commonKeyLKGTTL}, allowed...)
+	supported := append(slices.Clone(commonKeys), allowed...)
 	return fmt.Errorf("query parameter %s: not supported by source %s, must be one of: %s", unknown[0], source, strings.Join(supported, ", "))
 }
 

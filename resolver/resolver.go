@@ -16,14 +16,25 @@ import (
 	"time"
 
 	"google.golang.org/grpc/resolver"
+
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
+	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
 )
 
 // Scheme is the URI scheme of Fulcrum targets: fulcrum://<source>/<name>.
 const Scheme = "fulcrum"
 
-// commonKeyLKGTTL is the query parameter, consumed by the common layer, that
-// bounds how long the last known good set is served while the source fails.
-const commonKeyLKGTTL = "lkgTTL"
+// Query parameters consumed by the common layer: lkgTTL bounds how long the
+// last known good set is served while the source fails; emptyGrace is how
+// long a registry's empty answer must persist before it empties the channel.
+const (
+	commonKeyLKGTTL     = "lkgTTL"
+	commonKeyEmptyGrace = "emptyGrace"
+)
+
+// commonKeys are the query parameters the common layer consumes.
+var commonKeys = []string{commonKeyEmptyGrace, commonKeyLKGTTL}
 
 var (
 	registryMu sync.Mutex
@@ -34,7 +45,7 @@ func init() {
 	RegisterSource("static", staticSource{})
 	RegisterSource("dns", &dnsSource{})
 	RegisterSource("file", &fileSource{})
-	resolver.Register(&builder{clk: realClock{}})
+	resolver.Register(&builder{clk: clock.Real()})
 }
 
 // RegisterSource makes s available as fulcrum://<name>/... . name is
@@ -78,7 +89,7 @@ func lookupSource(name string) (Source, []string) {
 // builder is the grpc resolver.Builder of the fulcrum scheme.
 type builder struct {
 	// Read-only after construction.
-	clk     clock
+	clk     clock.Clock
 	handled func() // see fulcrumResolver.handled; nil outside tests
 }
 
@@ -90,6 +101,7 @@ type targetConfig struct {
 	source     Source
 	name       string        // what the Source receives (see Source)
 	lkgTTL     time.Duration // 0: serve the last good set for ever
+	emptyGrace time.Duration // 0: an empty answer takes effect at once
 }
 
 // parseTarget splits t into its source, the name the source receives and the
@@ -129,6 +141,14 @@ func parseTarget(t resolver.Target) (targetConfig, error) {
 		}
 		delete(q, commonKeyLKGTTL)
 	}
+	tc.emptyGrace = DefaultEmptyGrace
+	if v, ok := q[commonKeyEmptyGrace]; ok {
+		// 0 restores "at once"; a day, like lkgTTL, bounds a typo.
+		if tc.emptyGrace, err = parseDuration(commonKeyEmptyGrace, v, 0, 24*time.Hour); err != nil {
+			return tc, err
+		}
+		delete(q, commonKeyEmptyGrace)
+	}
 	tc.name = name
 	if len(q) > 0 {
 		tc.name += "?" + encodeQuery(q)
@@ -149,24 +169,14 @@ func (b *builder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver
 		r.metrics.close()
 		return nil, fmt.Errorf("fulcrum resolver: target %q: %w", target, err)
 	}
+	r.unregisterz = fulcrumz.RegisterResolver(target, r.status.get)
 	return r, nil
 }
 
 // WarnIfPassthrough logs a warning, and returns true, when target can only
-// ever give a load balancer one backend: the passthrough scheme (what
-// grpc.Dial uses for a plain "host:port") hands the balancer exactly the
-// address it was given, so every RPC goes to one instance whatever the policy.
-// For grpc-go's own dns scheme (what grpc.NewClient uses for a plain
-// "host:port") it logs at info level that the list is only re-resolved on
-// connection failures. A balancer calls it from Build with
-// balancer.BuildOptions.Target.
-func WarnIfPassthrough(target resolver.Target) bool {
-	switch target.URL.Scheme {
-	case "passthrough":
-		logger.Warningf("fulcrum: target %q uses the passthrough resolver: the balancer sees a single address and cannot spread load; use fulcrum://dns/%s or fulcrum://static/... instead", target.URL.String(), target.Endpoint())
-		return true
-	case "dns":
-		logger.Infof("fulcrum: target %q uses grpc-go's dns resolver, which re-resolves only when a connection fails; fulcrum://dns/%s also re-resolves periodically", target.URL.String(), target.Endpoint())
-	}
-	return false
-}
+// ever give a load balancer one backend (the passthrough scheme); for
+// grpc-go's dns scheme it notes at info level that the list is re-resolved
+// only on connection failures. It forwards to the balancer's own check,
+// which lives in a package that registers nothing, so that importing the
+// balancer does not register the fulcrum scheme.
+func WarnIfPassthrough(target resolver.Target) bool { return passthrough.Warn(target) }

@@ -22,6 +22,13 @@ type Update struct {
 	// has no instances". Without it an empty set is treated as suspicious and
 	// the last good set is kept.
 	Authoritative bool
+	// HoldEmpty says that the set was observed in a registry, which may
+	// answer "no instances" for a while when it restarts: an authoritative
+	// empty set then takes effect only once the source has kept reporting it
+	// for the target's emptyGrace (DefaultEmptyGrace), and the channel keeps
+	// its endpoints meanwhile. Without it an authoritative empty set takes
+	// effect at once (a static list, a file, a DNS SRV answer of ".").
+	HoldEmpty bool
 	// Err reports a failure of the source; Endpoints is ignored.
 	Err error
 }
@@ -36,7 +43,7 @@ type Update struct {
 //
 // The name a Source receives is the target's path after "<source>/",
 // percent-decoded: "services/user" for "fulcrum://etcd/services/user". Query
-// parameters that the common layer does not consume (it consumes lkgTTL) are
+// parameters that the common layer does not consume (it consumes lkgTTL and emptyGrace) are
 // passed on re-encoded after a "?": "services/user?zone=a". A Source should
 // reject parameters it does not understand.
 //

@@ -106,7 +106,7 @@ func TestSource_BacksOffOnErrors(t *testing.T) {
 		}
 	}
 	opts := consul.Options{BackoffMin: 100 * time.Millisecond, BackoffMax: 1600 * time.Millisecond, MinInterval: 50 * time.Millisecond}
-	src, err := consul.NewSourceWithEnv(c, opts, vt.Now, vt.Sleep, constRand(0.5))
+	src, err := consul.NewSourceWithClock(c, opts, vt, constRand(0.5))
 	require.NoError(t, err)
 	rec, stop := watch(t, src, "web")
 	rec.waitFor(t, defaultTestTimeout, 0, "a set", func(u resolver.Update) bool { return u.Err == nil })
@@ -148,7 +148,7 @@ func TestSource_LongOutageKeepsOneErrorAndBoundedRate(t *testing.T) {
 			s.Register(consultest.Instance{ID: "b", Service: "web", Port: 81})
 		}
 	}
-	src, err := consul.NewSourceWithEnv(c, opts, vt.Now, vt.Sleep, constRand(0))
+	src, err := consul.NewSourceWithClock(c, opts, vt, constRand(0))
 	require.NoError(t, err)
 	rec, _ := watch(t, src, "web")
 	rec.waitFor(t, defaultTestTimeout, 0, "the set after the outage", func(u resolver.Update) bool { return len(u.Endpoints) == 2 })

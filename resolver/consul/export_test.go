@@ -1,21 +1,18 @@
 package consul
 
 import (
-	"context"
-	"time"
-
 	"github.com/hashicorp/consul/api"
 
 	"github.com/fulcrum-lb/fulcrum/resolver"
 )
 
-// NewSourceWithEnv is NewSource with the watch's clock, sleep and random
+// NewSourceWithClock is NewSource with the watches' clock and random
 // numbers replaced, for deterministic tests of pauses and request counts.
-func NewSourceWithEnv(client *api.Client, opts Options, now func() time.Time, sleep func(context.Context, time.Duration) bool, rand func() float64) (resolver.Source, error) {
+func NewSourceWithClock(client *api.Client, opts Options, clk resolver.Clock, rand func() float64) (resolver.Source, error) {
 	s, err := NewSource(client, opts)
 	if err != nil {
 		return nil, err
 	}
-	s.(*source).env = env{now: now, sleep: sleep, rand: rand}
+	s.(*source).clk, s.(*source).rand = clk, rand
 	return s, nil
 }

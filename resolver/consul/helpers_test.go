@@ -140,10 +140,10 @@ func watch(t *testing.T, src resolver.Source, name string) (*recorder, func()) {
 	return rec, stop
 }
 
-// virtualTime replaces the watch's clock: sleeping advances it at once and
-// is recorded, and the watch ends once it would sleep past end. onSleep,
-// if set, runs before each sleep returns (with the sleep's number), so a
-// test can change the fake Consul at a given point of the run.
+// virtualTime is the watch's clock: a pause (a timer) advances it at once
+// and is recorded, and the watch is parked for good once it would pause
+// past end. onSleep, if set, runs before each pause ends (with the pause's
+// number), so a test can change the fake Consul at a given point of the run.
 type virtualTime struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -151,7 +151,7 @@ type virtualTime struct {
 	end     time.Duration
 	pauses  []time.Duration
 	onSleep func(n int, elapsed time.Duration)
-	done    chan struct{} // closed when Sleep first refuses
+	done    chan struct{} // closed when a pause is first refused
 	once    sync.Once
 }
 
@@ -166,22 +166,38 @@ func (v *virtualTime) Now() time.Time {
 	return v.now
 }
 
-func (v *virtualTime) Sleep(ctx context.Context, d time.Duration) bool {
+func (v *virtualTime) Since(t time.Time) time.Duration { return v.Now().Sub(t) }
+
+// NewTimer is a pause of the watch: it returns a timer that has already
+// fired, d later, or one that never fires when that is past end.
+func (v *virtualTime) NewTimer(d time.Duration) resolver.Timer {
+	t := &virtualTimer{c: make(chan time.Time, 1)}
 	v.mu.Lock()
-	if v.now.Add(d).Sub(v.start) > v.end || ctx.Err() != nil {
+	if v.now.Add(d).Sub(v.start) > v.end {
 		v.mu.Unlock()
 		v.once.Do(func() { close(v.done) })
-		return false
+		return t
 	}
 	v.now = v.now.Add(d)
 	v.pauses = append(v.pauses, d)
-	n, elapsed, hook := len(v.pauses), v.now.Sub(v.start), v.onSleep
+	n, now, elapsed, hook := len(v.pauses), v.now, v.now.Sub(v.start), v.onSleep
 	v.mu.Unlock()
 	if hook != nil {
 		hook(n, elapsed)
 	}
-	return true
+	t.c <- now
+	return t
 }
+
+func (v *virtualTime) AfterFunc(time.Duration, func()) resolver.Timer {
+	panic("virtualTime: the watch uses no AfterFunc")
+}
+
+type virtualTimer struct{ c chan time.Time }
+
+func (t *virtualTimer) C() <-chan time.Time      { return t.c }
+func (t *virtualTimer) Stop() bool               { return false }
+func (t *virtualTimer) Reset(time.Duration) bool { panic("virtualTime: the watch resets no timer") }
 
 func (v *virtualTime) Pauses() []time.Duration {
 	v.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -207,8 +208,8 @@ func (r *Registration) run(ctx context.Context) {
 	defer close(r.done)
 	for {
 		d := r.opts.RecheckInterval
-		d += time.Duration((realEnv.rand()*0.2 - 0.1) * float64(d))
-		if !sleep(ctx, d) {
+		d += time.Duration((rand.Float64()*0.2 - 0.1) * float64(d))
+		if !resolver.Sleep(ctx, nil, d) {
 			break
 		}
 		known, err := r.known(ctx)

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -36,24 +35,17 @@ func NewSource(client *api.Client, opts Options) (resolver.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{client: client, opts: opts, env: realEnv}, nil
+	return &source{client: client, opts: opts, rand: rand.Float64}, nil
 }
 
 type source struct {
 	client *api.Client
 	opts   Options
-	env    env
+	// The time and randomness of the watches, replaced by tests so that
+	// pauses are decided, and observed, without sleeping.
+	clk  resolver.Clock // nil: the real clock
+	rand func() float64 // in [0, 1); safe for concurrent use
 }
-
-// env is the time and randomness of a watch, replaced by tests so that pauses
-// are decided, and observed, without sleeping.
-type env struct {
-	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) bool // false: ctx ended first
-	rand  func() float64                                  // in [0, 1); safe for concurrent use
-}
-
-var realEnv = env{now: time.Now, sleep: sleep, rand: rand.Float64}
 
 // Watch starts one goroutine that follows the service with blocking queries
 // until ctx is done or stop is called. resolveNow is a no-op: the blocking
@@ -64,25 +56,21 @@ func (s *source) Watch(ctx context.Context, name string, report func(resolver.Up
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	w := &watch{
 		health:  s.client.Health(),
 		service: svc,
 		opts:    opts,
-		env:     s.env,
 		report:  report,
-		backoff: backoff{min: opts.BackoffMin, max: opts.BackoffMax},
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx)
-	}()
-	stop = sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
-	return func() {}, stop, nil
+	// Rate limit: at least MinInterval (jittered) between the starts of
+	// two queries, whatever the answer was; after a failure the pause is
+	// the longer of that and the back-off.
+	loop := &resolver.Loop{
+		Backoff:  resolver.Backoff{Min: opts.BackoffMin, Max: opts.BackoffMax, Rand: s.rand},
+		Interval: func() time.Duration { return opts.MinInterval + time.Duration(s.rand()*float64(opts.MinInterval/2)) },
+		Clock:    s.clk,
+	}
+	return func() {}, loop.Start(ctx, w.attempt), nil
 }
 
 // watch follows one service. Its fields are owned by the goroutine running
@@ -91,16 +79,13 @@ type watch struct {
 	health  *api.Health
 	service string
 	opts    Options
-	env     env
 	report  func(resolver.Update)
 
 	index    uint64              // the next query's index; 0: do not block
 	reported []resolver.Endpoint // the last set reported, sorted
 	sent     bool                // a set has been reported
-	failing  bool                // the last report was an error
-	failMsg  string              // its text, to log each distinct error once
+	errs     resolver.ErrorOnce  // failing since the last set reported
 	zeroSeen bool                // an answer had index 0 (logged once)
-	backoff  backoff
 }
 
 func (w *watch) logf(format string, args ...any) {
@@ -111,33 +96,20 @@ func (w *watch) warningf(format string, args ...any) {
 	logger.Warningf("[consul %p] "+format, append([]any{w}, args...)...)
 }
 
-// run queries until ctx is done. Successive queries start at least
-// MinInterval (jittered) apart; after a failure the pause is the longer of
-// that and the back-off.
-func (w *watch) run(ctx context.Context) {
-	for {
-		start := w.env.now()
-		entries, meta, err := w.query(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		// Rate limit: at least MinInterval (jittered) between the starts
-		// of two queries, whatever the answer was.
-		gap := w.opts.MinInterval + time.Duration(w.env.rand()*float64(w.opts.MinInterval/2))
-		pause := start.Add(gap).Sub(w.env.now())
-		if err != nil {
-			// An unreachable or failing server keeps the last index: the
-			// data it refers to is still what we hold.
-			w.fail(fmt.Errorf("consul: querying the health of service %q: %w", w.service, err))
-			pause = max(pause, w.backoff.next(w.env.rand()))
-		} else {
-			w.backoff.reset()
-			w.handle(entries, meta)
-		}
-		if pause > 0 && !w.env.sleep(ctx, pause) {
-			return
-		}
+// attempt runs one query and handles its answer; it fails (and the loop
+// backs off) only when the query does. An unreachable or failing server
+// keeps the last index: the data it refers to is still what we hold.
+func (w *watch) attempt(ctx context.Context) error {
+	entries, meta, err := w.query(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		w.fail(fmt.Errorf("consul: querying the health of service %q: %w", w.service, err))
+		return err
 	}
+	w.handle(entries, meta)
+	return nil
 }
 
 // query runs one blocking query. It gives up after Wait + Wait/16 (Consul's
@@ -197,19 +169,21 @@ func (w *watch) handle(entries []*api.ServiceEntry, meta *api.QueryMeta) {
 	for _, p := range set.problems {
 		w.warningf("service %q: %s", w.service, p)
 	}
-	if w.sent && !w.failing && equalSets(set.eps, w.reported) {
+	if w.sent && !w.errs.Failing() && equalSets(set.eps, w.reported) {
 		// "A critical note is that the return of a blocking request is no
 		// guarantee of a change": nothing to report.
 		return
 	}
-	if w.failing {
+	if w.errs.Clear() {
 		w.logf("service %q: Consul answers again (index %d): %d instances", w.service, w.index, len(set.eps))
 	}
-	w.reported, w.sent, w.failing, w.failMsg = set.eps, true, false, ""
+	w.reported, w.sent = set.eps, true
 	if logger.V(2) {
 		w.logf("service %q at index %d: %d usable of %d registered", w.service, w.index, len(set.eps), set.registered)
 	}
-	w.report(resolver.Update{Endpoints: set.eps, Authoritative: true})
+	// HoldEmpty: an agent restarting answers [] with a known leader until
+	// its instances are back; the resolver waits out emptyGrace.
+	w.report(resolver.Update{Endpoints: set.eps, Authoritative: true, HoldEmpty: true})
 }
 
 // errNotConfirmed marks an empty answer that does not prove that the service
@@ -240,43 +214,12 @@ func emptyVerdict(set endpointSet, meta *api.QueryMeta, backwards bool) error {
 // fail reports err; the same error again is only logged at V(2), so that an
 // outage is reported (and logged) once per distinct cause.
 func (w *watch) fail(err error) {
-	msg := err.Error()
-	if w.failing && msg == w.failMsg {
+	if !w.errs.New(err) {
 		if logger.V(2) {
 			w.logf("still failing: %v", err)
 		}
 		return
 	}
 	w.warningf("%v", err)
-	w.failing, w.failMsg = true, msg
 	w.report(resolver.Update{Err: err})
-}
-
-// backoff doubles from min to max; each pause is drawn from [b/2, b)
-// ("equal jitter"), so that clients failing together retry apart.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next(r float64) time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + time.Duration(r*float64(b.cur/2))
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits for d or until ctx is done, and says whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -84,7 +84,7 @@ func TestSource_ReportsPassingInstances(t *testing.T) {
 		{Addresses: []string{"127.0.0.1:81"}, Weight: 1, Metadata: map[string]string{consul.MetaID: "b", consul.MetaHealth: "passing", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 		{Addresses: []string{"[::1]:86"}, Weight: 1, Metadata: map[string]string{consul.MetaID: "g", consul.MetaHealth: "passing", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 	}
-	require.Equal(t, []resolver.Update{{Endpoints: want, Authoritative: true}}, rec.all())
+	require.Equal(t, []resolver.Update{{Endpoints: want, Authoritative: true, HoldEmpty: true}}, rec.all())
 	q := s.Requests()[0].Query
 	require.False(t, q.Has("passing"), "health is filtered by the source: %v", q)
 
@@ -166,7 +166,7 @@ func TestSource_ReportsOnlyChanges(t *testing.T) {
 			s.Register(consultest.Instance{ID: "b", Service: "web", Port: 81})
 		}
 	}
-	src, err := consul.NewSourceWithEnv(c, consul.Options{MinInterval: 100 * time.Millisecond}, vt.Now, vt.Sleep, constRand(0))
+	src, err := consul.NewSourceWithClock(c, consul.Options{MinInterval: 100 * time.Millisecond}, vt, constRand(0))
 	require.NoError(t, err)
 	rec, _ := watch(t, src, "web")
 	vt.wait(t)
@@ -200,7 +200,7 @@ func TestSource_RateLimitBoundsRequests(t *testing.T) {
 			const period, minInterval = 60 * time.Second, 250 * time.Millisecond
 			vt := newVirtualTime(period)
 			opts := consul.Options{MinInterval: minInterval, BackoffMin: time.Millisecond, BackoffMax: 100 * time.Millisecond}
-			src, err := consul.NewSourceWithEnv(c, opts, vt.Now, vt.Sleep, constRand(r))
+			src, err := consul.NewSourceWithClock(c, opts, vt, constRand(r))
 			require.NoError(t, err)
 			watch(t, src, "web")
 			vt.wait(t)

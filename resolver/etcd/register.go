@@ -165,7 +165,7 @@ func (r *Registration) revoke(ctx context.Context, lease clientv3.LeaseID) error
 // run keeps the registration alive until ctx is done, then revokes it.
 func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID, ka <-chan *clientv3.LeaseKeepAliveResponse) {
 	defer close(r.done)
-	bo := backoff{min: minBackoff, max: time.Duration(r.ttl) * time.Second / 2}
+	bo := resolver.Backoff{Min: minBackoff, Max: time.Duration(r.ttl) * time.Second / 2}
 	for {
 		// The etcd client closes ka when the lease is gone (expired or
 		// revoked), when it got no keep-alive answer for a whole TTL, or
@@ -183,7 +183,7 @@ func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID, ka <-cha
 		for {
 			l, k, err := r.register(ctx)
 			if err == nil {
-				bo.reset()
+				bo.Reset()
 				lease, ka = l, k
 				break
 			}
@@ -191,7 +191,7 @@ func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID, ka <-cha
 				break
 			}
 			logger.Warningf("[etcd %p] %v", r, err)
-			if r.cli.Ctx().Err() != nil || !sleep(ctx, bo.next()) {
+			if r.cli.Ctx().Err() != nil || !resolver.Sleep(ctx, nil, bo.Next()) {
 				break
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -99,25 +98,18 @@ func (s *source) Watch(ctx context.Context, name string, report func(resolver.Up
 	if err := validName(name); err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	w := &watch{
 		cli:       s.cli,
 		opts:      s.opts,
 		keyPrefix: s.opts.Prefix + "/" + name + "/",
 		report:    report,
 		entries:   make(map[string]entry),
-		backoff:   backoff{min: minBackoff, max: s.opts.ProbeInterval},
+		needList:  true,
+		loop:      &resolver.Loop{Backoff: resolver.Backoff{Min: minBackoff, Max: s.opts.ProbeInterval}},
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx)
-	}()
-	stop = sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
-	return func() {}, stop, nil
+	probe := time.NewTicker(s.opts.ProbeInterval)
+	stopLoop := w.loop.Start(ctx, func(ctx context.Context) error { return w.attempt(ctx, probe.C) })
+	return func() {}, func() { stopLoop(); probe.Stop() }, nil
 }
 
 // validName rejects names that would make the key prefix of one service
@@ -148,11 +140,15 @@ type watch struct {
 	keyPrefix string
 	report    func(resolver.Update)
 
-	entries map[string]entry // by full key
-	rev     int64            // the revision entries reflect
-	failing bool             // the last report was an error
-	backoff backoff
+	entries  map[string]entry // by full key
+	rev      int64            // the revision entries reflect
+	needList bool             // the next attempt lists (the first, and when rev is gone)
+	errs     resolver.ErrorOnce
+	loop     *resolver.Loop // runs attempt; its Backoff paces retries
 }
+
+// errWatchEnded makes the loop pause (back off) before watching again.
+var errWatchEnded = errors.New("etcd: watch ended")
 
 func (w *watch) logf(format string, args ...any) {
 	logger.Infof("[etcd %p] "+format, append([]any{w}, args...)...)
@@ -162,25 +158,29 @@ func (w *watch) warningf(format string, args ...any) {
 	logger.Warningf("[etcd %p] "+format, append([]any{w}, args...)...)
 }
 
-// run lists and follows the service until ctx is done. Each pass of the
-// loop starts from a fresh list: the first one, and every time the revision
-// being watched is no longer available (compaction, or an etcd restored to
-// an older revision).
-func (w *watch) run(ctx context.Context) {
-	for ctx.Err() == nil {
+// attempt is one step of following the service: a list when one is
+// needed (the first time, and whenever the revision being watched is no
+// longer available: compaction, or an etcd restored to an older revision),
+// else one etcd watch from the last revision seen until it ends. A failed
+// list, and a watch that ended for any other reason than a needed re-list,
+// are retried after a back-off pause; a watch resumes from the last
+// revision seen, so no event is lost and none is replayed.
+func (w *watch) attempt(ctx context.Context, probe <-chan time.Time) error {
+	if w.needList {
 		if err := w.list(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() == nil {
+				w.fail(fmt.Errorf("etcd: listing %q: %w", w.keyPrefix, err))
 			}
-			w.fail(fmt.Errorf("etcd: listing %q: %w", w.keyPrefix, err))
-			if !sleep(ctx, w.backoff.next()) {
-				return
-			}
-			continue
+			return err
 		}
-		w.backoff.reset()
-		w.follow(ctx)
+		w.needList = false
+		return nil
 	}
+	if w.watchOnce(ctx, probe) {
+		w.needList = true
+		return nil
+	}
+	return errWatchEnded
 }
 
 // list replaces the in-memory set with a consistent read of the prefix and
@@ -200,22 +200,6 @@ func (w *watch) list(ctx context.Context) error {
 	w.logf("listed %q at revision %d: %d keys", w.keyPrefix, w.rev, len(resp.Kvs))
 	w.reportSet()
 	return nil
-}
-
-// follow watches the prefix from w.rev+1 on until ctx is done or a re-list
-// is needed. A watch that ends for any other reason is re-established from
-// the last revision seen, so no event is lost and none is replayed.
-func (w *watch) follow(ctx context.Context) {
-	probe := time.NewTicker(w.opts.ProbeInterval)
-	defer probe.Stop()
-	for {
-		if relist := w.watchOnce(ctx, probe.C); relist || ctx.Err() != nil {
-			return
-		}
-		if !sleep(ctx, w.backoff.next()) {
-			return
-		}
-	}
 }
 
 // watchOnce runs one etcd watch. It returns true when the caller must
@@ -257,7 +241,7 @@ func (w *watch) watchOnce(ctx context.Context, probe <-chan time.Time) (relist b
 			case rev < w.rev:
 				w.warningf("revision of %q went back from %d to %d (etcd restored from a backup?); re-listing", w.keyPrefix, w.rev, rev)
 				return true
-			case w.failing:
+			case w.errs.Failing():
 				// The watch resumes by itself once etcd is back, but it
 				// may still be catching up; a list reports the current
 				// set now, and clears the error even if nothing changed.
@@ -281,7 +265,7 @@ func (w *watch) watchOnce(ctx context.Context, probe <-chan time.Time) (relist b
 				w.fail(fmt.Errorf("etcd: watching %q: %w", w.keyPrefix, err))
 				return false
 			}
-			w.backoff.reset()
+			w.loop.Backoff.Reset()
 			w.apply(resp)
 		}
 	}
@@ -323,7 +307,7 @@ func (w *watch) apply(resp clientv3.WatchResponse) {
 	} else if resp.Header.Revision > w.rev {
 		w.rev = resp.Header.Revision
 	}
-	if changed || w.failing {
+	if changed || w.errs.Failing() {
 		w.reportSet()
 	}
 }
@@ -362,24 +346,30 @@ func (w *watch) reportSet() {
 		}
 		eps = append(eps, e.ep)
 	}
-	w.failing = false
+	w.errs.Clear()
 	if logger.V(2) {
 		w.logf("%q at revision %d: %d endpoints, %d skipped", w.keyPrefix, w.rev, len(eps), skipped)
 	}
 	// An empty set is authoritative only when the prefix really is empty:
 	// if every value was malformed, a bad writer is more likely than a
 	// service with no instances, and the resolver should keep its last set.
-	w.report(resolver.Update{Endpoints: eps, Authoritative: len(eps) > 0 || skipped == 0})
+	// HoldEmpty: an empty prefix may only mean that the instances' leases
+	// expired while they could not reach etcd; they put their keys back
+	// when they do, so the resolver waits out emptyGrace.
+	w.report(resolver.Update{Endpoints: eps, Authoritative: len(eps) > 0 || skipped == 0, HoldEmpty: true})
 }
 
-// fail reports err once per outage; later errors of the same outage are
-// only logged.
+// fail reports the first error of an outage (the resolver keeps its last
+// good set until the next set ends the outage); each distinct error after
+// it is logged as a warning, repeats at info level.
 func (w *watch) fail(err error) {
-	if w.failing {
+	first := !w.errs.Failing()
+	if !w.errs.New(err) {
 		w.logf("still failing: %v", err)
 		return
 	}
 	w.warningf("%v", err)
-	w.failing = true
-	w.report(resolver.Update{Err: err})
+	if first {
+		w.report(resolver.Update{Err: err})
+	}
 }

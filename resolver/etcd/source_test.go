@@ -77,6 +77,7 @@ func TestSource_ListsInitialSet(t *testing.T) {
 			{Addresses: []string{"127.0.0.1:5002"}},
 		},
 		Authoritative: true,
+		HoldEmpty:     true,
 	}
 	require.Equal(t, want, rec.all()[0])
 
@@ -97,11 +98,11 @@ func TestSource_EmptySetAuthority(t *testing.T) {
 
 	rec, _ := watch(t, src, "user-svc")
 	rec.waitFor(t, defaultTestTimeout, 0, "a first update", func(resolver.Update) bool { return true })
-	require.Equal(t, resolver.Update{Endpoints: []resolver.Endpoint{}, Authoritative: true}, rec.all()[0])
+	require.Equal(t, resolver.Update{Endpoints: []resolver.Endpoint{}, Authoritative: true, HoldEmpty: true}, rec.all()[0])
 
 	put(t, cli, svc+"a", `{"addresses":[]}`)
 	i := rec.waitFor(t, defaultTestTimeout, 1, "a second update", func(resolver.Update) bool { return true })
-	require.Equal(t, resolver.Update{Endpoints: []resolver.Endpoint{}, Authoritative: false}, rec.all()[i])
+	require.Equal(t, resolver.Update{Endpoints: []resolver.Endpoint{}, Authoritative: false, HoldEmpty: true}, rec.all()[i])
 
 	put(t, cli, svc+"b", `127.0.0.1:5002`)
 	i = rec.waitForAddrs(t, defaultTestTimeout, i+1, "127.0.0.1:5002")
