@@ -20,7 +20,8 @@ type Endpoint struct {
 	_        [cacheLine]byte
 	inFlight atomic.Int64
 	picks    atomic.Uint64 // same line as inFlight: written by the same pick
-	_        [cacheLine - 16]byte
+	ages     ageSlotsOf    // same line: written by the same pick and Done
+	_        [cacheLine - 16 - 4*ageSlots]byte
 	latency  peakEWMA // written by Done only
 	_        [cacheLine - 16]byte
 
@@ -63,6 +64,17 @@ func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
 
 // Picks returns the number of requests selected for e since it was created.
 func (e *Endpoint) Picks() uint64 { return e.picks.Load() }
+
+// estimate is the latency estimate the comparison uses at now: the
+// peak-EWMA, raised to the age bound of the bounded requests in flight
+// (inFlight is e's in-flight count, 0 skips the age slots).
+func (e *Endpoint) estimate(inFlight int64, now int64, tau float64) float64 {
+	v := e.latency.value(now, tau)
+	if inFlight >= minAged {
+		v = max(v, e.ages.bound(now))
+	}
+	return v
+}
 
 // Latency returns the current peak-EWMA latency estimate at the process's
 // monotonic clock (zero when unknown or when the latency term is off).
