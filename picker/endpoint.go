@@ -7,28 +7,32 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 )
 
-// cacheLine is the padding unit that keeps hot per-endpoint counters of
-// different endpoints (and the read-mostly fields) on separate cache lines:
-// every pick and every Done writes inFlight, so two endpoints sharing a line
-// would make the cores serving them invalidate each other.
+// cacheLine is the padding unit that keeps the hot per-endpoint state of
+// different endpoints on separate cache lines: every pick and every Done
+// writes it, so two endpoints sharing a line would make the cores serving
+// them invalidate each other.
 const cacheLine = 64
 
 // Endpoint is the state of one endpoint that outlives pickers: in-flight
 // requests, picks, the latency estimate and the gate. Pickers and the engine
 // share it by pointer.
+//
+// Layout: one line of read-only fields, then one line of everything a pick
+// and its Done write. A pick reads two lines per candidate (one at 1000
+// endpoints, where they miss the cache, costs as much as the rest of the
+// pick); the read-only line of the next Endpoint in memory keeps hot lines
+// apart.
 type Endpoint struct {
-	_        [cacheLine]byte
-	inFlight atomic.Int64
-	picks    atomic.Uint64 // same line as inFlight: written by the same pick
-	ages     ageSlotsOf    // same line: written by the same pick and Done
-	_        [cacheLine - 16 - 4*ageSlots]byte
-	latency  peakEWMA // written by Done only
-	_        [cacheLine - 16]byte
-
 	// Read-only after construction.
 	addr        string
 	gate        *breaker.Breaker
 	sharedClock bool // gate reads Nanotime
+	_           [cacheLine - 32]byte
+
+	inFlight atomic.Int64
+	picks    atomic.Uint64
+	ages     ageSlotsOf
+	latency  peakEWMA
 }
 
 // ShareClock tells that e's breaker reads Nanotime, so that Finish hands it
