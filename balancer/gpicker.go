@@ -40,7 +40,14 @@ func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, mask uint32
 // Pick implements balancer.Picker. It takes no lock, never blocks and, in
 // the steady state, does not allocate.
 func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
-	i, tok, err := gp.p.Select()
+	// Only an RPC with a deadline bounds its endpoint's latency while in
+	// flight: one without may be a long-lived stream, and PickInfo does
+	// not say which (grpc-go 1.85).
+	bounded := false
+	if info.Ctx != nil && gp.p.LatencyAware() {
+		_, bounded = info.Ctx.Deadline()
+	}
+	i, tok, err := gp.p.SelectBounded(bounded)
 	if err != nil {
 		if gp.onRejected != nil {
 			gp.onRejected()

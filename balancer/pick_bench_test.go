@@ -373,3 +373,78 @@ func waitReadyPicker(b *testing.B, cc *benchClientConn, pol pickBenchPolicy, n i
 		}
 	}
 }
+
+// BenchmarkPickRatio times weighted_least_request (defaults) and
+// least_request_experimental in alternating blocks of pickRatioBlock
+// Pick+Done within one benchmark, and reports each one's ns/op and their
+// ratio (wlr/lr). On a shared machine the load drifts by tens of percent
+// between BenchmarkPick's runs of the two policies; alternating in
+// millisecond blocks exposes both to the same load, so the ratio holds
+// where the separate figures do not.
+func BenchmarkPickRatio(b *testing.B) {
+	lr, wlr := pickBenchPolicies[1], pickBenchPolicies[2]
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			ps := [2]grpcbalancer.Picker{cachedReadyPicker(b, lr, n), cachedReadyPicker(b, wlr, n)}
+			b.Run("serial", func(b *testing.B) {
+				var spent [2]time.Duration
+				var ops [2]int
+				for i := 0; b.Loop(); i++ {
+					k := (i / pickRatioBlock) & 1
+					if i%pickRatioBlock == 0 {
+						t0 := time.Now()
+						for range pickRatioBlock {
+							pickAndDone(b, ps[k])
+						}
+						spent[k] += time.Since(t0)
+						ops[k] += pickRatioBlock
+					}
+				}
+				reportRatio(b, spent, ops)
+			})
+			b.Run("parallel", func(b *testing.B) {
+				var mu sync.Mutex
+				var spent [2]time.Duration
+				var ops [2]int
+				b.RunParallel(func(pb *testing.PB) {
+					var s [2]time.Duration
+					var o [2]int
+					for i := 0; pb.Next(); i++ {
+						if i%pickRatioBlock == 0 {
+							k := (i / pickRatioBlock) & 1
+							t0 := time.Now()
+							for range pickRatioBlock {
+								pickAndDone(b, ps[k])
+							}
+							s[k] += time.Since(t0)
+							o[k] += pickRatioBlock
+						}
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for k := range s {
+						spent[k] += s[k]
+						ops[k] += o[k]
+					}
+				})
+				reportRatio(b, spent, ops)
+			})
+		})
+	}
+}
+
+// pickRatioBlock is the number of Pick+Done per timed block of
+// BenchmarkPickRatio: long enough that reading the clock is negligible,
+// short enough (~1ms) that both policies see the same machine load.
+const pickRatioBlock = 4096
+
+func reportRatio(b *testing.B, spent [2]time.Duration, ops [2]int) {
+	if ops[0] == 0 || ops[1] == 0 {
+		return
+	}
+	lr := float64(spent[0]) / float64(ops[0])
+	wlr := float64(spent[1]) / float64(ops[1])
+	b.ReportMetric(lr, "lr-ns/op")
+	b.ReportMetric(wlr, "wlr-ns/op")
+	b.ReportMetric(wlr/lr, "wlr/lr")
+}

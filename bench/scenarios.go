@@ -206,6 +206,23 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			name:   "slow-hang",
+			title:  "Slow peers and a hang onset",
+			models: "A degraded fleet: backends 0-2 serve every RPC 10x slower (mean 50ms) for the whole run, backend 5 is healthy, and backends 3 and 4 hang (RPCs and health checks are never answered, the connection stays up) from 20% and 40% of the run, while RPCs are in flight on them. A latency term that only learns from RPCs that end keeps a hung backend's healthy estimate and prefers it to the slow ones until its first RPC hits the deadline (issue 21 f).",
+			notes:  "Compare `fulcrum` with `fulcrum_nolatency`: the latency term must not lose more RPCs than load alone.",
+			n:      6, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				for i := range 3 {
+					e.backends[i].setSlow(10) // a standing condition, before the warmup too
+				}
+				b := e.backends
+				return []event{
+					{frac(d, 0.20), "b3 hangs", func() { b[3].hung.Store(true) }},
+					{frac(d, 0.40), "b4 hangs", func() { b[4].hung.Store(true) }},
+				}
+			},
+		},
+		{
 			name:    "cold-join",
 			title:   "New backend joining cold",
 			models:  "Scale-out: 3 backends serve; at 30% of the run a 4th joins through a resolver update, cold (caches empty, JIT): 5x slower at first, decaying linearly to normal over 3s.",

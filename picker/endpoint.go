@@ -7,27 +7,32 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 )
 
-// cacheLine is the padding unit that keeps hot per-endpoint counters of
-// different endpoints (and the read-mostly fields) on separate cache lines:
-// every pick and every Done writes inFlight, so two endpoints sharing a line
-// would make the cores serving them invalidate each other.
+// cacheLine is the padding unit that keeps the hot per-endpoint state of
+// different endpoints on separate cache lines: every pick and every Done
+// writes it, so two endpoints sharing a line would make the cores serving
+// them invalidate each other.
 const cacheLine = 64
 
 // Endpoint is the state of one endpoint that outlives pickers: in-flight
 // requests, picks, the latency estimate and the gate. Pickers and the engine
 // share it by pointer.
+//
+// Layout: one line of read-only fields, then one line of everything a pick
+// and its Done write. A pick reads two lines per candidate (one at 1000
+// endpoints, where they miss the cache, costs as much as the rest of the
+// pick); the read-only line of the next Endpoint in memory keeps hot lines
+// apart.
 type Endpoint struct {
-	_        [cacheLine]byte
-	inFlight atomic.Int64
-	picks    atomic.Uint64 // same line as inFlight: written by the same pick
-	_        [cacheLine - 16]byte
-	latency  peakEWMA // written by Done only
-	_        [cacheLine - 16]byte
-
 	// Read-only after construction.
 	addr        string
 	gate        *breaker.Breaker
 	sharedClock bool // gate reads Nanotime
+	_           [cacheLine - 32]byte
+
+	inFlight atomic.Int64
+	picks    atomic.Uint64
+	ages     ageSlotsOf
+	latency  peakEWMA
 }
 
 // ShareClock tells that e's breaker reads Nanotime, so that Finish hands it
@@ -63,6 +68,17 @@ func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
 
 // Picks returns the number of requests selected for e since it was created.
 func (e *Endpoint) Picks() uint64 { return e.picks.Load() }
+
+// estimate is the latency estimate the comparison uses at now: the
+// peak-EWMA, raised to the age bound of the bounded requests in flight
+// (inFlight is e's in-flight count, 0 skips the age slots).
+func (e *Endpoint) estimate(inFlight int64, now int64, tau float64) float64 {
+	v := e.latency.value(now, tau)
+	if inFlight >= minAged {
+		v = max(v, e.ages.bound(now))
+	}
+	return v
+}
 
 // Latency returns the current peak-EWMA latency estimate at the process's
 // monotonic clock (zero when unknown or when the latency term is off).

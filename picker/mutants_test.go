@@ -20,6 +20,13 @@ func fixedU(t *testing.T, u float64) {
 	t.Cleanup(func() { randFloat64 = old })
 }
 
+// setEstimate sets e's estimate to v nanoseconds as of now, as a series
+// of samples would (one sample moves it at most to 2x: clipFactor).
+func setEstimate(e *peakEWMA, v float64, now int64) {
+	e.cost.Store(math.Float64bits(v))
+	e.stamp.Store(now)
+}
+
 // fakeNanotime freezes the picker's clock at *now for one test.
 func fakeNanotime(t *testing.T, now *int64) {
 	old := nanotime
@@ -131,8 +138,7 @@ func TestPicker_LatencyCostRule(t *testing.T) {
 		e := &Entry{Endpoint: NewEndpoint("ep", nil), Weight: 1}
 		e.Endpoint.inFlight.Store(inFlight)
 		if latency > 0 {
-			// The first sample moves the empty estimate halfway.
-			e.Endpoint.latency.observe(float64(2*latency), now, float64(decay), false)
+			setEstimate(&e.Endpoint.latency, float64(latency), now)
 		}
 		return e
 	}
@@ -197,9 +203,10 @@ func TestPicker_FinishFeedsLatency(t *testing.T) {
 		p.Finish(i, tok, o)
 		return ep.Latency(decay)
 	}
-	if got := request(30*time.Millisecond, Outcome{Success, Timed}); got != 15*time.Millisecond {
-		t.Fatalf("first 30ms sample: estimate %v, want 15ms (half way from none)", got)
+	if got := request(30*time.Millisecond, Outcome{Success, Timed}); got != 1500*time.Microsecond {
+		t.Fatalf("first 30ms sample: estimate %v, want 1.5ms (clipped to 3x the 1ms floor, half way from none)", got)
 	}
+	setEstimate(&ep.latency, float64(15*time.Millisecond), now)
 	decayed := time.Duration(float64(15*time.Millisecond) * decayWeight(int64(200*time.Millisecond), float64(decay)))
 	if got := request(200*time.Millisecond, Outcome{Success, Untimed}); got != decayed {
 		t.Fatalf("after an untimed 200ms request: estimate %v, want 15ms only decayed (%v)", got, decayed)
@@ -234,7 +241,7 @@ func TestEWMA_DownwardBlend(t *testing.T) {
 	tau := float64(time.Second)
 	t0 := int64(time.Hour)
 	var e peakEWMA
-	e.observe(float64(100*time.Millisecond), t0, tau, false) // 50ms
+	setEstimate(&e, float64(50*time.Millisecond), t0)
 	e.observe(float64(10*time.Millisecond), t0+int64(time.Second), tau, false)
 	w := math.Exp(-1)
 	want := float64(50*time.Millisecond)*w + float64(10*time.Millisecond)*(1-w)
@@ -271,8 +278,9 @@ func TestEWMA_NoInformationAndStaleReads(t *testing.T) {
 	tau := float64(time.Second)
 	t0 := int64(time.Hour)
 	var e peakEWMA
-	e.observe(float64(100*time.Millisecond), t0, tau, false)
-	if got, want := e.value(t0-int64(time.Second), tau), float64(50*time.Millisecond); got != want {
+	setEstimate(&e, float64(40*time.Millisecond), t0)
+	e.observe(float64(100*time.Millisecond), t0, tau, false) // halfway: 70ms
+	if got, want := e.value(t0-int64(time.Second), tau), float64(70*time.Millisecond); got != want {
 		t.Fatalf("estimate read 1s before its last update: %v, want %v", time.Duration(got), time.Duration(want))
 	}
 }

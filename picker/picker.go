@@ -55,9 +55,10 @@ var ErrAllRejected = errors.New("ejected by circuit breaker")
 // Token is one selected request. Pass it to exactly one of Finish or
 // Abort.
 type Token struct {
-	ticket breaker.Ticket
-	gated  bool
-	start  int64 // nanotime at Select; 0 without the latency term
+	ticket  breaker.Ticket
+	gated   bool
+	tracked bool  // counted in its endpoint's age slots (by start)
+	start   int64 // nanotime at Select; 0 without the latency term
 }
 
 // Picker is an immutable weighted least-request picker.
@@ -185,11 +186,12 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 	if bias == 0 {
 		return false // weighted random: the first sampled candidate wins
 	}
-	la := float64(a.Endpoint.inFlight.Load())
-	lb := float64(b.Endpoint.inFlight.Load()) + randFloat64()
+	na, nb := a.Endpoint.inFlight.Load(), b.Endpoint.inFlight.Load()
+	la := float64(na)
+	lb := float64(nb) + randFloat64()
 	if p.cfg.LatencyAware {
-		ea := a.Endpoint.latency.value(now, p.tau)
-		eb := b.Endpoint.latency.value(now, p.tau)
+		ea := a.Endpoint.estimate(na, now, p.tau)
+		eb := b.Endpoint.estimate(nb, now, p.tau)
 		if ea > 0 && eb > 0 {
 			ea, eb = max(ea, latencyFloor), max(eb, latencyFloor)
 			// Linkerd's cost is latency x (in-flight + 1); applied only
@@ -210,8 +212,16 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 
 // Select chooses the endpoint for one request and counts it in flight. The
 // caller sends the request to p.Entry(i) and then calls Finish with the
-// token, or Abort if the request could not be sent.
-func (p *Picker) Select() (i int, t Token, err error) {
+// token, or Abort if the request could not be sent. It is
+// SelectBounded(false).
+func (p *Picker) Select() (i int, t Token, err error) { return p.SelectBounded(false) }
+
+// SelectBounded is Select for a request that is bounded in time (it has a
+// deadline) or not. With the latency term, a bounded request's age while
+// in flight bounds its endpoint's latency estimate from below (see
+// ageSlotsOf): a hung endpoint stops looking fast. An unbounded one may be
+// a long-lived stream, whose age says nothing about the endpoint's speed.
+func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	var now int64
 	if p.cfg.LatencyAware {
 		now = nanotime()
@@ -262,6 +272,10 @@ func (p *Picker) Select() (i int, t Token, err error) {
 	// after it has been successfully picked by the picker." - gRFC A48
 	ep.inFlight.Add(1)
 	ep.picks.Add(1)
+	if bounded && now != 0 {
+		t.tracked = true
+		ep.ages[ageSlot(now)].Add(1)
+	}
 	return best, t, nil
 }
 
@@ -270,6 +284,9 @@ func (p *Picker) Select() (i int, t Token, err error) {
 func (p *Picker) Abort(i int, t Token) {
 	e := p.entries[i].Endpoint
 	e.inFlight.Add(-1)
+	if t.tracked {
+		e.ages[ageSlot(t.start)].Add(-1)
+	}
 	if t.gated {
 		e.gate.Release(t.ticket)
 	}
@@ -284,6 +301,9 @@ func (p *Picker) Abort(i int, t Token) {
 func (p *Picker) Finish(i int, t Token, o Outcome) {
 	e := p.entries[i].Endpoint
 	e.inFlight.Add(-1)
+	if t.tracked {
+		e.ages[ageSlot(t.start)].Add(-1)
+	}
 	var end int64
 	if p.cfg.LatencyAware && o.Timing != Untimed {
 		end = nanotime()
