@@ -205,27 +205,6 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// probeSpec returns the probe of the endpoints of route r.
-func (t *Transport) probeSpec(r route) probeSpec {
-	scheme := t.cfg.ProbeScheme
-	if scheme == "" {
-		scheme = "http"
-		if t.tlsConfig != nil {
-			scheme = "https"
-		}
-	}
-	hp := t.cfg.LB.HealthProbe
-	return probeSpec{
-		url:                scheme + "://" + r.key + t.cfg.ProbePath,
-		interval:           time.Duration(hp.Interval),
-		timeout:            time.Duration(hp.Timeout),
-		jitter:             hp.Jitter,
-		healthyThreshold:   hp.HealthyThreshold,
-		unhealthyThreshold: hp.UnhealthyThreshold,
-		notFoundIsHealthy:  t.cfg.NotFoundIsHealthy,
-	}
-}
-
 // CloseIdleConnections closes the idle connections of every endpoint's
 // pool and of the base transport; http.Client.CloseIdleConnections calls
 // it.

@@ -100,7 +100,6 @@ func TestVerdict_Thresholds(t *testing.T) {
 	}
 }
 
-
 // TestVerdict_OutcomesNotReasons: only the outcome steers the verdict. An
 // explicit NotServing turns a healthy endpoint unhealthy at once, whatever
 // unhealthyThreshold says and whatever its reason reads; an Unhealthy
