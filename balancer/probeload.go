@@ -5,6 +5,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/healthprobe"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // probeConfigLocked is the probe configuration of one connection: the
@@ -23,15 +24,6 @@ import (
 // depend on probes. Caller must hold b.mu.
 func (b *wlrBalancer) probeConfigLocked() healthprobe.GRPCConfig {
 	pc := b.cfg.HealthProbe
-	pc.Interval = config.Duration(scaledProbeInterval(time.Duration(pc.Interval), len(b.children), pc.MaxProbesPerSecond))
+	pc.Interval = config.Duration(probe.ScaledInterval(time.Duration(pc.Interval), len(b.children), pc.MaxProbesPerSecond))
 	return pc
-}
-
-// scaledProbeInterval returns max(interval, n / rate); rate <= 0 means no
-// cap.
-func scaledProbeInterval(interval time.Duration, n int, rate float64) time.Duration {
-	if rate <= 0 {
-		return interval
-	}
-	return max(interval, time.Duration(float64(n)/rate*float64(time.Second)))
 }

@@ -16,26 +16,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 )
 
-func TestScaledProbeInterval(t *testing.T) {
-	for _, tc := range []struct {
-		interval time.Duration
-		n        int
-		rate     float64
-		want     time.Duration
-	}{
-		{500 * time.Millisecond, 4, 200, 500 * time.Millisecond},
-		{500 * time.Millisecond, 100, 200, 500 * time.Millisecond},
-		{500 * time.Millisecond, 1000, 200, 5 * time.Second},
-		{500 * time.Millisecond, 10000, 200, 50 * time.Second},
-		{500 * time.Millisecond, 10000, 0, 500 * time.Millisecond},
-		{2 * time.Second, 300, 200, 2 * time.Second},
-	} {
-		if got := scaledProbeInterval(tc.interval, tc.n, tc.rate); got != tc.want {
-			t.Errorf("scaledProbeInterval(%v, %d, %g) = %v, want %v", tc.interval, tc.n, tc.rate, got, tc.want)
-		}
-	}
-}
-
 // countingHealth answers every Check with SERVING and counts them.
 type countingHealth struct {
 	healthgrpc.UnimplementedHealthServer

@@ -14,6 +14,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/picker"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // ErrNoUsableEndpoint is wrapped by the error of a request that fails
@@ -51,6 +52,7 @@ type group struct {
 	resolved bool                 // a first endpoint set or error arrived
 	resErr   error                // the resolver's error while it has no set
 	closed   bool
+	probeIv  time.Duration // probe interval last applied to every prober (membership.go)
 }
 
 // endpoint is the adapter's data of one endpoint (the engine record's
@@ -66,7 +68,7 @@ type endpoint struct {
 
 	// Guarded by g.mu.
 	weight    uint32
-	stopProbe func() // nil when not probing
+	prober    *probe.Loop // nil when not probing
 	removed   bool
 	probe     probeState
 	holdUntil time.Time // Retry-After: out of rotation until then

@@ -1,8 +1,10 @@
 package fulcrumhttp
 
 import (
+	"time"
+
 	"github.com/fulcrum-lb/fulcrum/endpointset"
-	"github.com/fulcrum-lb/fulcrum/healthprobe"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // onUpdate applies a new endpoint set from the resolver.
@@ -18,6 +20,16 @@ func (g *group) onUpdate(specs []spec) {
 		es[i] = endpointset.Spec{Key: sp.key, Addrs: sp.addrs, Weight: sp.weight, Metadata: sp.metadata}
 	}
 	added, removed := g.set.Update(es)
+	for _, rec := range removed {
+		// Gone before the probe budget is counted below.
+		delete(g.eps, rec.Key)
+	}
+	var pspec probeSpec
+	var pcfg probe.Config
+	if g.t.cfg.probing() {
+		pspec = g.t.probeSpec(g.route)
+		pcfg = pspec.budgeted(len(g.eps) + len(added))
+	}
 	for _, rec := range added {
 		sp := specs[indexOf(specs, rec.Key)]
 		ep := &endpoint{rec: rec, addrs: sp.addrs, rt: newEndpointTransport(g.t.template, g.t.cfg, g.t.tlsConfig, sp.addrs)}
@@ -28,12 +40,15 @@ func (g *group) onUpdate(specs []spec) {
 		// dead one is found by its failures and probes.
 		g.set.SetConn(rec, endpointset.ConnReady)
 		if g.t.cfg.probing() {
-			ep.stopProbe = startProber(ep.rt, g.t.probeSpec(g.route), ep.addr(), func(p healthprobe.Probe) {
+			ep.prober = startProber(ep.rt, pspec, pcfg, ep.addr(), func(p probe.Probe) {
 				g.observeProbe(ep, p)
 			}, func(healthy bool, reason string) {
 				g.onProbe(ep, healthy, reason)
 			})
 		}
+	}
+	if g.t.cfg.probing() {
+		g.rebudgetLocked(pcfg)
 	}
 	for _, sp := range specs {
 		if ep := g.eps[sp.key]; ep != nil {
@@ -44,15 +59,34 @@ func (g *group) onUpdate(specs []spec) {
 	for _, rec := range removed {
 		ep := rec.Value.(*endpoint)
 		ep.removed = true
-		delete(g.eps, rec.Key)
 		stop = append(stop, ep)
 	}
 	g.mu.Unlock()
 	g.drv.Request()
-	// Stopping a prober waits for its goroutine, which may be waiting for
-	// g.mu in onProbe: never with the lock held.
+	// Closing a prober waits for its goroutine, which may be waiting for
+	// g.mu in onProbe: never with the lock held (probe.Loop).
 	for _, ep := range stop {
 		ep.close()
+	}
+}
+
+// rebudgetLocked keeps the host within its probe budget as it grows or
+// shrinks: when the budgeted interval of its current size, cfg's, differs
+// from the one last applied by half or more either way, every prober takes
+// it from its next wait (the restarted wait counts from now). Smaller
+// changes leave running probers alone, so a host whose size drifts does not
+// restart its waits at every update; new probers always start with cfg.
+// Caller must hold g.mu (SetConfig never blocks).
+func (g *group) rebudgetLocked(cfg probe.Config) {
+	iv := time.Duration(cfg.Interval)
+	if g.probeIv != 0 && 2*iv < 3*g.probeIv && 2*g.probeIv < 3*iv {
+		return
+	}
+	g.probeIv = iv
+	for _, ep := range g.eps {
+		if ep.prober != nil {
+			ep.prober.SetConfig(cfg)
+		}
 	}
 }
 
@@ -68,8 +102,8 @@ func indexOf(specs []spec, key string) int {
 // close stops the endpoint's prober and closes its idle connections;
 // requests still in flight on it finish normally.
 func (ep *endpoint) close() {
-	if ep.stopProbe != nil {
-		ep.stopProbe()
+	if ep.prober != nil {
+		ep.prober.Close()
 	}
 	ep.rt.CloseIdleConnections()
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
-	"github.com/fulcrum-lb/fulcrum/healthprobe"
+	"github.com/fulcrum-lb/fulcrum/probe"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 )
 
@@ -67,6 +67,6 @@ func (g *group) breakerChanged(key string, from, to breaker.State) {
 
 // observeProbe records one completed probe of ep: the metric, and the
 // engine's last probe for the snapshot.
-func (g *group) observeProbe(ep *endpoint, p healthprobe.Probe) {
+func (g *group) observeProbe(ep *endpoint, p probe.Probe) {
 	g.obs.Probe(ep.rec, endpointset.ProbeResult{Outcome: p.Outcome.String(), Reason: p.Reason, At: p.At, Duration: p.Duration})
 }

@@ -203,27 +203,6 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// probeSpec returns the probe of the endpoints of route r.
-func (t *Transport) probeSpec(r route) probeSpec {
-	scheme := t.cfg.HealthProbe.Scheme
-	if scheme == "" {
-		scheme = "http"
-		if t.tlsConfig != nil {
-			scheme = "https"
-		}
-	}
-	hp := t.cfg.HealthProbe
-	return probeSpec{
-		url:                scheme + "://" + r.key + t.cfg.HealthProbe.Path,
-		interval:           time.Duration(hp.Interval),
-		timeout:            time.Duration(hp.Timeout),
-		jitter:             hp.Jitter,
-		healthyThreshold:   hp.HealthyThreshold,
-		unhealthyThreshold: hp.UnhealthyThreshold,
-		notFoundIsHealthy:  t.cfg.HealthProbe.NotFoundIsHealthy,
-	}
-}
-
 // CloseIdleConnections closes the idle connections of every endpoint's
 // pool and of the base transport; http.Client.CloseIdleConnections calls
 // it.

@@ -43,6 +43,7 @@ type verdict struct {
 
 // hooks is one test's view into the balancer it gets.
 type hooks struct {
+	clk        *healthprobe.FakeClock // probe loops run on it when set
 	cfg        healthprobe.GRPCConfig
 	startTwice bool                      // auto mode: call Start twice per SubConn
 	onReady    func(sc balancer.SubConn) // manual mode when set
@@ -88,6 +89,14 @@ func (h *hooks) numVerdicts() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.verdicts)
+}
+
+// start starts a prober on sc, on h's clock if it has one.
+func (h *hooks) start(sc balancer.SubConn) (stop func()) {
+	if h.clk != nil {
+		return h.clk.Start(sc, h.cfg, h.record)
+	}
+	return healthprobe.Start(sc, h.cfg, h.record)
 }
 
 var hooksByID sync.Map // test name -> *hooks
@@ -167,9 +176,9 @@ func (b *testLB) updateSubConnState(e *subConn, st balancer.SubConnState) {
 	case e.ready && b.h.onReady != nil:
 		b.h.onReady(e.sc)
 	case e.ready:
-		e.stops = append(e.stops, healthprobe.Start(e.sc, b.h.cfg, b.h.record))
+		e.stops = append(e.stops, b.h.start(e.sc))
 		if b.h.startTwice {
-			e.stops = append(e.stops, healthprobe.Start(e.sc, b.h.cfg, b.h.record))
+			e.stops = append(e.stops, b.h.start(e.sc))
 		}
 	case st.ConnectivityState == connectivity.Idle:
 		e.sc.Connect()
@@ -287,7 +296,7 @@ func goroutines() []string {
 func probeGoroutines() int {
 	n := 0
 	for _, g := range goroutines() {
-		if strings.Contains(g, "healthprobe.(*producer).run(") {
+		if strings.Contains(g, "probe.(*Loop).run(") {
 			n++
 		}
 	}

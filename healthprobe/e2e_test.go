@@ -25,7 +25,7 @@ import (
 func TestStart_FirstProbeIsImmediate(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
-	h := &hooks{cfg: testConfig(), server: ts}
+	h := &hooks{clk: clk, cfg: testConfig(), server: ts}
 	dial(t, h, ts.addr)
 
 	w := clk.Next(t) // the first wait is asked for after the first probe
@@ -40,7 +40,7 @@ func TestStart_FirstProbeIsImmediate(t *testing.T) {
 func TestStart_NotServingThenServing(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
-	h := &hooks{cfg: testConfig(), server: ts}
+	h := &hooks{clk: clk, cfg: testConfig(), server: ts}
 	dial(t, h, ts.addr)
 	w := clk.Next(t)
 	require.Equal(t, []verdict{{true, "SERVING", 1}}, h.all())
@@ -64,7 +64,7 @@ func TestStart_FirstFailureHoldsBack(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
 	ts.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	h := &hooks{cfg: testConfig(), server: ts}
+	h := &hooks{clk: clk, cfg: testConfig(), server: ts}
 	dial(t, h, ts.addr)
 	w := clk.Next(t)
 	assert.Equal(t, []verdict{{false, "NOT_SERVING", 1}}, h.all())
@@ -85,7 +85,7 @@ func TestStart_HungServerFailsByTimeout(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
 	cfg := testConfig()
-	h := &hooks{cfg: cfg, server: ts}
+	h := &hooks{clk: clk, cfg: cfg, server: ts}
 	dial(t, h, ts.addr)
 	w := clk.Next(t)
 	require.Equal(t, 1, h.numVerdicts())
@@ -115,7 +115,7 @@ func TestStart_HungServerFailsByTimeout(t *testing.T) {
 func TestStart_ServerDeadlineExceededCountsAsTimeout(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
-	h := &hooks{cfg: testConfig(), server: ts}
+	h := &hooks{clk: clk, cfg: testConfig(), server: ts}
 	dial(t, h, ts.addr)
 	w := clk.Next(t)
 
@@ -138,7 +138,7 @@ func TestStart_NoHealthService(t *testing.T) {
 		const warning = "does not implement grpc.health.v1.Health/Check"
 		before := logs.count("WARNING", warning)
 		ts, _ := startServer(t, false)
-		h := &hooks{cfg: testConfig(), server: ts}
+		h := &hooks{clk: clk, cfg: testConfig(), server: ts}
 		dial(t, h, ts.addr)
 		w := clk.Next(t)
 		assert.Equal(t, []verdict{{true, "UNIMPLEMENTED: server has no grpc.health.v1.Health service, treated as healthy", 1}}, h.all())
@@ -154,7 +154,7 @@ func TestStart_NoHealthService(t *testing.T) {
 		ts, _ := startServer(t, false)
 		cfg := testConfig()
 		cfg.UnimplementedIsHealthy = false
-		h := &hooks{cfg: cfg, server: ts}
+		h := &hooks{clk: clk, cfg: cfg, server: ts}
 		dial(t, h, ts.addr)
 		clk.Next(t)
 		assert.Equal(t, []verdict{{false, "UNIMPLEMENTED: server has no grpc.health.v1.Health service", 1}}, h.all())
@@ -169,7 +169,7 @@ func TestStart_UnknownService(t *testing.T) {
 	ts, _ := startServer(t, true)
 	cfg := testConfig()
 	cfg.Service = "no.such.Service"
-	h := &hooks{cfg: cfg, server: ts}
+	h := &hooks{clk: clk, cfg: cfg, server: ts}
 	dial(t, h, ts.addr)
 	w := clk.Next(t)
 	assert.Equal(t, []verdict{{false, "NotFound: unknown service", 1}}, h.all())
@@ -191,7 +191,7 @@ func TestProbes_BypassPickerAndInterceptors(t *testing.T) {
 		intercepted++ // only the test goroutine sends application RPCs
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	h := &hooks{cfg: testConfig(), server: ts}
+	h := &hooks{clk: clk, cfg: testConfig(), server: ts}
 	cc := dial(t, h, ts.addr, grpc.WithUnaryInterceptor(count))
 	w := clk.Next(t)
 	for range 9 {
@@ -217,7 +217,7 @@ func TestStart_InvalidConfigUsesDefaults(t *testing.T) {
 	ts, _ := startServer(t, true)
 	sc, h, _ := manualSubConn(t, ts)
 	before := logs.count("ERROR", "invalid config, using defaults")
-	stop := healthprobe.Start(sc, healthprobe.GRPCConfig{}, h.record)
+	stop := clk.Start(sc, healthprobe.GRPCConfig{}, h.record)
 	defer stop()
 	w := clk.Next(t)
 	assert.Equal(t, time.Duration(healthprobe.DefaultConfig().Interval), w.D)

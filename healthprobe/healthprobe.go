@@ -1,5 +1,7 @@
 // Package healthprobe actively probes each connection with grpc.health.v1.Health/Check and reports a healthy/unhealthy verdict with hysteresis.
-// It owns the probe configuration (Config, shared with HTTP probing, and GRPCConfig) and the verdict logic (Verdict) both transports use.
+// The loop, the verdict and the transport-neutral configuration are package
+// probe's; this package adds the Check prober (GRPCConfig, classify) and one
+// loop per SubConn shared by every Start on it (a grpc-go Producer).
 package healthprobe
 
 import (
@@ -29,10 +31,10 @@ import (
 // exited. stop therefore waits for a running onChange to return: do not call
 // stop from inside onChange, nor while holding a lock that onChange takes.
 func Start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reason string)) (stop func()) {
-	return start(sc, cfg, onChange, nil)
+	return start(producerBuilderSingleton, sc, cfg, onChange, nil)
 }
 
-func start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reason string), observe func(Probe)) (stop func()) {
+func start(pb *producerBuilder, sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reason string), observe func(Probe)) (stop func()) {
 	if err := cfg.Validate(); err != nil {
 		logger.Errorf("[healthprobe %v] invalid config, using defaults: %v", sc, err)
 		cfg = DefaultGRPCConfig()
@@ -40,7 +42,7 @@ func start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reas
 	if onChange == nil {
 		onChange = func(bool, string) {}
 	}
-	pr, unref := sc.GetOrBuildProducer(producerBuilderSingleton)
+	pr, unref := sc.GetOrBuildProducer(pb)
 	p := pr.(*producer)
 	l := &listener{cfg: cfg, onChange: onChange, onProbe: observe}
 	p.register(l)
@@ -52,7 +54,7 @@ func start(sc balancer.SubConn, cfg GRPCConfig, onChange func(healthy bool, reas
 		l.mu.Unlock()
 		p.unregister(l)
 		// Dropping the last reference makes grpc-go call p.close, which
-		// cancels the loop.
+		// stops the loop.
 		unref()
 		if done := p.closedDone(); done != nil {
 			<-done

@@ -91,7 +91,7 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 	cfg.UnhealthyThreshold, cfg.HealthyThreshold = 3, 2
 	wantWait := 900 * time.Millisecond // Interval*(1 + Jitter*(2*0.25-1))
 
-	pr, closeFn := producerBuilderSingleton.Build(cc)
+	pr, closeFn := clk.builder.Build(cc)
 	p := pr.(*producer)
 	t.Cleanup(closeFn) // on failure; close is idempotent
 	events := make(chan verdictEvent, 10)
@@ -138,7 +138,7 @@ func TestLoop_ThresholdsWithFakeClock(t *testing.T) {
 
 	closeFn()
 	select {
-	case <-p.done:
+	case <-p.done():
 	case <-time.After(defaultTestTimeout):
 		t.Fatal("probe loop did not exit after close")
 	}
@@ -154,7 +154,7 @@ func TestLoop_ConfigOfNewestListener(t *testing.T) {
 
 	a, b := DefaultGRPCConfig(), DefaultGRPCConfig()
 	a.Interval, b.Interval = config.Duration(time.Second), config.Duration(2*time.Second)
-	pr, closeFn := producerBuilderSingleton.Build(cc)
+	pr, closeFn := clk.builder.Build(cc)
 	p := pr.(*producer)
 	defer closeAndWait(t, closeFn, p)
 	la := &listener{cfg: a, onChange: func(bool, string) {}}
@@ -183,7 +183,7 @@ func TestProducer_CloseBeforeStart(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	assert.False(t, p.started)
+	assert.Nil(t, p.loop, "a loop started")
 }
 
 // TestLoop_WaitsAreJittered checks that every wait the loop asks for is
@@ -193,12 +193,12 @@ func TestLoop_WaitsAreJittered(t *testing.T) {
 	clk := UseFakeClock(t, 0)
 	draws := []float64{0, 0.5, math.Nextafter(1, 0), 0.25}
 	var next atomic.Int32
-	randFloat = func() float64 { return draws[int(next.Add(1)-1)%len(draws)] } // restored by UseFakeClock's cleanup
+	clk.SetRand(func() float64 { return draws[int(next.Add(1)-1)%len(draws)] })
 	_, cc := startHealthServer(t)
 
 	cfg := DefaultGRPCConfig()
 	cfg.Interval, cfg.Timeout, cfg.Jitter = config.Duration(time.Second), config.Duration(500*time.Millisecond), 0.2
-	pr, closeFn := producerBuilderSingleton.Build(cc)
+	pr, closeFn := clk.builder.Build(cc)
 	p := pr.(*producer)
 	defer closeAndWait(t, closeFn, p)
 	p.register(&listener{cfg: cfg, onChange: func(bool, string) {}})
@@ -222,7 +222,7 @@ func closeAndWait(t *testing.T, closeFn func(), p *producer) {
 	t.Helper()
 	closeFn()
 	select {
-	case <-p.done:
+	case <-p.done():
 	case <-time.After(defaultTestTimeout):
 		t.Errorf("probe loop did not exit within %v of close", defaultTestTimeout)
 	}

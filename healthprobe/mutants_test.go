@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/healthprobe"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // The tests of this file and of mutants_loop_test.go were written against
@@ -53,12 +54,12 @@ func TestStartWithObserver_ReportsEveryProbe(t *testing.T) {
 		}
 		ev.add("probe %v: %s", p.Outcome, p.Reason)
 	}
-	stop := healthprobe.StartWithObserver(sc, testConfig(), func(healthy bool, reason string) { ev.add("verdict %t: %s", healthy, reason) }, observe)
+	stop := clk.StartWithObserver(sc, testConfig(), func(healthy bool, reason string) { ev.add("verdict %t: %s", healthy, reason) }, observe)
 	w := clk.Next(t)
 	assert.Equal(t, []string{"probe healthy: SERVING", "verdict true: SERVING"}, ev.take())
 
 	plain := &hooks{server: ts}
-	stopPlain := healthprobe.Start(sc, testConfig(), plain.record)
+	stopPlain := clk.Start(sc, testConfig(), plain.record)
 	defer stopPlain()
 	plain.waitVerdicts(t, 1)
 	ts.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -78,7 +79,7 @@ func TestStart_NilOnChange(t *testing.T) {
 	ts, _ := startServer(t, true)
 	sc, _, _ := manualSubConn(t, ts)
 	ev := &events{}
-	stop := healthprobe.StartWithObserver(sc, testConfig(), nil, func(p healthprobe.Probe) { ev.add("probe %v", p.Outcome) })
+	stop := clk.StartWithObserver(sc, testConfig(), nil, func(p healthprobe.Probe) { ev.add("probe %v", p.Outcome) })
 	defer stop()
 	clk.Step(t, clk.Next(t))
 	assert.Equal(t, []string{"probe healthy", "probe healthy"}, ev.take())
@@ -86,7 +87,8 @@ func TestStart_NilOnChange(t *testing.T) {
 
 // TestStart_NewestConfigGovernsUntilItStops: a second Start with another
 // interval makes the loop wait that interval at once (not the rest of the
-// old wait); when it stops, the first listener's interval governs again.
+// old wait); when it stops, the first listener's interval governs again,
+// also at once.
 func TestStart_NewestConfigGovernsUntilItStops(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5) // waits equal Interval
 	ts, _ := startServer(t, true)
@@ -94,14 +96,16 @@ func TestStart_NewestConfigGovernsUntilItStops(t *testing.T) {
 	a, b := testConfig(), testConfig()
 	b.Interval = config.Duration(2 * time.Second)
 
-	stopA := healthprobe.Start(sc, a, nil)
+	stopA := clk.Start(sc, a, nil)
 	defer stopA()
 	require.Equal(t, time.Second, clk.Next(t).D)
-	stopB := healthprobe.Start(sc, b, nil)
+	stopB := clk.Start(sc, b, nil)
 	w := clk.Next(t)
 	require.Equal(t, 2*time.Second, w.D, "wait after B joined")
 	stopB()
-	assert.Equal(t, time.Second, clk.Step(t, w).D, "wait after B stopped")
+	w = clk.Next(t) // the wait restarts with A's interval, from now
+	assert.Equal(t, time.Second, w.D, "wait after B stopped")
+	clk.Step(t, w)
 	assert.Equal(t, 2, ts.numCalls())
 }
 
@@ -109,7 +113,8 @@ func TestStart_NewestConfigGovernsUntilItStops(t *testing.T) {
 func TestOutcome_String(t *testing.T) {
 	for o, want := range map[healthprobe.Outcome]string{
 		healthprobe.OutcomeHealthy: "healthy", healthprobe.OutcomeUnhealthy: "unhealthy",
-		healthprobe.OutcomeTimeout: "timeout", healthprobe.OutcomeError: "error", 4: "unknown",
+		healthprobe.OutcomeTimeout: "timeout", healthprobe.OutcomeError: "error",
+		probe.NotServing: "unhealthy", 5: "unknown",
 	} {
 		assert.Equal(t, want, o.String())
 	}

@@ -3,36 +3,27 @@ package healthprobe
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/grpclog"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
+
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 var logger = grpclog.Component("fulcrum")
 
-// Injected by tests to make the loop's timing deterministic: the wait
-// between probes, its jitter, and each probe's timeout.
-var (
-	timeAfter   = time.After
-	randFloat   = rand.Float64 // [0, 1); the top-level function is safe for concurrent use
-	withTimeout = context.WithTimeout
-)
-
-// jittered returns the wait before the next probe, uniform from
-// interval*(1-jitter) to interval*(1+jitter).
-func jittered(interval time.Duration, jitter float64) time.Duration {
-	return time.Duration(float64(interval) * (1 + jitter*(2*randFloat()-1)))
+// producerBuilder builds the probe loop of a SubConn. opts injects the
+// loop's clock and randomness: the zero value (producerBuilderSingleton) is
+// real time; tests build their own builder, whose producers are distinct
+// from the singleton's (grpc-go keys producers by builder).
+type producerBuilder struct {
+	opts probe.Options
 }
-
-type producerBuilder struct{}
 
 var producerBuilderSingleton = &producerBuilder{}
 
@@ -41,14 +32,10 @@ var producerBuilderSingleton = &producerBuilder{}
 // (acBalancerWrapper.NewStream in grpc-go), skipping the channel's picker,
 // interceptors, retries and stats handlers. So probes are never counted as
 // application in-flight RPCs or breaker outcomes.
-func (*producerBuilder) Build(cci any) (balancer.Producer, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+func (pb *producerBuilder) Build(cci any) (balancer.Producer, func()) {
 	p := &producer{
 		client: healthpb.NewHealthClient(cci.(grpc.ClientConnInterface)),
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		kick:   make(chan struct{}, 1),
+		opts:   pb.opts,
 	}
 	if s, ok := cci.(fmt.Stringer); ok {
 		p.prefix = fmt.Sprintf("[healthprobe %v] ", s)
@@ -58,29 +45,26 @@ func (*producerBuilder) Build(cci any) (balancer.Producer, func()) {
 	return p, p.close
 }
 
-// producer runs the single probe loop of one SubConn and fans its verdict out
-// to the listeners that Start registered.
+// producer runs the single probe loop of one SubConn (a probe.Loop whose
+// prober is p itself) and fans its verdict out to the listeners that Start
+// registered.
 //
 // Lock order: l.mu is never taken while holding p.mu, and p.mu is never held
 // while calling onChange or sending an RPC, so p.close (which grpc-go calls
-// holding its own producers mutex) never blocks.
+// holding its own producers mutex) never blocks: it only stops the loop,
+// and the stop of the last listener waits for the loop's exit.
 type producer struct {
 	// Read-only after Build.
 	client healthpb.HealthClient
 	prefix string
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when run exits, or by close if run never started
-	kick   chan struct{} // a listener joined: deliver the current verdict now
+	opts   probe.Options
 
-	// Owned by the run goroutine.
-	v           Verdict
-	warnedUnimp bool
+	stopped atomic.Bool // close was called: deliver nothing more
 
 	mu        sync.Mutex
 	listeners []*listener // in registration order
 	cfg       GRPCConfig  // the newest listener's config; governs the loop
-	started   bool        // run was started
+	loop      *probe.Loop // nil until the first listener registers
 	closed    bool        // close was called; no loop will run again
 }
 
@@ -94,7 +78,7 @@ type listener struct {
 	mu      sync.Mutex
 	stopped bool
 
-	// Owned by the run goroutine: the verdict last delivered to onChange.
+	// Owned by the loop goroutine: the verdict last delivered to onChange.
 	delivered bool
 	healthy   bool
 }
@@ -108,14 +92,17 @@ func (p *producer) register(l *listener) {
 	case p.closed:
 		// The SubConn left READY between GetOrBuildProducer and here; the
 		// caller will see that state change and stop l.
-	case !p.started:
-		p.started = true
-		go p.run()
+	case p.loop == nil:
+		p.loop = probe.Start(p, l.cfg.Config, probe.Callbacks{
+			Observe: p.observe,
+			Note:    p.note,
+			Verdict: p.notify,
+		}, p.opts)
 	default:
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+		// New settings apply from the next wait; the new listener gets the
+		// current verdict now.
+		p.loop.SetConfig(l.cfg.Config)
+		p.loop.Refresh()
 	}
 }
 
@@ -125,6 +112,9 @@ func (p *producer) unregister(l *listener) {
 	p.listeners = slices.DeleteFunc(p.listeners, func(x *listener) bool { return x == l })
 	if n := len(p.listeners); n > 0 {
 		p.cfg = p.listeners[n-1].cfg
+		if p.loop != nil {
+			p.loop.SetConfig(p.cfg.Config)
+		}
 	}
 }
 
@@ -139,21 +129,27 @@ func (p *producer) close() {
 		return
 	}
 	p.closed = true
-	p.cancel()
-	if !p.started {
-		close(p.done)
+	p.stopped.Store(true)
+	if p.loop != nil {
+		p.loop.Stop()
 	}
 }
+
+// closedChan is the done channel of a producer whose loop never started.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // closedDone returns the channel to wait on for the loop's exit if the
 // producer is closed, or nil if the loop lives on for other listeners.
 func (p *producer) closedDone() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
+	switch {
+	case !p.closed:
 		return nil
+	case p.loop == nil:
+		return closedChan
 	}
-	return p.done
+	return p.loop.Done()
 }
 
 func (p *producer) config() GRPCConfig {
@@ -162,83 +158,48 @@ func (p *producer) config() GRPCConfig {
 	return p.cfg
 }
 
-// run is the probe loop: probe, deliver the verdict, wait Interval±Jitter,
-// and again, until close. The first probe is sent at once.
-func (p *producer) run() {
-	defer close(p.done)
-	for {
-		cfg := p.config()
-		ok, why, pr := p.probe(cfg)
-		if p.ctx.Err() != nil {
-			return
-		}
-		p.observe(pr)
-		// The balancer logs the endpoint's state change this causes (once);
-		// the verdict itself is detail.
-		if p.v.Observe(ok, why, cfg.HealthyThreshold, cfg.UnhealthyThreshold) && logger.V(2) {
-			logger.Infof("%sverdict: healthy=%t: %s", p.prefix, p.v.healthy, p.v.reason)
-		}
-		p.notify()
-
-		timer := timeAfter(jittered(time.Duration(cfg.Interval), cfg.Jitter))
-	wait:
-		for {
-			select {
-			case <-p.ctx.Done():
-				return
-			case <-p.kick:
-				p.notify()
-				// A listener with new settings joined: wait the new
-				// interval from now rather than the rest of the old one.
-				if c := p.config(); c != cfg {
-					cfg = c
-					timer = timeAfter(jittered(time.Duration(cfg.Interval), cfg.Jitter))
-				}
-			case <-timer:
-				break wait
-			}
-		}
+// Probe sends one Check and classifies it (probe.Prober).
+func (p *producer) Probe(ctx context.Context) probe.Result {
+	cfg := p.config()
+	resp, err := p.client.Check(ctx, &healthpb.HealthCheckRequest{Service: cfg.Service})
+	r := classify(resp, err, isTimeout(ctx), cfg)
+	if logger.V(2) {
+		logger.Infof("%sprobe: %v: %s", p.prefix, r.Outcome, r.Reason)
 	}
+	return r
 }
 
-// probe sends one Check and classifies its outcome.
-func (p *producer) probe(cfg GRPCConfig) (ok bool, why string, pr Probe) {
-	ctx, cancel := withTimeout(p.ctx, time.Duration(cfg.Timeout))
-	defer cancel()
-	resp, d, err := timedProbe(ctx, p.client, cfg)
-	ok, why = classify(resp, err, isTimeout(ctx), cfg)
-	pr = Probe{Outcome: outcomeOf(resp, err, isTimeout(ctx), cfg), Reason: why, At: time.Now(), Duration: d}
-	if status.Code(err) == codes.Unimplemented && cfg.UnimplementedIsHealthy && !p.warnedUnimp {
-		p.warnedUnimp = true
+// note logs the one-time warnings of the loop.
+func (p *producer) note(r probe.Result) {
+	if r.Note == probe.AssumedHealthy {
 		logger.Warningf("%sserver does not implement grpc.health.v1.Health/Check; treating it as healthy (unimplementedIsHealthy=true)", p.prefix)
 	}
-	if logger.V(2) {
-		logger.Infof("%sprobe: ok=%t: %s", p.prefix, ok, why)
-	}
-	return ok, why, pr
 }
 
-// notify delivers the current verdict to every listener that has not got it:
-// its first verdict, or a change.
-func (p *producer) notify() {
-	if !p.v.known {
-		return
+// notify delivers the verdict to every listener that has not got it: its
+// first verdict, or a change. The loop calls it on every change and after
+// Refresh (a listener joined).
+func (p *producer) notify(healthy bool, reason string) {
+	// The balancer logs the endpoint's state change this causes (once);
+	// the verdict itself is detail.
+	if logger.V(2) {
+		logger.Infof("%sverdict: healthy=%t: %s", p.prefix, healthy, reason)
 	}
 	p.mu.Lock()
 	ls := slices.Clone(p.listeners)
 	p.mu.Unlock()
 	for _, l := range ls {
-		if l.delivered && l.healthy == p.v.healthy {
+		if l.delivered && l.healthy == healthy {
 			continue
 		}
-		if p.ctx.Err() != nil {
+		if p.stopped.Load() {
 			return
 		}
 		l.mu.Lock()
 		if !l.stopped {
-			l.onChange(p.v.healthy, p.v.reason)
+			l.onChange(healthy, reason)
 		}
 		l.mu.Unlock()
-		l.delivered, l.healthy = true, p.v.healthy
+		l.delivered, l.healthy = true, healthy
 	}
 }

@@ -24,10 +24,10 @@ func TestStop_EndsLoop(t *testing.T) {
 	ts, _ := startServer(t, true)
 	sc, h, _ := manualSubConn(t, ts)
 
-	stop := healthprobe.Start(sc, testConfig(), h.record)
+	stop := clk.Start(sc, testConfig(), h.record)
 	w := clk.Next(t)
 	require.Equal(t, 1, h.numVerdicts())
-	done := healthprobe.LoopDone(sc)
+	done := clk.LoopDone(sc)
 	// Flip so that onChange would be called again if the loop survived.
 	ts.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	stop()
@@ -45,13 +45,13 @@ func TestStop_EndsLoop(t *testing.T) {
 // stop is observed blocked on the listener's mutex through its stack, a
 // state it cannot leave before onChange returns, so no timing is involved.
 func TestStop_WaitsForRunningOnChange(t *testing.T) {
-	healthprobe.UseFakeClock(t, 0.5)
+	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
 	sc, _, _ := manualSubConn(t, ts)
 
 	entered, unblock := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
-	stop := healthprobe.Start(sc, testConfig(), func(bool, string) {
+	stop := clk.Start(sc, testConfig(), func(bool, string) {
 		if calls.Add(1) == 1 {
 			close(entered)
 			<-unblock
@@ -62,7 +62,7 @@ func TestStop_WaitsForRunningOnChange(t *testing.T) {
 	case <-time.After(defaultTestTimeout):
 		t.Fatal("no onChange call")
 	}
-	done := healthprobe.LoopDone(sc)
+	done := clk.LoopDone(sc)
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
 	waitFor(t, "stop to block, or return", func() bool {
@@ -103,9 +103,9 @@ func TestSubConnShutdown_EndsLoop(t *testing.T) {
 		clk := healthprobe.UseFakeClock(t, 0.5)
 		ts, _ := startServer(t, true)
 		sc, h, _ := manualSubConn(t, ts)
-		stop := healthprobe.Start(sc, testConfig(), h.record)
+		stop := clk.Start(sc, testConfig(), h.record)
 		w := clk.Next(t)
-		done := healthprobe.LoopDone(sc)
+		done := clk.LoopDone(sc)
 
 		sc.Shutdown()
 		waitClosed(t, done, "the probe loop to exit after Shutdown")
@@ -117,10 +117,10 @@ func TestSubConnShutdown_EndsLoop(t *testing.T) {
 		clk := healthprobe.UseFakeClock(t, 0.5)
 		ts, stopServer := startServer(t, true)
 		sc, h, _ := manualSubConn(t, ts)
-		stop := healthprobe.Start(sc, testConfig(), h.record)
+		stop := clk.Start(sc, testConfig(), h.record)
 		defer stop()
 		clk.Next(t)
-		done := healthprobe.LoopDone(sc)
+		done := clk.LoopDone(sc)
 
 		stopServer()
 		waitClosed(t, done, "the probe loop to exit after the server went away")
@@ -136,11 +136,11 @@ func TestLeaveReady_NoProbe(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
 	sc, h, ready := manualSubConn(t, ts)
-	stop := healthprobe.Start(sc, testConfig(), h.record)
+	stop := clk.Start(sc, testConfig(), h.record)
 	defer stop()
 	w := clk.Next(t)
 	require.Equal(t, 1, ts.numCalls())
-	done := healthprobe.LoopDone(sc)
+	done := clk.LoopDone(sc)
 
 	ts.closeConns()
 	waitClosed(t, done, "the probe loop to exit when the SubConn left READY")
@@ -156,7 +156,7 @@ func TestLeaveReady_NoProbe(t *testing.T) {
 
 	// A new Start on the READY SubConn probes again, at once.
 	again := &hooks{server: ts}
-	stopAgain := healthprobe.Start(sc, testConfig(), again.record)
+	stopAgain := clk.Start(sc, testConfig(), again.record)
 	defer stopAgain()
 	clk.Next(t)
 	assert.Equal(t, []verdict{{true, "SERVING", 2}}, again.all())
@@ -169,7 +169,7 @@ func TestLeaveReady_NoProbe(t *testing.T) {
 func TestStart_TwiceSharesOneLoop(t *testing.T) {
 	clk := healthprobe.UseFakeClock(t, 0.5)
 	ts, _ := startServer(t, true)
-	h := &hooks{cfg: testConfig(), server: ts, startTwice: true}
+	h := &hooks{clk: clk, cfg: testConfig(), server: ts, startTwice: true}
 	dial(t, h, ts.addr)
 
 	vs := h.waitVerdicts(t, 2) // one first verdict per listener
@@ -194,12 +194,12 @@ func TestStart_SecondStartGetsCurrentVerdictAtOnce(t *testing.T) {
 
 	a, b := &hooks{server: ts}, &hooks{server: ts}
 	ts.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	stopA := healthprobe.Start(sc, testConfig(), a.record)
+	stopA := clk.Start(sc, testConfig(), a.record)
 	defer stopA()
 	w := clk.Next(t)
 	require.Equal(t, []verdict{{false, "NOT_SERVING", 1}}, a.all())
 
-	stopB := healthprobe.Start(sc, testConfig(), b.record)
+	stopB := clk.Start(sc, testConfig(), b.record)
 	defer stopB()
 	assert.Equal(t, []verdict{{false, "NOT_SERVING", 1}}, b.waitVerdicts(t, 1))
 	assert.Zero(t, clk.Pending(), "the loop stopped waiting for the new listener")
@@ -224,9 +224,9 @@ func TestStart_TwiceManual(t *testing.T) {
 	cfg := testConfig()
 
 	a, b := &hooks{server: ts}, &hooks{server: ts}
-	stopA := healthprobe.Start(sc, cfg, a.record)
+	stopA := clk.Start(sc, cfg, a.record)
 	w := clk.Next(t)
-	stopB := healthprobe.Start(sc, cfg, b.record)
+	stopB := clk.Start(sc, cfg, b.record)
 	b.waitVerdicts(t, 1)
 	assert.Equal(t, 1, probeGoroutines())
 
@@ -237,7 +237,7 @@ func TestStart_TwiceManual(t *testing.T) {
 	assert.Equal(t, verdict{false, "1 consecutive failures: NOT_SERVING", 2}, b.all()[1])
 	assert.Equal(t, 1, a.numVerdicts(), "A was stopped")
 
-	done := healthprobe.LoopDone(sc)
+	done := clk.LoopDone(sc)
 	stopB()
 	requireClosed(t, done, "stopping the last listener did not end the loop")
 }
@@ -273,7 +273,7 @@ func TestStop_NoOnChangeDuringDelivery(t *testing.T) {
 
 	entered, unblock := make(chan struct{}), make(chan struct{})
 	var bCalls atomic.Int32
-	stopB := healthprobe.Start(sc, testConfig(), func(bool, string) {
+	stopB := clk.Start(sc, testConfig(), func(bool, string) {
 		if bCalls.Add(1) == 2 { // the change below
 			close(entered)
 			<-unblock
@@ -281,7 +281,7 @@ func TestStop_NoOnChangeDuringDelivery(t *testing.T) {
 	})
 	defer stopB()
 	a := &hooks{server: ts}
-	stopA := healthprobe.Start(sc, testConfig(), a.record)
+	stopA := clk.Start(sc, testConfig(), a.record)
 	w := clk.Next(t)
 	a.waitVerdicts(t, 1)
 

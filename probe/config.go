@@ -1,7 +1,10 @@
 // Package probe is Fulcrum's transport-neutral active health probing: the
-// configuration both transports share, the verdict with hysteresis, and the
-// probe budget of a channel. The gRPC Check prober is package healthprobe's;
-// the HTTP GET prober is fulcrumhttp's.
+// configuration both transports share, the one probe loop (Loop, which runs
+// a pluggable single-shot Prober), the typed results that steer it
+// (Outcome, Result, Note), the verdict with hysteresis, and the probe
+// budget of a channel or host (ScaledInterval). The gRPC Check prober is
+// package healthprobe's; the HTTP GET prober is fulcrumhttp's. It imports
+// nothing of grpc-go or net/http.
 package probe
 
 import (

@@ -1,17 +1,12 @@
-package healthprobe
+package probe
 
 import (
-	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 )
 
 // change is one verdict change: after which outcome (index into the input),
@@ -92,11 +87,11 @@ func TestVerdict_Thresholds(t *testing.T) {
 			var v Verdict
 			var got []change
 			for i, ok := range tt.outcomes {
-				why := "bad"
+				r := Result{Outcome: Unhealthy, Reason: "bad"}
 				if ok {
-					why = "ok"
+					r = Result{Outcome: Healthy, Reason: "ok"}
 				}
-				if v.Observe(ok, why, tt.healthy, tt.unh) {
+				if v.Observe(r, tt.healthy, tt.unh) {
 					got = append(got, change{i, v.healthy, v.reason})
 				}
 			}
@@ -105,58 +100,57 @@ func TestVerdict_Thresholds(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	cfg := DefaultGRPCConfig()
-	strict := cfg
-	strict.UnimplementedIsHealthy = false
-	resp := func(s healthpb.HealthCheckResponse_ServingStatus) *healthpb.HealthCheckResponse {
-		return &healthpb.HealthCheckResponse{Status: s}
-	}
-	tests := []struct {
-		name     string
-		resp     *healthpb.HealthCheckResponse
-		err      error
-		timedOut bool
-		cfg      GRPCConfig
-		wantOK   bool
-		wantWhy  string
+// TestVerdict_OutcomesNotReasons: only the outcome steers the verdict. An
+// explicit NotServing turns a healthy endpoint unhealthy at once, whatever
+// unhealthyThreshold says and whatever its reason reads; an Unhealthy
+// result whose reason reads "NOT_SERVING" is an ordinary failure; Timeout
+// and Error are ordinary failures too.
+func TestVerdict_OutcomesNotReasons(t *testing.T) {
+	healthy := Result{Outcome: Healthy, Reason: "ok"}
+	for _, tc := range []struct {
+		name    string
+		r       Result
+		flipsAt int // failures until unhealthy, with unhealthyThreshold 3
 	}{
-		{"serving", resp(healthpb.HealthCheckResponse_SERVING), nil, false, cfg, true, "SERVING"},
-		{"not serving", resp(healthpb.HealthCheckResponse_NOT_SERVING), nil, false, cfg, false, "NOT_SERVING"},
-		{"service unknown", resp(healthpb.HealthCheckResponse_SERVICE_UNKNOWN), nil, false, cfg, false, "SERVICE_UNKNOWN"},
-		{"unknown", resp(healthpb.HealthCheckResponse_UNKNOWN), nil, false, cfg, false, "UNKNOWN"},
-		{"own timeout", nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), true, cfg, false, "timeout after 250ms"},
-		{"server's copy of our deadline fired first", nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, cfg, false, "timeout after 250ms"},
-		{"transport error", nil, status.Error(codes.Unavailable, "connection refused"), false, cfg, false, "Unavailable: connection refused"},
-		{"not found (Check on an unknown service)", nil, status.Error(codes.NotFound, "unknown service"), false, cfg, false, "NotFound: unknown service"},
-		{"non-status error", nil, errors.New("boom"), false, cfg, false, "Unknown: boom"},
-		{"unimplemented is healthy", nil, status.Error(codes.Unimplemented, "x"), false, cfg, true,
-			"UNIMPLEMENTED: server has no grpc.health.v1.Health service, treated as healthy"},
-		{"unimplemented is unhealthy", nil, status.Error(codes.Unimplemented, "x"), false, strict, false,
-			"UNIMPLEMENTED: server has no grpc.health.v1.Health service"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ok, why := classify(tt.resp, tt.err, tt.timedOut, tt.cfg)
-			assert.Equal(t, tt.wantOK, ok)
-			assert.Equal(t, tt.wantWhy, why)
+		{"not serving counts at once", Result{Outcome: NotServing, Reason: "draining"}, 1},
+		{"a reason is not an outcome", Result{Outcome: Unhealthy, Reason: "NOT_SERVING"}, 3},
+		{"timeout", Result{Outcome: Timeout, Reason: "timeout after 1s"}, 3},
+		{"error", Result{Outcome: Error, Reason: "connection refused"}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v Verdict
+			assert.True(t, v.Observe(healthy, 2, 3))
+			for i := 1; i <= 3; i++ {
+				changed := v.Observe(tc.r, 2, 3)
+				assert.Equal(t, i == tc.flipsAt, changed, "failure %d", i)
+				assert.Equal(t, i < tc.flipsAt, v.Healthy(), "healthy after failure %d", i)
+			}
 		})
 	}
+	// The first result decides the verdict either way (warm-up gate).
+	var v Verdict
+	assert.False(t, v.Known())
+	assert.True(t, v.Observe(Result{Outcome: NotServing, Reason: "NOT_SERVING"}, 2, 3))
+	assert.True(t, v.Known())
+	assert.False(t, v.Healthy())
+	assert.Equal(t, "NOT_SERVING", v.Reason())
 }
 
-func TestIsTimeout(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
-	defer cancel()
-	<-ctx.Done()
-	assert.True(t, isTimeout(ctx))
-
-	ctx, cancel = context.WithCancel(context.Background())
-	cancel()
-	assert.False(t, isTimeout(ctx), "cancellation is not a timeout")
+// TestOutcome_String: the names metrics use (README, grpc.lb.fulcrum.probes).
+func TestOutcome_String(t *testing.T) {
+	for o, want := range map[Outcome]string{
+		Healthy: "healthy", Unhealthy: "unhealthy", NotServing: "unhealthy",
+		Timeout: "timeout", Error: "error", 5: "unknown",
+	} {
+		assert.Equal(t, want, o.String())
+	}
+	assert.True(t, Healthy.OK())
+	for _, o := range []Outcome{Unhealthy, NotServing, Timeout, Error} {
+		assert.False(t, o.OK(), "%v", o)
+	}
 }
 
 func TestJittered_Bounds(t *testing.T) {
-	defer func(f func() float64) { randFloat = f }(randFloat)
 	const interval = time.Second
 	tests := []struct {
 		r, jitter float64
@@ -170,20 +164,16 @@ func TestJittered_Bounds(t *testing.T) {
 		{0.9, 0, interval}, // no jitter, no spread
 	}
 	for _, tt := range tests {
-		randFloat = func() float64 { return tt.r }
-		assert.Equal(t, tt.want, jittered(interval, tt.jitter), "r=%v jitter=%v", tt.r, tt.jitter)
+		assert.Equal(t, tt.want, jittered(interval, tt.jitter, tt.r), "r=%v jitter=%v", tt.r, tt.jitter)
 	}
-	// The maximum: randFloat is < 1, but rounding may reach interval*(1+jitter).
-	randFloat = func() float64 { return math.Nextafter(1, 0) }
-	got := jittered(interval, 0.2)
+	// The maximum: a draw is < 1, but rounding may reach interval*(1+jitter).
+	got := jittered(interval, 0.2, math.Nextafter(1, 0))
 	assert.LessOrEqual(t, got, 1200*time.Millisecond)
 	assert.Greater(t, got, 1200*time.Millisecond-time.Microsecond)
 }
 
 func TestJittered_Uniform(t *testing.T) {
-	defer func(f func() float64) { randFloat = f }(randFloat)
 	r := rand.New(rand.NewPCG(1, 2)) // fixed seed: the test is deterministic
-	randFloat = r.Float64
 
 	const (
 		interval = time.Second
@@ -196,7 +186,7 @@ func TestJittered_Uniform(t *testing.T) {
 	var sum float64
 	minSeen, maxSeen := hi, lo
 	for range n {
-		d := jittered(interval, jitter)
+		d := jittered(interval, jitter, r.Float64())
 		if d < lo || d > hi {
 			t.Fatalf("jittered wait %v outside [%v, %v]", d, lo, hi)
 		}
@@ -212,5 +202,25 @@ func TestJittered_Uniform(t *testing.T) {
 	// ...and fill every tenth of it evenly (expected n/buckets = 2000 each).
 	for i, c := range hist {
 		assert.InDelta(t, n/buckets, c, 0.1*n/buckets, "bucket %d", i)
+	}
+}
+
+func TestScaledInterval(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		n        int
+		rate     float64
+		want     time.Duration
+	}{
+		{500 * time.Millisecond, 4, 200, 500 * time.Millisecond},
+		{500 * time.Millisecond, 100, 200, 500 * time.Millisecond},
+		{500 * time.Millisecond, 1000, 200, 5 * time.Second},
+		{500 * time.Millisecond, 10000, 200, 50 * time.Second},
+		{500 * time.Millisecond, 10000, 0, 500 * time.Millisecond},
+		{2 * time.Second, 300, 200, 2 * time.Second},
+	} {
+		if got := ScaledInterval(tc.interval, tc.n, tc.rate); got != tc.want {
+			t.Errorf("ScaledInterval(%v, %d, %g) = %v, want %v", tc.interval, tc.n, tc.rate, got, tc.want)
+		}
 	}
 }
