@@ -33,9 +33,10 @@ type config struct {
 	// must be in [500, 599]: a 4xx is the caller's problem, never the
 	// endpoint's.
 	FailureStatuses []int
-	// MaxRetryAfter caps how long a Retry-After on a 503 or 429 holds an
-	// endpoint out of rotation (JSON breaker.maxRetryAfter). Default 30s,
-	// bounds [0, 10m]; 0 ignores the header.
+	// MaxRetryAfter caps how long a Retry-After (on a status of
+	// breaker.retryAfterStatuses, attemptconfig.go) makes selection prefer
+	// other endpoints (JSON breaker.maxRetryAfter). Default 30s, bounds
+	// [0, 10m]; 0 ignores the header.
 	MaxRetryAfter time.Duration
 
 	// ProbePath is the path of the active health probe, GET on every
@@ -74,7 +75,8 @@ type retryConfig struct {
 	// disables retries.
 	MaxAttempts int
 	// Statuses are the response statuses retried on another endpoint
-	// (JSON retry.statuses). Default 502, 503, 504; each in [500, 599].
+	// (JSON retry.statuses). Default 502, 503, 504; each 408, 429 or in
+	// [500, 599].
 	Statuses []int
 	// BudgetPercent of the requests of the last 10 seconds may be retried
 	// (JSON retry.budgetPercent), on top of MinRetriesPerSecond. Default
@@ -326,7 +328,13 @@ func (c *config) validate() error {
 	if n := c.Retry.MaxAttempts; n < 1 || n > 5 {
 		bad("retry.maxAttempts", n, "in [1, 5]")
 	}
-	statuses("retry.statuses", c.Retry.Statuses)
+	// issue 18: 408 and 429 may be retried when asked (on another
+	// endpoint, so a per-endpoint limit is not hit again); other 4xx never.
+	for i, code := range c.Retry.Statuses {
+		if code != 408 && code != 429 && (code < 500 || code > 599) {
+			bad(fmt.Sprintf("retry.statuses[%d]", i), code, "408, 429 or a 5xx status in [500, 599]")
+		}
+	}
 	floatIn("retry.budgetPercent", c.Retry.BudgetPercent, 0, 100)
 	floatIn("retry.minRetriesPerSecond", c.Retry.MinRetriesPerSecond, 0, 10000)
 	return errors.Join(errs...)

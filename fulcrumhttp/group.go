@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +44,7 @@ type group struct {
 	quit  chan struct{}     // closed by shutdown
 	done  chan struct{}     // closed when run returns
 
+	budget    *retryBudget             // this host's retries (retry.go); set by NewTransport
 	snap      atomic.Pointer[snapshot] // what requests pick from
 	decisions atomic.Uint64            // engine decisions made, for tests
 
@@ -62,7 +62,7 @@ type endpoint struct {
 	// Read-only after construction.
 	rec   *endpointset.Record
 	addrs []string
-	rt    *http.Transport
+	rt    *pool // its connection pool and Retry-After hold (endpoint.go)
 
 	requests atomic.Uint64 // attempts sent to it
 	failures atomic.Uint64 // attempts that counted as failures
@@ -72,7 +72,6 @@ type endpoint struct {
 	stopProbe func() // nil when not probing
 	removed   bool
 	probe     probeState
-	holdUntil time.Time // Retry-After: out of rotation until then
 }
 
 type probeState struct {
@@ -174,20 +173,7 @@ func (g *group) decideLocked() {
 	if g.closed {
 		return
 	}
-	now := g.t.now()
 	var next time.Time
-	held := 0
-	for _, ep := range g.eps {
-		switch {
-		case ep.holdUntil.IsZero():
-		case !now.Before(ep.holdUntil):
-			ep.holdUntil = time.Time{}
-			g.set.SetConn(ep.rec, endpointset.ConnReady)
-		default:
-			held++
-			next = earliest(next, ep.holdUntil)
-		}
-	}
 	if g.resolved && len(g.eps) == 0 {
 		// Nothing to decide about, but the decision (all counts zero) is
 		// what metrics and the snapshot report.
@@ -207,8 +193,6 @@ func (g *group) decideLocked() {
 		g.obs.m.Decided(&d)
 		next = earliest(next, d.Next)
 		switch {
-		case d.Err != nil && held > 0:
-			g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("%w (%d of them holding off after Retry-After)", d.Err, held))})
 		case d.Err != nil:
 			g.publishLocked(&snapshot{err: g.errorf(d.Err)})
 		case d.Wait:
@@ -247,28 +231,6 @@ func (g *group) onProbe(ep *endpoint, healthy bool, reason string) {
 	}
 	ep.probe = probeState{known: true, healthy: healthy, reason: reason}
 	g.set.SetHealth(ep.rec, healthy, reason)
-	g.decideLocked()
-}
-
-// hold takes ep out of rotation for d, following a Retry-After on a 503 or
-// 429: the server said when to come back. The engine sees it as a
-// connection that is temporarily unusable, so it stays out even in panic
-// mode.
-func (g *group) hold(ep *endpoint, d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if ep.removed || g.closed {
-		return
-	}
-	until := g.t.now().Add(d)
-	if !until.After(ep.holdUntil) {
-		return
-	}
-	if ep.holdUntil.IsZero() {
-		logger.Infof("host %q: endpoint %s: Retry-After %v: out of rotation until then", g.route.key, ep.addr(), d)
-	}
-	ep.holdUntil = until
-	g.set.SetConn(ep.rec, endpointset.ConnFailure)
 	g.decideLocked()
 }
 
