@@ -45,6 +45,7 @@ func parseAttemptConfig(js string) (attemptConfig, string, error) {
 	take := func(obj, key, want string, dst any) error {
 		m := top
 		if obj != "" {
+			m = nil
 			if json.Unmarshal(top[obj], &m) != nil || m == nil {
 				return nil // not an object: parseConfig says so
 			}
