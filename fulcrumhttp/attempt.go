@@ -107,7 +107,9 @@ func (r *result) discard() {
 // EOF, fails or is closed. A body that breaks off (the instance died
 // mid-stream) is a failure unless the caller's context ended, which makes
 // the duration a lower bound. retry.perTryTimeout bounded the attempt
-// until its headers; the body is the caller's, under its context.
+// until its headers; the body is the caller's, under its context (if the
+// per-try timer fired between the headers and this Stop, the body fails
+// with the per-try timeout: a failure of the endpoint, as it is).
 func (g *group) track(ctx context.Context, req *http.Request, r *result, a *attempt) {
 	if r.timer != nil {
 		r.timer.Stop()

@@ -70,6 +70,7 @@ func (p *pool) held() time.Time {
 	}
 	t := time.Unix(0, u)
 	if !p.now().Before(t) {
+		p.holdUntil.CompareAndSwap(u, 0) // over: picks stop asking the clock
 		return time.Time{}
 	}
 	return t
@@ -119,7 +120,9 @@ func (t *Transport) newPool(addrs []string) *pool {
 	tr.Protocols = p
 	pl := &pool{tr: tr, rt: tr, now: t.now, addr: addrs[0]}
 	if t.wrap != nil {
-		pl.rt = t.wrap(addrs[0], tr)
+		if rt := t.wrap(addrs[0], tr); rt != nil {
+			pl.rt = rt
+		}
 	}
 	return pl
 }
