@@ -87,6 +87,19 @@ func (b *httpBackend) kill() {
 	}
 }
 
+// stop closes the listener (new connections are refused) and the idle
+// connections, and lets requests in progress finish: an instance taken
+// down, as opposed to one that crashes (kill). It does not wait for them.
+func (b *httpBackend) stopServing() {
+	b.mu.Lock()
+	srv := b.srv
+	b.srv = nil
+	b.mu.Unlock()
+	if srv != nil {
+		b.serveWG.Go(func() { _ = srv.Shutdown(context.Background()) }) // close waits for it
+	}
+}
+
 // restart serves again on the same port. Go's listeners set SO_REUSEADDR,
 // so the port is free again as soon as the old listener is closed.
 func (b *httpBackend) restart() error {

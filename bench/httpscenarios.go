@@ -90,12 +90,12 @@ func httpScenarios() []httpScenario {
 		{
 			name:   "refused-post",
 			title:  "One endpoint refusing connections under POST load",
-			models: "A crashed instance under non-idempotent traffic: every request is a POST with a body and no Idempotency-Key; backend 0 is closed at 15% of the run (its port refuses connections) and stays down.",
+			models: "An instance gone under non-idempotent traffic: every request is a POST with a body and no Idempotency-Key; at 15% of the run backend 0 stops (listener and idle connections closed, requests in progress finish), and its port refuses connections from then on.",
 			notes:  "A POST refused at connect was never written, so it is safe to send to another endpoint whatever its method; a POST that may have been processed never is. `DUPLICATE_POST` (if any) counts POSTs a server received more than once: it must be 0.",
 			n:      4, fault: true, post: true,
 			events: func(bs []*httpBackend, d time.Duration) []event {
 				b := bs[0]
-				return []event{{frac(d, 0.15), "b0 down (connections refused)", b.kill}}
+				return []event{{frac(d, 0.15), "b0 down (connections refused)", b.stopServing}}
 			},
 		},
 		{
