@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	rand "math/rand/v2"
 	"net"
@@ -30,6 +31,10 @@ type httpBackend struct {
 	slowX      atomic.Uint64 // math.Float64bits of the latency multiplier
 	failStatus atomic.Int32  // non-zero: every /work request gets this status at once
 	hung       atomic.Bool   // /work and /healthz block until the client gives up
+	limitEvery atomic.Int64  // n > 0: every n-th /work request gets 429 with Retry-After: 2
+	// posts records the X-Req-Id of every POST /work of the run (shared
+	// by the fleet), to count POSTs received more than once.
+	posts atomic.Pointer[postLog]
 
 	mu      sync.Mutex
 	srv     *http.Server // nil while killed
@@ -57,6 +62,7 @@ func newHTTPBackend(id int, o backendOptions) (*httpBackend, error) {
 func (b *httpBackend) serve(lis net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /work", b.work)
+	mux.HandleFunc("POST /work", b.work)
 	mux.HandleFunc("GET /healthz", b.healthz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	b.mu.Lock()
@@ -78,6 +84,19 @@ func (b *httpBackend) kill() {
 	b.mu.Unlock()
 	if srv != nil {
 		_ = srv.Close()
+	}
+}
+
+// stop closes the listener (new connections are refused) and the idle
+// connections, and lets requests in progress finish: an instance taken
+// down, as opposed to one that crashes (kill). It does not wait for them.
+func (b *httpBackend) stopServing() {
+	b.mu.Lock()
+	srv := b.srv
+	b.srv = nil
+	b.mu.Unlock()
+	if srv != nil {
+		b.serveWG.Go(func() { _ = srv.Shutdown(context.Background()) }) // close waits for it
 	}
 }
 
@@ -132,13 +151,24 @@ func (b *httpBackend) hang(ctx context.Context) {
 }
 
 func (b *httpBackend) work(w http.ResponseWriter, r *http.Request) {
-	b.hits.Add(1)
+	n := b.hits.Add(1)
+	if r.Method == http.MethodPost {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if l := b.posts.Load(); l != nil {
+			l.seen(r.Header.Get("X-Req-Id"))
+		}
+	}
 	if b.hung.Load() {
 		b.hang(r.Context())
 		return
 	}
 	if s := b.failStatus.Load(); s != 0 {
 		http.Error(w, "backend configured to fail", int(s))
+		return
+	}
+	if k := b.limitEvery.Load(); k > 0 && n%k == 0 {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "rate limited", http.StatusTooManyRequests)
 		return
 	}
 	d := float64(b.base)
@@ -162,6 +192,32 @@ func (b *httpBackend) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 var errBackendClosed = errors.New("backend closed")
+
+// postLog counts the POSTs of one run by X-Req-Id.
+type postLog struct {
+	mu    sync.Mutex
+	ids   map[string]int
+	dups  int64
+	total int64
+}
+
+func (l *postLog) seen(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ids == nil {
+		l.ids = map[string]int{}
+	}
+	l.total++
+	if l.ids[id]++; l.ids[id] > 1 {
+		l.dups++
+	}
+}
+
+func (l *postLog) duplicates() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dups
+}
 
 // wait blocks for d or until ctx ends or the backend closes.
 func (b *httpBackend) wait(ctx context.Context, d time.Duration) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -67,6 +68,21 @@ func (h *httpClient) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return h.send(req)
+}
+
+// post sends POST /work with a small body (rewindable: GetBody is set) and
+// X-Req-Id id, without an Idempotency-Key.
+func (h *httpClient) post(ctx context.Context, id uint64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, httpWorkURL, strings.NewReader(`{"op":"create"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Req-Id", strconv.FormatUint(id, 10))
+	return h.send(req)
+}
+
+func (h *httpClient) send(req *http.Request) error {
 	resp, err := h.c.Do(req)
 	if err != nil {
 		return err
@@ -96,7 +112,7 @@ func HTTPPolicies() []HTTPPolicy {
 		{
 			Name: "fulcrum",
 			About: "fulcrumhttp.NewTransport over fulcrum://static/<instances>, defaults + `" + fulcrumHTTPConfig + "`: weighted least-request (P2C, latency term), breaker on connection errors and 502/503/504, " +
-				"probes every 500ms (timeout 250ms, thresholds 2), 2 attempts for idempotent requests within a 20% retry budget, 64 idle connections per instance",
+				"probes every 500ms (timeout 250ms, thresholds 2), 2 attempts (any method when the first was never written, idempotent requests otherwise) within a 20% retry budget per host, 64 idle connections per instance",
 			new: newFulcrumClient,
 		},
 	}

@@ -36,7 +36,7 @@ type PolicyInfo struct {
 	About string `json:"about"`
 }
 
-// HTTPTarget is one of issue 11's goals for fulcrumhttp's defaults, with
+// HTTPTarget is one of issues 11 and 18's goals for fulcrumhttp's defaults, with
 // the same figure for every policy of the run.
 type HTTPTarget struct {
 	Name string `json:"name"`
@@ -71,7 +71,9 @@ func (r *HTTPReport) result(scenario, policy string) (Result, bool) {
 
 // evaluateHTTPTargets checks issue 11's targets: fast-fail success >=
 // 99.9%, hung >= 99.5%, kill-restart >= 99.5%, one-slow p99 <= 2x the
-// homogeneous p99 (each policy against its own homogeneous run).
+// homogeneous p99 (each policy against its own homogeneous run); and
+// issue 18's: every request reaches the server in retry-after-429, no POST
+// fails or is received twice in refused-post.
 func evaluateHTTPTargets(r *HTTPReport) []HTTPTarget {
 	type check func(policy string) (got string, pass, known bool)
 	successAtLeast := func(sc string, min float64) check {
@@ -109,6 +111,34 @@ func evaluateHTTPTargets(r *HTTPReport) []HTTPTarget {
 			return fmt.Sprintf("p99 %.2fms = %.2fx homogeneous (%.2fms)", res.P99, ratio, base.P99), ratio <= x, true
 		}
 	}
+	// reached compares the requests the servers received in the measured
+	// window with those sent in it (a few in flight at either edge make
+	// it approximate).
+	reached := func(sc string, min float64) check {
+		return func(p string) (string, bool, bool) {
+			res, ok := r.result(sc, p)
+			if !ok || res.Total == 0 {
+				return "", false, false
+			}
+			var hits int64
+			for _, h := range res.Hits {
+				hits += h
+			}
+			pct := 100 * float64(hits) / float64(res.Total)
+			return fmt.Sprintf("%.2f%% (%d of %d)", pct, hits, res.Total), pct >= min, true
+		}
+	}
+	postsOnce := func(sc string) check {
+		return func(p string) (string, bool, bool) {
+			res, ok := r.result(sc, p)
+			if !ok {
+				return "", false, false
+			}
+			dups := res.Errors["DUPLICATE_POST"]
+			failed := res.Total - res.OK
+			return fmt.Sprintf("%d of %d failed, %d received twice", failed, res.Total, dups), failed == 0 && dups == 0, true
+		}
+	}
 	targets := []struct {
 		name, goal string
 		c          check
@@ -117,6 +147,8 @@ func evaluateHTTPTargets(r *HTTPReport) []HTTPTarget {
 		{"hung success", ">= 99.5%", successAtLeast("hung", 99.5)},
 		{"kill-restart success", ">= 99.5%", successAtLeast("kill-restart", 99.5)},
 		{"one-slow p99", "<= 2x homogeneous p99 (median of per-round ratios)", p99Within("one-slow", 2)},
+		{"429 reached server", ">= 99% of requests (servers' count / requests sent)", reached("retry-after-429", 99)},
+		{"refused-post success", "100% (0 failed), no POST received twice", postsOnce("refused-post")},
 	}
 	var out []HTTPTarget
 	for _, t := range targets {
@@ -187,7 +219,7 @@ func (r *HTTPReport) markdown(charts map[string]string) string {
 	}
 	w("\n")
 	if len(r.Targets) > 0 {
-		w("## Targets (issue 11, fulcrumhttp defaults)\n\n| target | goal | verdict (fulcrum) |")
+		w("## Targets (issues 11 and 18, fulcrumhttp defaults)\n\n| target | goal | verdict (fulcrum) |")
 		for _, p := range r.Policies {
 			w(" %s |", p.Name)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -163,6 +164,10 @@ func runHTTPOne(ctx context.Context, o Options, s httpScenario, p HTTPPolicy, si
 		bs = append(bs, b)
 		addrs[i] = b.addr
 	}
+	posts := new(postLog)
+	for _, b := range bs {
+		b.posts.Store(posts)
+	}
 	var evs []event
 	if s.events != nil {
 		evs = s.events(bs, o.Duration) // may also set standing conditions
@@ -218,11 +223,20 @@ func runHTTPOne(ctx context.Context, o Options, s httpScenario, p HTTPPolicy, si
 	rng := rand.New(rand.NewPCG(o.Seed, si))
 	rec := newRecorder(time.Now().Add(o.Warmup), o.Duration, o.Bucket)
 	rec.codeOf = httpCodeOf
-	openLoop(ctx, cli.do, rng, o.Rate, o.Warmup, o.Duration, o.Deadline, o.MaxInFlight, rec, onMeasure)
+	call := cli.do
+	if s.post {
+		var seq atomic.Uint64
+		call = func(ctx context.Context) error { return cli.post(ctx, seq.Add(1)) }
+	}
+	openLoop(ctx, call, rng, o.Rate, o.Warmup, o.Duration, o.Deadline, o.MaxInFlight, rec, onMeasure)
 	evCancel()
 	<-evDone
 
 	rec.mu.Lock()
+	if d := posts.duplicates(); d > 0 {
+		// Server-side, not a client failure: shown in the error table.
+		rec.codes["DUPLICATE_POST"] += d
+	}
 	qps := float64(rec.all) / o.Duration.Seconds()
 	p99 := float64(rec.hist.ValueAtQuantile(99)) / 1000
 	rec.mu.Unlock()

@@ -17,7 +17,11 @@ type httpScenario struct {
 	n       int
 	weights []uint32 // per backend; nil: none set
 	fault   bool     // gets a latency-over-time chart
-	events  func(bs []*httpBackend, d time.Duration) []event
+	// post sends POST /work with a body and a unique X-Req-Id, without
+	// an Idempotency-Key (not safe to repeat once written), instead of
+	// GET /work; the servers count POSTs received more than once.
+	post   bool
+	events func(bs []*httpBackend, d time.Duration) []event
 }
 
 // httpScenarios lists every HTTP scenario in report order.
@@ -70,6 +74,28 @@ func httpScenarios() []httpScenario {
 					{frac(d, 0.25), "b0 killed", b.kill},
 					{frac(d, 0.60), "b0 restarted", func() { _ = b.restart() }},
 				}
+			},
+		},
+		{
+			name:   "retry-after-429",
+			title:  "Single endpoint answering 429 with Retry-After",
+			models: "A per-caller rate limit in front of one address (a Kubernetes ClusterIP, a VIP): from 15% of the run the only backend answers every 10th request with 429 and `Retry-After: 2`, the others as usual.",
+			notes:  "The 429s fail for every policy (about 10%); what matters is that every other request reaches the server (`reached server` target): a client that takes the endpoint out of rotation on the 429's Retry-After fails the requests of the next 2 s locally.",
+			n:      1, fault: true,
+			events: func(bs []*httpBackend, d time.Duration) []event {
+				b := bs[0]
+				return []event{{frac(d, 0.15), "b0 rate-limits 1 in 10 (429, Retry-After: 2)", func() { b.limitEvery.Store(10) }}}
+			},
+		},
+		{
+			name:   "refused-post",
+			title:  "One endpoint refusing connections under POST load",
+			models: "An instance gone under non-idempotent traffic: every request is a POST with a body and no Idempotency-Key; at 15% of the run backend 0 stops (listener and idle connections closed, requests in progress finish), and its port refuses connections from then on.",
+			notes:  "A POST refused at connect was never written, so it is safe to send to another endpoint whatever its method; a POST that may have been processed never is. `DUPLICATE_POST` (if any) counts POSTs a server received more than once: it must be 0.",
+			n:      4, fault: true, post: true,
+			events: func(bs []*httpBackend, d time.Duration) []event {
+				b := bs[0]
+				return []event{{frac(d, 0.15), "b0 down (connections refused)", b.stopServing}}
 			},
 		},
 		{

@@ -58,6 +58,7 @@ func TestHTTPSmoke_EveryScenarioEveryPolicy(t *testing.T) {
 		"fast-fail":    {"HTTP_503"},
 		"hung":         {"DEADLINE_EXCEEDED"},
 		"kill-restart": {"CONN_REFUSED", "CONN_RESET", "CONN_CLOSED"},
+		"refused-post": {"CONN_REFUSED", "CONN_RESET", "CONN_CLOSED"},
 	} {
 		res, ok := rep.result(sc, "naive")
 		if !ok {
@@ -72,8 +73,20 @@ func TestHTTPSmoke_EveryScenarioEveryPolicy(t *testing.T) {
 			t.Errorf("%s/naive: errors %v, want some of %v: the fault did not happen", sc, res.Errors, codes)
 		}
 	}
-	if len(rep.Targets) != 4 {
-		t.Errorf("report has %d targets, want 4", len(rep.Targets))
+	// The 429s reach every client (the only backend sends them).
+	for _, p := range HTTPPolicies() {
+		if res, ok := rep.result("retry-after-429", p.Name); ok && res.Errors["HTTP_429"] == 0 {
+			t.Errorf("retry-after-429/%s: errors %v, want some HTTP_429: the fault did not happen", p.Name, res.Errors)
+		}
+	}
+	// No policy may deliver a POST twice, whatever its failures.
+	for _, p := range HTTPPolicies() {
+		if res, ok := rep.result("refused-post", p.Name); ok && res.Errors["DUPLICATE_POST"] != 0 {
+			t.Errorf("refused-post/%s: %d POSTs received twice", p.Name, res.Errors["DUPLICATE_POST"])
+		}
+	}
+	if len(rep.Targets) != 6 {
+		t.Errorf("report has %d targets, want 6", len(rep.Targets))
 	}
 
 	files := []string{"http-bench-results.md", "http-bench-results.json", "http-p99.png"}

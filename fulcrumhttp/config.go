@@ -53,6 +53,9 @@ type config struct {
 	// IdleConnTimeout closes idle connections after this long. Default
 	// 90s, bounds [1s, 1h].
 	IdleConnTimeout fconfig.Duration `json:"idleConnTimeout"`
+	// HTTP2 allows HTTP/2 over TLS, negotiated by ALPN. Default true;
+	// false sends HTTP/1.1 only. Must be true with h2c.
+	HTTP2 bool `json:"http2"`
 
 	Retry retryConfig `json:"retry"`
 }
@@ -65,10 +68,14 @@ type breakerConfig struct {
 	// failure. Default 502, 503, 504; each must be in [500, 599]: a 4xx is
 	// the caller's problem, never the endpoint's.
 	FailureStatuses []int `json:"failureStatuses"`
-	// MaxRetryAfter caps how long a Retry-After on a 503 or 429 holds an
-	// endpoint out of rotation. Default 30s, bounds [0, 10m]; 0 ignores
-	// the header.
+	// MaxRetryAfter caps how long a Retry-After (on a status of
+	// RetryAfterStatuses) makes selection prefer other endpoints. Default
+	// 30s, bounds [0, 10m]; 0 ignores the header.
 	MaxRetryAfter fconfig.Duration `json:"maxRetryAfter"`
+	// RetryAfterStatuses are the statuses whose Retry-After header is
+	// honoured. Default [503]: a 429 is usually one caller's rate limit,
+	// not the endpoint's health. Each must be 429 or in [500, 599].
+	RetryAfterStatuses []int `json:"retryAfterStatuses"`
 }
 
 // probeConfig is the "healthProbe" object: the shared probe timing and
@@ -104,6 +111,10 @@ type retryConfig struct {
 	// sending few requests can still retry. Default 10 (Finagle's), bounds
 	// [0, 10000].
 	MinRetriesPerSecond float64 `json:"minRetriesPerSecond"`
+	// PerTryTimeout bounds each attempt, from sending until the response
+	// headers, and the drain of a retried response. Default 0: off, only
+	// the request's context bounds an attempt. Bounds 0 or [1ms, 10m].
+	PerTryTimeout fconfig.Duration `json:"perTryTimeout"`
 }
 
 // grpcOnly are the gRPC policy's own fields and what HTTP uses instead.
@@ -126,7 +137,10 @@ func defaultConfig() *config {
 			Config:          sh.Breaker,
 			FailureStatuses: slices.Clone(defaultStatuses),
 			MaxRetryAfter:   fconfig.Duration(30 * time.Second),
+			// Replaced, not merged, by the JSON's list.
+			RetryAfterStatuses: []int{503},
 		},
+		HTTP2:                   true,
 		HealthProbe:             probeConfig{Config: sh.HealthProbe, NotFoundIsHealthy: true},
 		MaxIdleConnsPerEndpoint: 64,
 		IdleConnTimeout:         fconfig.Duration(90 * time.Second),
@@ -156,7 +170,7 @@ func (c *config) shared() policy.Shared { return c.Parts().Shared() }
 func parseConfig(js string) (*config, error) {
 	cfg := defaultConfig()
 	// Lists are replaced, not merged: null or absent keeps the default.
-	cfg.Breaker.FailureStatuses, cfg.Retry.Statuses = nil, nil
+	cfg.Breaker.FailureStatuses, cfg.Retry.Statuses, cfg.Breaker.RetryAfterStatuses = nil, nil, nil
 	unknown, warnings, err := policy.Parse(component, []byte(js), cfg)
 	var errs []error
 	for _, f := range unknown {
@@ -177,6 +191,9 @@ func parseConfig(js string) (*config, error) {
 	}
 	if cfg.Retry.Statuses == nil {
 		cfg.Retry.Statuses = slices.Clone(defaultStatuses)
+	}
+	if cfg.Breaker.RetryAfterStatuses == nil {
+		cfg.Breaker.RetryAfterStatuses = []int{503}
 	}
 	return cfg, nil
 }
@@ -209,7 +226,24 @@ func (c *config) ValidateOwn() error {
 		fconfig.IntIn("maxIdleConnsPerEndpoint", c.MaxIdleConnsPerEndpoint, 1, 10000),
 		fconfig.DurationIn("idleConnTimeout", c.IdleConnTimeout, time.Second, time.Hour),
 		fconfig.IntIn("retry.maxAttempts", c.Retry.MaxAttempts, 1, 5))
-	statuses("retry.statuses", c.Retry.Statuses)
+	// Issue 18: 408 and 429 may be retried when asked (on another
+	// endpoint, so a per-endpoint limit is not hit again); other 4xx never.
+	for i, code := range c.Retry.Statuses {
+		if code != 408 && code != 429 && (code < 500 || code > 599) {
+			bad(fmt.Sprintf("retry.statuses[%d]", i), code, "408, 429 or a 5xx status in [500, 599]")
+		}
+	}
+	for i, code := range c.Breaker.RetryAfterStatuses {
+		if code != 429 && (code < 500 || code > 599) {
+			bad(fmt.Sprintf("breaker.retryAfterStatuses[%d]", i), code, "429 or a 5xx status in [500, 599]")
+		}
+	}
+	if d := time.Duration(c.Retry.PerTryTimeout); d != 0 && (d < time.Millisecond || d > 10*time.Minute) {
+		bad("retry.perTryTimeout", d, "0 (off) or in [1ms, 10m0s]")
+	}
+	if !c.HTTP2 && c.H2C {
+		bad("http2", false, "true when h2c is true")
+	}
 	errs = append(errs,
 		fconfig.FloatIn("retry.budgetPercent", c.Retry.BudgetPercent, 0, 100),
 		fconfig.FloatIn("retry.minRetriesPerSecond", c.Retry.MinRetriesPerSecond, 0, 10000))

@@ -59,7 +59,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		{`{"breaker":{"failureCodes":["UNAVAILABLE"]}}`, `fulcrumhttp: breaker.failureCodes: must be absent (gRPC only; use breaker.failureStatuses)`},
 		{`{"healthProbe":{"service":"x"}}`, `fulcrumhttp: healthProbe.service: must be absent (gRPC only; use healthProbe.path)`},
 		{`{"breaker":{"failureStatuses":[503,404]}}`, "fulcrumhttp: breaker.failureStatuses[1]: 404, must be a 5xx status in [500, 599]"},
-		{`{"retry":{"statuses":[429]}}`, "fulcrumhttp: retry.statuses[0]: 429, must be a 5xx status"},
+		{`{"retry":{"statuses":[404]}}`, "fulcrumhttp: retry.statuses[0]: 404, must be 408, 429 or a 5xx status"},
 		{`{"retry":{"maxAttempts":9}}`, "fulcrumhttp: retry.maxAttempts: 9, must be in [1, 5]"},
 		{`{"retry":{"budgetPercent":120}}`, "fulcrumhttp: retry.budgetPercent: 120, must be in [0, 100]"},
 		{`{"retry":{"minRetriesPerSecond":-1}}`, "fulcrumhttp: retry.minRetriesPerSecond: -1, must be in [0, 10000]"},
@@ -109,6 +109,9 @@ func TestREADME_DefaultsMatch(t *testing.T) {
 		"retry.statuses":                ints(d.Retry.Statuses),
 		"retry.budgetPercent":           strconv.FormatFloat(d.Retry.BudgetPercent, 'g', -1, 64),
 		"retry.minRetriesPerSecond":     strconv.FormatFloat(d.Retry.MinRetriesPerSecond, 'g', -1, 64),
+		"retry.perTryTimeout":           dur(time.Duration(d.Retry.PerTryTimeout)),
+		"breaker.retryAfterStatuses":    ints(d.Breaker.RetryAfterStatuses),
+		"http2":                         strconv.FormatBool(d.HTTP2),
 	}
 	row := regexp.MustCompile("(?m)^\\| `([a-zA-Z0-9.]+)` \\| `([^`]*)` \\|")
 	seen := map[string]bool{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +43,7 @@ type group struct {
 	drv   *driver.Driver    // set once by start
 	res   resolver.Resolver // set once by start
 
+	budget    *retryBudget             // this host's retries (retry.go); set by NewTransport
 	snap      atomic.Pointer[snapshot] // what requests pick from
 	decisions atomic.Uint64            // engine decisions published, for tests
 
@@ -61,7 +61,7 @@ type endpoint struct {
 	// Read-only after construction.
 	rec   *endpointset.Record
 	addrs []string
-	rt    *http.Transport
+	rt    *pool // its connection pool and Retry-After hold (endpoint.go)
 
 	requests atomic.Uint64 // attempts sent to it
 	failures atomic.Uint64 // attempts that counted as failures
@@ -71,7 +71,6 @@ type endpoint struct {
 	prober    *probe.Loop // nil when not probing
 	removed   bool
 	probe     probeState
-	holdUntil time.Time // Retry-After: out of rotation until then
 }
 
 type probeState struct {
@@ -126,29 +125,15 @@ func (g *group) publishLocked(s *snapshot) {
 	close(g.snap.Swap(s).changed)
 }
 
-// Publish is the driver's call (driver.Publisher): it ends expired
-// Retry-After holds, decides and publishes the host's snapshot. next is
-// when the next hold ends.
+// Publish is the driver's call (driver.Publisher): it decides and
+// publishes the host's snapshot. A Retry-After is not the engine's
+// business (it only steers selection, pool.go), so there is no time of
+// the adapter's own to wake for.
 func (g *group) Publish(decide func() endpointset.Decision) (next time.Time, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return time.Time{}, false
-	}
-	now := g.t.clk.Now()
-	held := 0
-	for _, ep := range g.eps {
-		switch {
-		case ep.holdUntil.IsZero():
-		case !now.Before(ep.holdUntil):
-			ep.holdUntil = time.Time{}
-			g.set.SetConn(ep.rec, endpointset.ConnReady)
-		default:
-			held++
-			if next.IsZero() || ep.holdUntil.Before(next) {
-				next = ep.holdUntil
-			}
-		}
 	}
 	// Decided in every case: the decision (all counts zero without
 	// endpoints) is what metrics and the snapshot report.
@@ -161,8 +146,6 @@ func (g *group) Publish(decide func() endpointset.Decision) (next time.Time, ok 
 		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("resolution failed: %v: %w", g.resErr, ErrNoUsableEndpoint))})
 	case len(g.eps) == 0:
 		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("the target resolved to no endpoints: %w", ErrNoUsableEndpoint))})
-	case d.Err != nil && held > 0:
-		g.publishLocked(&snapshot{err: g.errorf(fmt.Errorf("%w (%d of them holding off after Retry-After)", d.Err, held))})
 	case d.Err != nil:
 		g.publishLocked(&snapshot{err: g.errorf(d.Err)})
 	case d.Wait:
@@ -187,28 +170,6 @@ func (g *group) onProbe(ep *endpoint, healthy bool, reason string) {
 	}
 	ep.probe = probeState{known: true, healthy: healthy, reason: reason}
 	g.set.SetHealth(ep.rec, healthy, reason)
-	g.drv.Request()
-}
-
-// hold takes ep out of rotation for d, following a Retry-After on a 503 or
-// 429: the server said when to come back. The engine sees it as a
-// connection that is temporarily unusable, so it stays out even in panic
-// mode.
-func (g *group) hold(ep *endpoint, d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if ep.removed || g.closed {
-		return
-	}
-	until := g.t.clk.Now().Add(d)
-	if !until.After(ep.holdUntil) {
-		return
-	}
-	if ep.holdUntil.IsZero() {
-		logger.Infof("host %q: endpoint %s: Retry-After %v: out of rotation until then", g.route.key, ep.addr(), d)
-	}
-	ep.holdUntil = until
-	g.set.SetConn(ep.rec, endpointset.ConnFailure)
 	g.drv.Request()
 }
 

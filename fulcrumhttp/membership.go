@@ -32,7 +32,7 @@ func (g *group) onUpdate(specs []spec) {
 	}
 	for _, rec := range added {
 		sp := specs[indexOf(specs, rec.Key)]
-		ep := &endpoint{rec: rec, addrs: sp.addrs, rt: newEndpointTransport(g.t.template, g.t.cfg, g.t.tlsConfig, sp.addrs)}
+		ep := &endpoint{rec: rec, addrs: sp.addrs, rt: g.t.newPool(sp.addrs)}
 		rec.Value = ep
 		g.eps[rec.Key] = ep
 		// HTTP has no connection to watch: an endpoint is ready to take
@@ -99,13 +99,14 @@ func indexOf(specs []spec, key string) int {
 	return -1
 }
 
-// close stops the endpoint's prober and closes its idle connections;
-// requests still in flight on it finish normally.
+// close stops the endpoint's prober and retires its pool: idle
+// connections close now, the others when their request ends; requests
+// still in flight on it finish normally.
 func (ep *endpoint) close() {
 	if ep.prober != nil {
 		ep.prober.Close()
 	}
-	ep.rt.CloseIdleConnections()
+	ep.rt.retire()
 }
 
 // onError records a resolver error. With a set already in use the resolver

@@ -7,8 +7,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
-	"github.com/fulcrum-lb/fulcrum/probe"
 	"github.com/fulcrum-lb/fulcrum/metrics"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // WithMetrics records every host's metrics through rec: the definitions of

@@ -9,19 +9,29 @@ import (
 	"time"
 )
 
-// retryable reports whether req may be sent again: an idempotent method
-// (RFC 9110 section 9.2.2) or an Idempotency-Key header, and a body that
-// can be rewound (none, or GetBody set). POST without a key is never
-// retried.
-func retryable(req *http.Request) bool {
+// retryable reports whether req may be sent again after it may have been
+// processed: a body that can be rewound and an idempotent request.
+func retryable(req *http.Request) bool { return rewindable(req) && idempotent(req) }
+
+// rewindable reports whether req's body can be sent again: none, or
+// GetBody set (http.NewRequest sets it for bytes and strings readers).
+func rewindable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// idempotent reports whether req is safe to repeat: an idempotent method
+// (RFC 9110 section 9.2.2), or an Idempotency-Key or X-Idempotency-Key
+// header, present even with a nil value, which net/http does not send
+// (net/http's own rule for replaying a request, Request.isReplayable).
+// POST and PATCH without one are not.
+func idempotent(req *http.Request) bool {
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-	default:
-		if req.Header.Get("Idempotency-Key") == "" {
-			return false
-		}
+		return true
 	}
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	_, k := req.Header["Idempotency-Key"]
+	_, x := req.Header["X-Idempotency-Key"]
+	return k || x
 }
 
 // rewind returns a copy of req for another attempt, with a fresh body.

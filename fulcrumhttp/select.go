@@ -64,16 +64,45 @@ func (a *attempt) finish(o picker.Outcome) {
 		a.ep.failures.Add(1)
 	}
 	a.p.Finish(a.i, a.tok, o)
+	if a.ep.rt.gone.Load() {
+		// The endpoint left while this attempt was in flight: its
+		// connection is idle now, close it (retire could not).
+		a.ep.rt.tr.CloseIdleConnections()
+	}
 }
 
 // abort undoes the selection of an attempt that was never sent.
 func (a *attempt) abort() { a.p.Abort(a.i, a.tok) }
 
 // pick selects the endpoint of one attempt, none of tried (the endpoints
-// earlier attempts of the request went to).
+// earlier attempts of the request went to). An endpoint holding off after
+// a Retry-After is passed over for another when there is one; when every
+// candidate is held, the hold is ignored: a hold never leaves the host
+// without an endpoint (the engine never hears of holds, so panic mode
+// may use held endpoints too).
 func (s *selection) pick(tried []*endpoint) (*attempt, error) {
+	a, err := s.pickExcept(tried)
+	if err != nil || a.ep.rt.held().IsZero() {
+		return a, err
+	}
+	skip := slices.Clone(tried)
+	for _, ep := range s.eps {
+		if !ep.rt.held().IsZero() {
+			skip = append(skip, ep)
+		}
+	}
+	b, err := s.pickExcept(skip)
+	if err != nil {
+		return a, nil // all held
+	}
+	a.abort()
+	return b, nil
+}
+
+// pickExcept selects among the endpoints not in skip.
+func (s *selection) pickExcept(skip []*endpoint) (*attempt, error) {
 	p, eps := s.p, s.eps
-	if len(tried) > 0 {
+	if len(skip) > 0 {
 		// A retry goes to an endpoint not tried yet: select among the
 		// others, over the same shared state (in-flight, latency,
 		// breakers). Retries are rare enough that building this small
@@ -81,13 +110,13 @@ func (s *selection) pick(tried []*endpoint) (*attempt, error) {
 		var entries []picker.Entry
 		eps = make([]*endpoint, 0, len(s.eps))
 		for i, ep := range s.eps {
-			if !slices.Contains(tried, ep) {
+			if !slices.Contains(skip, ep) {
 				entries = append(entries, s.entries[i])
 				eps = append(eps, ep)
 			}
 		}
 		if len(entries) == 0 {
-			return nil, fmt.Errorf("no endpoint left to retry on after %d attempts: %w", len(tried), ErrNoUsableEndpoint)
+			return nil, fmt.Errorf("no endpoint left to retry on after %d attempts: %w", len(skip), ErrNoUsableEndpoint)
 		}
 		p = picker.New(s.cfg, entries)
 	}

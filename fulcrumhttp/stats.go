@@ -7,7 +7,8 @@ import (
 
 // Stats is a read-only snapshot of a Transport's counters.
 type Stats struct {
-	// Retries is the number of attempts after the first, over all hosts.
+	// Retries is the number of attempts after the first, over all hosts
+	// (each host has its own budget).
 	Retries uint64
 	// RetriesDenied counts retries that were due but refused by the retry
 	// budget.
@@ -31,8 +32,8 @@ type EndpointStats struct {
 	// when the breaker is disabled.
 	Breaker string
 	// State is the engine's last decision about the endpoint ("usable",
-	// "warming", "unhealthy", "ejected", "disconnected" while a
-	// Retry-After holds it off), and Reason says why.
+	// "warming", "unhealthy", "ejected"), and Reason says why (or that a
+	// Retry-After makes selection prefer other endpoints until a time).
 	State, Reason string
 }
 
@@ -58,8 +59,8 @@ func (t *Transport) Stats() Stats {
 			if r, ok := results[key]; ok {
 				es.State, es.Reason = r.State.String(), r.Reason
 			}
-			if !ep.holdUntil.IsZero() {
-				es.Reason = "holding off after Retry-After until " + ep.holdUntil.Format("15:04:05.000")
+			if h := ep.rt.held(); !h.IsZero() {
+				es.Reason = "other endpoints preferred after Retry-After until " + h.Format("15:04:05.000")
 			}
 			s.Endpoints = append(s.Endpoints, es)
 		}

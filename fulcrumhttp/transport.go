@@ -15,17 +15,20 @@
 // logical URL, Host header and TLS server name; only the dial goes to the
 // instance), in-flight accounting until the response body is closed or
 // read to EOF, classification of responses (connection errors and
-// 502/503/504 are breaker failures, 4xx never; Retry-After on 503 and 429
-// holds an endpoint out of rotation), HTTP health probes, and retries of
-// requests that are safe to repeat, on another endpoint, within a retry
-// budget.
+// 502/503/504 are breaker failures, 4xx never; a Retry-After on a 503 makes
+// selection prefer other endpoints), HTTP health probes, and re-sending,
+// on another endpoint and within each host's retry budget, of requests
+// that were never written (any method) or are safe to repeat. Errors are
+// *Error.
 package fulcrumhttp
 
 import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -46,9 +49,9 @@ type Transport struct {
 	base           http.RoundTripper
 	unknownHostErr bool
 	template       *http.Transport
+	wrap           func(addr string, rt http.RoundTripper) http.RoundTripper
 	tlsConfig      *tls.Config
 	clk            clock.Clock
-	budget         *retryBudget
 	rec            metrics.Recorder
 
 	retries       atomic.Uint64
@@ -65,6 +68,7 @@ type options struct {
 	base           http.RoundTripper
 	unknownHostErr bool
 	template       *http.Transport
+	wrap           func(addr string, rt http.RoundTripper) http.RoundTripper
 	tlsConfig      *tls.Config
 	clk            clock.Clock
 	rec            metrics.Recorder
@@ -104,13 +108,37 @@ func WithTLSConfig(c *tls.Config) Option {
 
 // WithEndpointTransport sets the transport cloned for each endpoint's
 // connection pool (timeouts, dialer, TLS). Its Proxy, pool sizes and
-// protocols are overridden. Default: http.DefaultTransport's timeouts.
+// protocols are overridden; its DialContext and DialTLSContext are kept
+// and called with the endpoint's address (a DialTLSContext must set
+// ServerName itself). Default: http.DefaultTransport's timeouts. To wrap
+// each attempt in another RoundTripper, use WithEndpointWrapper.
 func WithEndpointTransport(t *http.Transport) Option {
 	return func(o *options) error {
 		if t == nil {
 			return errors.New("fulcrumhttp: WithEndpointTransport: nil, must be an *http.Transport")
 		}
 		o.template = t
+		return nil
+	}
+}
+
+// WithEndpointWrapper wraps the RoundTripper of every endpoint: each
+// attempt of a request goes through wrap's result, so that, for instance,
+// otelhttp.NewTransport can trace every attempt:
+//
+//	fulcrumhttp.WithEndpointWrapper(func(addr string, rt http.RoundTripper) http.RoundTripper {
+//		return otelhttp.NewTransport(rt)
+//	})
+//
+// rt is the endpoint's own *http.Transport (its dial goes to addr); the
+// wrapper must send through it. Health probes do not go through the
+// wrapper.
+func WithEndpointWrapper(wrap func(addr string, rt http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) error {
+		if wrap == nil {
+			return errors.New("fulcrumhttp: WithEndpointWrapper: nil, must be a function returning an http.RoundTripper")
+		}
+		o.wrap = wrap
 		return nil
 	}
 }
@@ -141,13 +169,16 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 		base:           o.base,
 		unknownHostErr: o.unknownHostErr,
 		template:       o.template,
+		wrap:           o.wrap,
 		tlsConfig:      o.tlsConfig,
 		clk:            clock.OrReal(o.clk),
 		rec:            o.rec,
 	}
-	t.budget = newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, t.clk.Now)
 	for _, r := range routes {
 		g := newGroup(t, r)
+		// One budget per host: retries to a failing host never spend
+		// another's.
+		g.budget = newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, t.clk.Now)
 		if err := g.start(); err != nil {
 			g.obs.Close()
 			t.Close()
@@ -160,7 +191,7 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	g := t.groups[strings.ToLower(req.URL.Host)]
+	g := t.group(req.URL)
 	if g == nil {
 		if t.unknownHostErr {
 			closeReqBody(req)
@@ -170,9 +201,33 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.closed.Load() {
 		closeReqBody(req)
-		return nil, fmt.Errorf("fulcrumhttp: host %q: %w", g.route.key, ErrClosed)
+		return nil, &Error{Host: g.route.key, Err: ErrClosed}
 	}
 	return g.roundTrip(req)
+}
+
+// group returns the host of u: its host as written, else the same host
+// with or without the scheme's default port ("svc" matches
+// http://svc:80/, "svc:443" matches https://svc/).
+func (t *Transport) group(u *url.URL) *group {
+	host := strings.ToLower(u.Host)
+	if g := t.groups[host]; g != nil {
+		return g
+	}
+	def := map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	if def == "" {
+		return nil
+	}
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		if p != def {
+			return nil
+		}
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		return t.groups[h]
+	}
+	return t.groups[net.JoinHostPort(strings.Trim(host, "[]"), def)]
 }
 
 func (t *Transport) hostNames() []string {
@@ -204,15 +259,19 @@ func (t *Transport) Close() error {
 }
 
 // CloseIdleConnections closes the idle connections of every endpoint's
-// pool and of the base transport; http.Client.CloseIdleConnections calls
-// it.
+// pool, and of the base RoundTripper given with WithBase (never those of
+// the process-wide http.DefaultTransport); http.Client.CloseIdleConnections
+// calls it.
 func (t *Transport) CloseIdleConnections() {
 	for _, g := range t.groups {
 		g.mu.Lock()
 		for _, ep := range g.eps {
-			ep.rt.CloseIdleConnections()
+			ep.rt.tr.CloseIdleConnections()
 		}
 		g.mu.Unlock()
+	}
+	if t.base == http.DefaultTransport {
+		return
 	}
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
