@@ -35,15 +35,16 @@ type recPub struct {
 	decs  []endpointset.Decision // decisions made, in order
 	skip  bool                   // return false without deciding
 	lie   bool                   // return true without deciding
+	own   time.Time              // the adapter's own next time
 	hold  chan struct{}          // if non-nil, wait for it after deciding
 }
 
 func newRecPub() *recPub { return &recPub{in: make(chan struct{}, 1)} }
 
-func (p *recPub) Publish(decide func() endpointset.Decision) bool {
+func (p *recPub) Publish(decide func() endpointset.Decision) (time.Time, bool) {
 	p.mu.Lock()
 	p.calls++
-	skip, lie, hold := p.skip, p.lie, p.hold
+	skip, lie, hold, own := p.skip, p.lie, p.hold, p.own
 	p.mu.Unlock()
 	select {
 	case p.in <- struct{}{}:
@@ -51,9 +52,9 @@ func (p *recPub) Publish(decide func() endpointset.Decision) bool {
 	}
 	switch {
 	case skip:
-		return false
+		return time.Time{}, false
 	case lie:
-		return true
+		return time.Time{}, true
 	}
 	dec := decide()
 	if hold != nil {
@@ -62,7 +63,7 @@ func (p *recPub) Publish(decide func() endpointset.Decision) bool {
 	p.mu.Lock()
 	p.decs = append(p.decs, dec)
 	p.mu.Unlock()
-	return true
+	return own, true
 }
 
 func (p *recPub) set(f func(p *recPub)) {
@@ -395,4 +396,26 @@ func TestDriver_CloseWhileTimerArmed(t *testing.T) {
 	if n := clk.Timers(); n != 0 {
 		t.Errorf("%d timers armed after Close, want 0", n)
 	}
+}
+
+// TestDriver_AdapterNextWakesTimer: a time of the adapter's own returned
+// by Publish (an HTTP hold ending) wakes the driver like Decision.Next.
+func TestDriver_AdapterNextWakesTimer(t *testing.T) {
+	clk := clocktest.New()
+	s := newSet(clk, endpointset.Options{}, "a")
+	p := newRecPub()
+	p.set(func(p *recPub) { p.own = clk.Now().Add(time.Second) })
+	d := startDriver(t, s, p, clk, nil)
+	waitFor(t, "the first decision", func() bool { return p.decisions() == 1 })
+	if got, want := d.Next(), clk.Now().Add(time.Second); !got.Equal(want) {
+		t.Fatalf("Next() = %v, want the adapter's %v", got, want)
+	}
+	p.set(func(p *recPub) { p.own = time.Time{} })
+	clk.Advance(time.Second - time.Nanosecond)
+	time.Sleep(quiet)
+	if n := p.decisions(); n != 1 {
+		t.Fatalf("%d decisions before the adapter's time, want 1", n)
+	}
+	clk.Advance(time.Nanosecond)
+	waitFor(t, "a decision at the adapter's time", func() bool { return p.decisions() == 2 })
 }

@@ -67,10 +67,10 @@ type endpoint struct {
 	failures atomic.Uint64 // attempts that counted as failures
 
 	// Guarded by g.mu.
-	weight    uint32
-	prober    *probe.Loop // nil when not probing
-	removed   bool
-	probe     probeState
+	weight  uint32
+	prober  *probe.Loop // nil when not probing
+	removed bool
+	probe   probeState
 }
 
 type probeState struct {
