@@ -75,10 +75,7 @@ func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions)
 	// The engine exists from the start, with the defaults; the first
 	// config replaces them (SetConfig) before any endpoint is known.
 	eo := engineOptions(DefaultConfig(), func() { b.drv.Request() })
-	eo.LogPrefix = b.prefix
-	if !clock.IsReal(clk) {
-		eo.Now = clk.Now
-	}
+	eo.LogPrefix, eo.Now = b.prefix, clock.NowFunc(clk)
 	eo.OnBreakerChange = func(key string, from, to breaker.State) { b.obs.Metrics().BreakerChanged(key, from, to) }
 	b.set = endpointset.New(DefaultConfig().EndpointSetConfig, eo)
 	b.obs = newObserver(b, cc, opts)

@@ -6,7 +6,6 @@ import (
 	grpcbalancer "google.golang.org/grpc/balancer"
 
 	"github.com/fulcrum-lb/fulcrum/driver"
-	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/healthprobe"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 )
@@ -60,5 +59,5 @@ func (p *noUsablePicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResu
 // observeProbe records one probe of c's connection: the metric, and the
 // engine's last probe for the snapshot.
 func (c *child) observeProbe(p healthprobe.Probe) {
-	c.b.obs.Probe(c.rec, endpointset.ProbeResult{Outcome: p.Outcome.String(), Reason: p.Reason, At: p.At, Duration: p.Duration})
+	c.b.obs.Probe(c.rec, p)
 }

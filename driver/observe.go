@@ -6,6 +6,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 	"github.com/fulcrum-lb/fulcrum/metrics"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // Observer is what one channel or host reports to operators: its metrics
@@ -68,9 +69,9 @@ func (o *Observer) decided(d *endpointset.Decision) { o.m.Decided(d) }
 
 // Probe records one completed probe of rec: the metric, and the engine's
 // last probe for the snapshot.
-func (o *Observer) Probe(rec *endpointset.Record, p endpointset.ProbeResult) {
-	o.m.Probe(p.Outcome, p.Duration)
-	o.set.ObserveProbe(rec, p)
+func (o *Observer) Probe(rec *endpointset.Record, p probe.Probe) {
+	o.m.Probe(p.Outcome.String(), p.Duration)
+	o.set.ObserveProbe(rec, endpointset.ProbeResult{Outcome: p.Outcome.String(), Reason: p.Reason, At: p.At, Duration: p.Duration})
 }
 
 // Close removes the gauges and the fulcrumz entry.

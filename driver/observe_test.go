@@ -12,6 +12,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/clock/clocktest"
 	"github.com/fulcrum-lb/fulcrum/internal/testutil"
 	"github.com/fulcrum-lb/fulcrum/metrics"
+	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
 // panicSet returns a Set whose two endpoints are connected and failing
@@ -77,7 +78,7 @@ func TestObserver_RecordsDecisionsProbesAndSnapshot(t *testing.T) {
 
 	rec := s.Get("b")
 	at := clk.Now()
-	obs.Probe(rec, endpointset.ProbeResult{Outcome: "unhealthy", Reason: "NOT_SERVING", At: at, Duration: 3 * time.Millisecond})
+	obs.Probe(rec, probe.Probe{Outcome: probe.Unhealthy, Reason: "NOT_SERVING", At: at, Duration: 3 * time.Millisecond})
 	if n, h := mr.Count(metrics.Probes.Name, target, "unhealthy"), mr.Samples(metrics.ProbeDuration.Name, target); n != 1 || h != 1 {
 		t.Errorf("probes{unhealthy} %d, probe_duration samples %d; want 1, 1", n, h)
 	}
@@ -150,7 +151,7 @@ func TestObserver_NilRecorder(t *testing.T) {
 	d := New(s, p, Options{Clock: clk, Observer: obs})
 	waitFor(t, "the first decision", func() bool { return p.decisions() == 1 })
 	d.Close()
-	obs.Probe(s.Get("a"), endpointset.ProbeResult{Outcome: "healthy"})
+	obs.Probe(s.Get("a"), probe.Probe{Outcome: probe.Healthy})
 	obs.Metrics().NoUsableEndpoint()
 	if _, ok := findChannel(target); !ok {
 		t.Error("no fulcrumz entry without a recorder")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/picker"
 	"github.com/fulcrum-lb/fulcrum/probe"
 )
@@ -93,7 +94,7 @@ type snapshot struct {
 
 func newGroup(t *Transport, r route) *group {
 	g := &group{t: t, route: r, pcfg: pickerConfig(t.cfg), eps: map[string]*endpoint{}}
-	opts := engineOptions(t.cfg, t.engineNow(), g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key))
+	opts := engineOptions(t.cfg, clock.NowFunc(t.clk), g.requestDecide, fmt.Sprintf("[fulcrumhttp %q] ", r.key))
 	opts.OnBreakerChange = g.breakerChanged
 	g.set = endpointset.New(engineConfig(t.cfg), opts)
 	g.obs = newObserver(g, t.rec)

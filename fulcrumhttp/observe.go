@@ -6,7 +6,6 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/driver"
-	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 	"github.com/fulcrum-lb/fulcrum/probe"
 )
@@ -68,5 +67,5 @@ func (g *group) breakerChanged(key string, from, to breaker.State) {
 // observeProbe records one completed probe of ep: the metric, and the
 // engine's last probe for the snapshot.
 func (g *group) observeProbe(ep *endpoint, p probe.Probe) {
-	g.obs.Probe(ep.rec, endpointset.ProbeResult{Outcome: p.Outcome.String(), Reason: p.Reason, At: p.At, Duration: p.Duration})
+	g.obs.Probe(ep.rec, p)
 }

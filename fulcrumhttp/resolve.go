@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strings"
 
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
-	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/fulcrum-lb/fulcrum/driver"
 	fresolver "github.com/fulcrum-lb/fulcrum/resolver"
 )
 
@@ -43,19 +41,11 @@ func watch(target *url.URL, onUpdate func([]spec), onError func(error)) (resolve
 }
 
 func (r *resolution) UpdateState(s resolver.State) error {
-	specs := make([]spec, 0, len(s.Endpoints))
-	for _, ep := range s.Endpoints {
-		sp := spec{metadata: attrs.Metadata(ep)}
-		for _, a := range ep.Addresses {
-			sp.addrs = append(sp.addrs, a.Addr)
-		}
-		if len(sp.addrs) == 0 {
-			continue
-		}
-		sp.key = strings.Join(slices.Sorted(slices.Values(sp.addrs)), ",")
-		// The resolver's common layer already clamped weights.
-		sp.weight, _ = attrs.Normalize(ep)
-		specs = append(specs, sp)
+	// The same key, dedup, weights and metadata as the gRPC adapter's.
+	members := driver.Members(s.Endpoints)
+	specs := make([]spec, len(members))
+	for i, m := range members {
+		specs[i] = spec{key: m.Key, addrs: m.Addrs, weight: m.Weight, metadata: m.Metadata}
 	}
 	r.onUpdate(specs)
 	return nil

@@ -33,7 +33,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/metrics"
@@ -276,13 +275,4 @@ func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
-}
-
-// engineNow is the engine's clock: nil on the real clock, on which the
-// engine lets breakers read the cheaper monotonic clock alone.
-func (t *Transport) engineNow() func() time.Time {
-	if clock.IsReal(t.clk) {
-		return nil
-	}
-	return t.clk.Now
 }

@@ -56,6 +56,16 @@ func (t realTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
 // cheaper monotonic readings of the time package directly).
 func IsReal(c Clock) bool { _, ok := c.(realClock); return ok || c == nil }
 
+// NowFunc returns c.Now, or nil for the real clock: the engine
+// (endpointset.Options.Now) then lets breakers read the cheaper monotonic
+// clock alone.
+func NowFunc(c Clock) func() time.Time {
+	if IsReal(c) {
+		return nil
+	}
+	return c.Now
+}
+
 // WithTimeout is context.WithTimeout on c: the context is cancelled with
 // context.DeadlineExceeded when c reaches now+d.
 func WithTimeout(ctx context.Context, c Clock, d time.Duration) (context.Context, context.CancelFunc) {
