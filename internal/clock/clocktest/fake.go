@@ -10,7 +10,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 )
 
-// Fake is a clock.Clock whose time moves only by Advance or Set. Timers
+// Fake is a clock.Clock whose time moves only by Advance. Timers
 // fire (channel timers by a non-blocking send, AfterFunc timers in a new
 // goroutine) when the time reaches them. Safe for concurrent use.
 type Fake struct {
@@ -148,7 +148,8 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	was := t.active
 	t.at = t.f.now.Add(d)
 	t.active = true
-	if !was {
+	// A stopped timer stays listed until the next Advance drops it.
+	if !was && !slices.Contains(t.f.timers, t) {
 		t.f.timers = append(t.f.timers, t)
 	}
 	close(t.f.changed)

@@ -93,3 +93,13 @@ func TestSleep_StopsOnContext(t *testing.T) {
 		t.Fatal("Sleep did not report the full wait")
 	}
 }
+
+func TestFake_StopThenResetListedOnce(t *testing.T) {
+	f := New()
+	tm := f.NewTimer(time.Second)
+	tm.Stop()
+	tm.Reset(time.Second)
+	if n := f.Timers(); n != 1 {
+		t.Fatalf("Timers() = %d after Stop and Reset of one timer, want 1", n)
+	}
+}
