@@ -43,12 +43,12 @@ func NewObserver(set *endpointset.Set, o ObserverOptions) *Observer {
 		rec = metrics.Nop
 	}
 	ob := &Observer{set: set}
-	ob.m = metrics.NewChannel(rec, o.Target, func() (endpointset.Counts, bool, bool) {
+	ob.m = metrics.NewChannel(rec, o.Target, func() (endpointset.Counts, bool) {
 		if _, _, ok := o.Config(); !ok {
-			return endpointset.Counts{}, false, false
+			return endpointset.Counts{}, false
 		}
-		c, panicking := set.Counts()
-		return c, panicking, true
+		c, _ := set.Counts()
+		return c, true
 	})
 	ob.unregister = fulcrumz.Register(o.Transport, o.Target, func() (endpointset.View, any, bool) {
 		cfg, decay, ok := o.Config()

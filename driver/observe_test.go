@@ -130,6 +130,8 @@ func TestObserver_NotConfigured(t *testing.T) {
 		t.Errorf("gauges %v reported for a channel not configured yet, want none", g)
 	}
 	configured.Store(true)
+	d := s.Decide()
+	obs.decided(&d)
 	if ch, ok := findChannel(target); !ok || ch.Transport != "grpc" {
 		t.Errorf("fulcrumz entry %+v (present %v) once configured, want a grpc entry", ch, ok)
 	}

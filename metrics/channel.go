@@ -45,13 +45,13 @@ func StateLabels() []string {
 }
 
 // NewChannel starts recording the metrics of the channel or host target.
-// counts returns the engine's last decision's counts and panic mode
+// counts returns the engine's last decision's counts
 // (endpointset.Set.Counts); ok false (no engine yet) reports no gauges. Call
 // Close when the channel closes.
-func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts, panicking, ok bool)) *Channel {
+func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts, ok bool)) *Channel {
 	ch := &Channel{rec: rec, target: target}
 	ch.unregister = rec.RegisterGauges(func(set func(*Metric, int64, ...string)) {
-		c, panicking, ok := counts()
+		c, ok := counts()
 		if !ok {
 			return
 		}
@@ -59,24 +59,34 @@ func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts
 			set(Endpoints, int64(g.count(c)), target, g.label)
 		}
 		set(EjectionsActive, int64(c.Ejected), target)
+		// Panic mode's gauge follows the decisions this Channel has
+		// recorded, not the engine's last one, so that a collection
+		// between the engine's decision and Decided never shows panic
+		// mode on while its counter has not yet counted the entry.
 		p := int64(0)
-		if panicking {
+		ch.mu.Lock()
+		if ch.panicked {
 			p = 1
 		}
+		ch.mu.Unlock()
 		set(PanicActive, p, target)
 	}, Endpoints, EjectionsActive, PanicActive)
 	return ch
 }
 
 // Decided records a decision of the engine: counts panic mode entered.
+// The counter is added before the gauge's state turns on. Decided is
+// called from one goroutine (the driver's).
 func (ch *Channel) Decided(d *endpointset.Decision) {
 	ch.mu.Lock()
 	entered := d.Panic && !ch.panicked
-	ch.panicked = d.Panic
 	ch.mu.Unlock()
 	if entered {
 		ch.rec.Add(PanicEntered, 1, ch.target)
 	}
+	ch.mu.Lock()
+	ch.panicked = d.Panic
+	ch.mu.Unlock()
 }
 
 var breakerLabels = map[breaker.State]string{breaker.Closed: "closed", breaker.Open: "open", breaker.HalfOpen: "half_open"}

@@ -69,8 +69,10 @@ func TestREADMETable(t *testing.T) {
 func TestChannel_RecordsThroughGRPC(t *testing.T) {
 	mr := testutil.NewMetricsRecorder()
 	counts := endpointset.Counts{Total: 5, Usable: 2, Ramping: 1, Ejected: 2, Unhealthy: 1}
-	panicking := true
-	ch := metrics.NewChannel(metrics.GRPC(mr), "t", func() (endpointset.Counts, bool, bool) { return counts, panicking, true })
+	ch := metrics.NewChannel(metrics.GRPC(mr), "t", func() (endpointset.Counts, bool) { return counts, true })
+	if g := mr.Gauges()[metrics.PanicActive.Name+"{t}"]; g != 0 {
+		t.Errorf("panic_mode_active = %d before any decision was recorded, want 0", g)
+	}
 
 	for _, p := range []bool{false, true, true, false, true} {
 		ch.Decided(&endpointset.Decision{Panic: p})
@@ -99,6 +101,12 @@ func TestChannel_RecordsThroughGRPC(t *testing.T) {
 	}
 	if g[metrics.PanicActive.Name+"{t}"] != 1 || g[metrics.EjectionsActive.Name+"{t}"] != 2 {
 		t.Errorf("gauges %v: want panic_mode_active 1, ejections_active 2", g)
+	}
+	// The gauge follows the recorded decisions, as the counter does: a
+	// collection never sees panic mode on with its entry uncounted.
+	ch.Decided(&endpointset.Decision{Panic: false})
+	if g := mr.Gauges()[metrics.PanicActive.Name+"{t}"]; g != 0 {
+		t.Errorf("panic_mode_active = %d after a decision out of panic mode, want 0", g)
 	}
 	ch.Close()
 	ch.Close()

@@ -59,7 +59,7 @@ func TestOTel_BreakerGaugesPanic(t *testing.T) {
 	sc := `{"loadBalancingConfig":[{"weighted_least_request":{
 		"maxEjectionPercent": 100, "slowStart": {"window": "0s"},
 		"breaker": {"openDuration": "1m", "maxOpenDuration": "2m"},
-		"healthProbe": {"interval": "50ms", "timeout": "40ms"}}}]}`
+		"healthProbe": {"interval": "100ms", "timeout": "100ms"}}}]}`
 	cc, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(sc),
