@@ -28,3 +28,11 @@ const PolicyName = balancer.Name
 func SetWeight(ep resolver.Endpoint, w uint32) resolver.Endpoint {
 	return attrs.SetWeight(ep, w)
 }
+
+// SetZone returns a copy of ep in zone z (its metadata key attrs.ZoneKey).
+// With a localZone configured, the balancer keeps traffic in the client's
+// zone while that zone can take it. Custom resolvers call it on the
+// endpoints they report.
+func SetZone(ep resolver.Endpoint, z string) resolver.Endpoint {
+	return attrs.SetZone(ep, z)
+}

@@ -160,3 +160,30 @@ func Metadata(ep resolver.Endpoint) map[string]string {
 	md, _ := ep.Attributes.Value(metadataKey{}).(metadata)
 	return maps.Clone(md)
 }
+
+// ZoneKey is the metadata key that holds an endpoint's zone (locality):
+// every fulcrum:// source writes it, and the balancer and fulcrumhttp read
+// it with Zone. There is one zone attribute, inside the metadata, so that a
+// custom resolver's metadata and SetZone never disagree.
+const ZoneKey = "zone"
+
+// SetZone returns a copy of ep whose metadata carries zone z (its other
+// metadata kept). An empty z removes the zone.
+func SetZone(ep resolver.Endpoint, z string) resolver.Endpoint {
+	md := Metadata(ep)
+	if md == nil {
+		md = map[string]string{}
+	}
+	if z == "" {
+		delete(md, ZoneKey)
+	} else {
+		md[ZoneKey] = z
+	}
+	return SetMetadata(ep, md)
+}
+
+// Zone returns the zone of ep ("" when it carries none).
+func Zone(ep resolver.Endpoint) string {
+	md, _ := ep.Attributes.Value(metadataKey{}).(metadata)
+	return md[ZoneKey]
+}

@@ -112,3 +112,25 @@ func TestSetBoth_SetsFulcrumAndGRPCWeight(t *testing.T) {
 		t.Errorf("grpc-go weight = %d, want 7", w)
 	}
 }
+
+// TestSetZone: the zone lives in the metadata under ZoneKey; other
+// metadata is kept; an empty zone removes it; ep itself is not changed.
+func TestSetZone(t *testing.T) {
+	ep := attrs.SetMetadata(resolver.Endpoint{Addresses: []resolver.Address{{Addr: "a:1"}}}, map[string]string{"version": "2"})
+	z := attrs.SetZone(ep, "eu-1a")
+	if got := attrs.Zone(z); got != "eu-1a" {
+		t.Errorf("Zone = %q, want eu-1a", got)
+	}
+	if md := attrs.Metadata(z); md["version"] != "2" || md[attrs.ZoneKey] != "eu-1a" {
+		t.Errorf("metadata %v, want version 2 kept and zone eu-1a", md)
+	}
+	if got := attrs.Zone(ep); got != "" {
+		t.Errorf("SetZone changed its argument: zone %q", got)
+	}
+	if got := attrs.Zone(attrs.SetZone(z, "")); got != "" {
+		t.Errorf("zone after SetZone(\"\") = %q, want none", got)
+	}
+	if got := attrs.Zone(resolver.Endpoint{}); got != "" {
+		t.Errorf("zone of a bare endpoint = %q, want none", got)
+	}
+}

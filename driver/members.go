@@ -53,7 +53,7 @@ func Members(eps []resolver.Endpoint) []Member {
 			addrs[j] = a.Addr
 		}
 		out = append(out, Member{
-			Spec:     endpointset.Spec{Key: key, Addrs: addrs, Weight: ws[i], Metadata: attrs.Metadata(ep)},
+			Spec:     endpointset.Spec{Key: key, Addrs: addrs, Weight: ws[i], Zone: attrs.Zone(ep), Metadata: attrs.Metadata(ep)},
 			Endpoint: ep,
 			Warning:  reasons[i],
 		})

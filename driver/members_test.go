@@ -115,6 +115,9 @@ func TestMembers_Metadata(t *testing.T) {
 	if ms[1].Metadata != nil {
 		t.Errorf("metadata of an endpoint without any: %v, want nil", ms[1].Metadata)
 	}
+	if ms[0].Zone != "eu-west-1a" || ms[1].Zone != "" {
+		t.Errorf("zones %q, %q; want the metadata's eu-west-1a, then none", ms[0].Zone, ms[1].Zone)
+	}
 	ms[0].Metadata["zone"] = "changed"
 	if got := attrs.Metadata(e)["zone"]; got != "eu-west-1a" {
 		t.Errorf("changing a spec's metadata changed the endpoint's: zone %q", got)

@@ -73,6 +73,8 @@ type Spec struct {
 	Addrs []string
 	// Weight is its discovery weight, already normalised to [1, MaxWeight].
 	Weight uint32
+	// Zone is its zone (locality), "" when unknown.
+	Zone string
 	// Metadata is free-form, for reports.
 	Metadata map[string]string
 }
