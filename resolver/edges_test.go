@@ -235,7 +235,7 @@ func TestFileSource_RejectsMalformedQuery(t *testing.T) {
 // by the static source itself.
 func TestStaticSource_RejectsWhatBuildFiltersOut(t *testing.T) {
 	_, err := parseStatic("")
-	assert.EqualError(t, err, "static list: empty, must be host:port[=weight][,...]")
+	assert.EqualError(t, err, "static list: empty, must be host:port[=weight][;zone=zone][,...]")
 	_, _, err = staticSource{}.Watch(context.Background(), "127.0.0.1:1?a=%zz", func(Update) {})
 	assert.ErrorContains(t, err, `query: "a=%zz"`)
 }

@@ -179,7 +179,7 @@ type fileContents struct {
 //
 //	{
 //	  "endpoints": [
-//	    {"addresses": ["10.0.0.1:50051", "[fd00::1]:50051"], "weight": 2, "metadata": {"zone": "a"}},
+//	    {"addresses": ["10.0.0.1:50051", "[fd00::1]:50051"], "weight": 2, "zone": "a", "metadata": {"rack": "r1"}},
 //	    {"addresses": ["10.0.0.2:50051"]}
 //	  ],
 //	  "authoritative": false
@@ -256,7 +256,7 @@ func parseFileEntry(raw json.RawMessage) (Endpoint, []string, error) {
 	}
 	var problems []string
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if k != "addresses" && k != "weight" && k != "metadata" {
+		if k != "addresses" && k != "weight" && k != "metadata" && k != "zone" {
 			problems = append(problems, fmt.Sprintf("%s: unknown field ignored", k))
 		}
 	}
@@ -282,6 +282,14 @@ func parseFileEntry(raw json.RawMessage) (Endpoint, []string, error) {
 		if err := json.Unmarshal(rawMD, &ep.Metadata); err != nil {
 			return ep, problems, fmt.Errorf("metadata: %s, must be an object of strings", truncate(rawMD))
 		}
+	}
+	if rawZ, ok := fields["zone"]; ok {
+		if err := json.Unmarshal(rawZ, &ep.Zone); err != nil {
+			return ep, problems, fmt.Errorf("zone: %s, must be a string", truncate(rawZ))
+		}
+	}
+	if _, err := ep.ZoneOf(); err != nil {
+		return ep, problems, err
 	}
 	return ep, problems, nil
 }

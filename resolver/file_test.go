@@ -169,7 +169,8 @@ func TestParseStatic(t *testing.T) {
 // FuzzParseStatic: the static target parser never panics, and what it
 // accepts is valid and survives a round trip through the documented syntax.
 func FuzzParseStatic(f *testing.F) {
-	for _, s := range []string{"127.0.0.1:5001", "127.0.0.1:5001=3,127.0.0.1:5002", "[::1]:5001=2", "a:1,,b:2", "=", ":", "[::1", "h:1=99999999999"} {
+	for _, s := range []string{"127.0.0.1:5001", "127.0.0.1:5001=3,127.0.0.1:5002", "[::1]:5001=2", "a:1,,b:2", "=", ":", "[::1", "h:1=99999999999",
+		"[::1]:5001=2;zone=a,h:2;zone=us-east-1a", "h:1;zone=a;zone=b", "h:1;", "h:1;zone=", "h:1;az=a", "h:1;zone=a=2"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -192,6 +193,12 @@ func FuzzParseStatic(f *testing.F) {
 			if ep.Weight != 0 {
 				p += "=" + strconv.FormatUint(uint64(ep.Weight), 10)
 			}
+			if ep.Zone != "" {
+				if !validStaticZone(ep.Zone) {
+					t.Fatalf("accepted zone %q from %q", ep.Zone, s)
+				}
+				p += ";zone=" + ep.Zone
+			}
 			parts = append(parts, p)
 		}
 		again, err := parseStatic(strings.Join(parts, ","))
@@ -206,6 +213,7 @@ func FuzzParseStatic(f *testing.F) {
 func FuzzParseFile(f *testing.F) {
 	for _, s := range []string{
 		`{"endpoints":[{"addresses":["127.0.0.1:5001"],"weight":2,"metadata":{"zone":"a"}}]}`,
+		`{"endpoints":[{"addresses":["127.0.0.1:5001"],"zone":"a","metadata":{"zone":"b"}}]}`,
 		`{"endpoints":[],"authoritative":true}`,
 		`{"endpoints":[{"addresses":["127.0.0.1:50`,
 		`{"endpoints":[{"addresses":["a:1"]},{"addresses":["a:1"]}]}`,
@@ -220,7 +228,7 @@ func FuzzParseFile(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, ep := range fc.endpoints {
-			if len(ep.Addresses) == 0 || ep.Weight > attrs.MaxWeight {
+			if _, zerr := ep.ZoneOf(); len(ep.Addresses) == 0 || ep.Weight > attrs.MaxWeight || zerr != nil {
 				t.Fatalf("accepted invalid endpoint %+v", ep)
 			}
 			for _, a := range ep.Addresses {

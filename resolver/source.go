@@ -1,6 +1,11 @@
 package resolver
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/fulcrum-lb/fulcrum/attrs"
+)
 
 // Endpoint is one instance of a service as a Source reports it.
 type Endpoint struct {
@@ -11,6 +16,26 @@ type Endpoint struct {
 	Weight uint32
 	// Metadata is free-form data carried to the balancer as an attribute.
 	Metadata map[string]string
+	// Zone is the instance's zone (locality), "" when unknown. It travels as
+	// the zone attribute (attrs.SetZone: metadata key attrs.ZoneKey), which
+	// zone-aware routing reads. Metadata[attrs.ZoneKey] is read as the zone
+	// too when Zone is empty; see ZoneOf.
+	Zone string
+}
+
+// ZoneOf returns the zone e carries: Zone, or else Metadata[attrs.ZoneKey].
+// Both given and different is an error naming both, since neither can be
+// assumed to be the right one; the common layer skips such an endpoint with
+// a warning, and a Source may call ZoneOf itself to name the entry at fault.
+func (e Endpoint) ZoneOf() (string, error) {
+	md := e.Metadata[attrs.ZoneKey]
+	switch {
+	case e.Zone == "":
+		return md, nil
+	case md == "" || md == e.Zone:
+		return e.Zone, nil
+	}
+	return "", fmt.Errorf("zone: %q, must equal metadata.%s %q when both are given", e.Zone, attrs.ZoneKey, md)
 }
 
 // Update is what a Source reports: either the full current set of

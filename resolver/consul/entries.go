@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/resolver"
 )
 
@@ -36,8 +37,9 @@ type endpointSet struct {
 // endpoints converts an answer of /v1/health/service/<name> into endpoints:
 // instances whose checks all pass (and, with includeWarning, those whose
 // worst check is warning), at the service address (the node's when empty),
-// weighted by Weights.Passing or Weights.Warning.
-func endpoints(entries []*api.ServiceEntry, includeWarning bool) endpointSet {
+// weighted by Weights.Passing or Weights.Warning, in the zone that meta key
+// zoneMeta of the service, else of the node, names (see zoneOf).
+func endpoints(entries []*api.ServiceEntry, includeWarning bool, zoneMeta string) endpointSet {
 	var set endpointSet
 	for _, e := range entries {
 		if e == nil || e.Service == nil {
@@ -71,6 +73,10 @@ func endpoints(entries []*api.ServiceEntry, includeWarning bool) endpointSet {
 		}
 		md := make(map[string]string, len(s.Meta)+5)
 		maps.Copy(md, s.Meta)
+		// The zone attribute is the metadata key attrs.ZoneKey: the one
+		// zoneOf chose replaces whatever a service meta of that name held
+		// (with zoneMeta=az, a meta "zone" is not the zone).
+		delete(md, attrs.ZoneKey)
 		md[MetaID] = s.ID
 		md[MetaHealth] = status
 		if len(s.Tags) > 0 {
@@ -86,6 +92,7 @@ func endpoints(entries []*api.ServiceEntry, includeWarning bool) endpointSet {
 			Addresses: []string{net.JoinHostPort(host, strconv.Itoa(s.Port))},
 			Weight:    uint32(max(weight, 0)), // 0: the resolver's default weight
 			Metadata:  md,
+			Zone:      zoneOf(e, zoneMeta),
 		})
 	}
 	slices.SortFunc(set.eps, func(a, b resolver.Endpoint) int {
@@ -94,9 +101,23 @@ func endpoints(entries []*api.ServiceEntry, includeWarning bool) endpointSet {
 	return set
 }
 
+// zoneOf returns the zone of an instance: its service meta key (set per
+// instance at registration) first, since it is the more specific, then the
+// same key of its node's meta (node_meta in the agent's configuration, one
+// setting for every service on the node).
+func zoneOf(e *api.ServiceEntry, key string) string {
+	if z := e.Service.Meta[key]; z != "" {
+		return z
+	}
+	if e.Node != nil {
+		return e.Node.Meta[key]
+	}
+	return ""
+}
+
 // equalSets compares two sorted sets.
 func equalSets(a, b []resolver.Endpoint) bool {
 	return slices.EqualFunc(a, b, func(x, y resolver.Endpoint) bool {
-		return x.Weight == y.Weight && slices.Equal(x.Addresses, y.Addresses) && maps.Equal(x.Metadata, y.Metadata)
+		return x.Weight == y.Weight && x.Zone == y.Zone && slices.Equal(x.Addresses, y.Addresses) && maps.Equal(x.Metadata, y.Metadata)
 	})
 }

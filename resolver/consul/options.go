@@ -2,6 +2,8 @@ package consul
 
 import (
 	"fmt"
+
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"net/url"
 	"slices"
 	"strconv"
@@ -64,6 +66,42 @@ type Options struct {
 	// available without a leader, possibly a little behind. An empty answer
 	// is still trusted only from a server that knows a leader.
 	AllowStale bool
+	// ZoneMeta is the meta key that holds an instance's zone: the service
+	// instance's meta (Service.Meta, set at registration) is read first,
+	// then its node's (Node.Meta, the agent's node_meta). Default
+	// DefaultZoneMeta; a Consul meta key (1 to 128 letters, digits, '-' and
+	// '_').
+	ZoneMeta string
+}
+
+// DefaultZoneMeta is the meta key read for the zone when Options.ZoneMeta
+// is empty: the same key as the zone attribute (attrs.ZoneKey), so that
+// Register's meta and a service meta written by hand need no option.
+const DefaultZoneMeta = attrs.ZoneKey
+
+// maxMetaKey is Consul's limit: "Metadata keys must be between 1 and 128
+// characters (inclusive) in length".
+const maxMetaKey = 128
+
+// validMetaKey applies Consul's rule for service and node meta keys:
+// "Metadata keys must contain only alphanumeric, -, and _ characters".
+func validMetaKey(k string) bool {
+	if k == "" || len(k) > maxMetaKey {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkZoneMeta(k string) error {
+	if !validMetaKey(k) {
+		return fmt.Errorf("consul: zoneMeta: %q, must be a Consul meta key: 1 to %d letters, digits, '-' and '_'", k, maxMetaKey)
+	}
+	return nil
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -94,6 +132,12 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("consul: tags[%d]: %q, must be non-empty", i, t)
 		}
 	}
+	if o.ZoneMeta == "" {
+		o.ZoneMeta = DefaultZoneMeta
+	}
+	if err := checkZoneMeta(o.ZoneMeta); err != nil {
+		return o, err
+	}
 	o.Tags = slices.Clone(o.Tags)
 	return o, nil
 }
@@ -106,9 +150,10 @@ const (
 	paramPartition = "partition"
 	paramWarning   = "warning"
 	paramStale     = "stale"
+	paramZoneMeta  = "zoneMeta"
 )
 
-var params = []string{paramDC, paramNS, paramPartition, paramStale, paramTag, paramWarning}
+var params = []string{paramDC, paramNS, paramPartition, paramStale, paramTag, paramWarning, paramZoneMeta}
 
 // parseName splits the name the resolver hands over into the service and the
 // options of this watch: o, overridden by the target's query parameters.
@@ -145,6 +190,10 @@ func parseName(name string, o Options) (string, Options, error) {
 	str(paramDC, &o.Datacenter)
 	str(paramNS, &o.Namespace)
 	str(paramPartition, &o.Partition)
+	str(paramZoneMeta, &o.ZoneMeta)
+	if err := checkZoneMeta(o.ZoneMeta); err != nil {
+		return "", o, err
+	}
 	for key, dst := range map[string]*bool{paramWarning: &o.IncludeWarning, paramStale: &o.AllowStale} {
 		v, ok := q[key]
 		if !ok {

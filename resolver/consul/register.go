@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/resolver"
 )
 
@@ -59,6 +60,10 @@ type RegisterOptions struct {
 	Timeout time.Duration
 	// Namespace and Partition (Consul Enterprise).
 	Namespace, Partition string
+	// ZoneMeta is the service meta key the endpoint's zone (Endpoint.Zone,
+	// or its metadata "zone") is registered under: the key the clients'
+	// Options.ZoneMeta reads. Default DefaultZoneMeta.
+	ZoneMeta string
 }
 
 // Registration keeps one instance registered with the local agent. Close
@@ -144,6 +149,10 @@ func registration(name string, ep resolver.Endpoint, opts RegisterOptions) (*api
 	if err := validService(opts.ID); err != nil {
 		return nil, opts, fmt.Errorf("consul: id: %q, must not contain '/', '?', '#', '%%' or spaces", opts.ID)
 	}
+	meta, err := registrationMeta(ep, opts.ZoneMeta)
+	if err != nil {
+		return nil, opts, err
+	}
 	weights := &api.AgentWeights{Passing: int(max(ep.Weight, 1)), Warning: int(max(opts.WarningWeight, 1))}
 	check := ep.Addresses[0]
 	if opts.HealthService != "" {
@@ -155,7 +164,7 @@ func registration(name string, ep resolver.Endpoint, opts RegisterOptions) (*api
 		Tags:    slices.Clone(opts.Tags),
 		Address: host,
 		Port:    port,
-		Meta:    maps.Clone(ep.Metadata),
+		Meta:    meta,
 		Weights: weights,
 		Check: &api.AgentServiceCheck{
 			CheckID:                        "service:" + opts.ID,
@@ -169,6 +178,31 @@ func registration(name string, ep resolver.Endpoint, opts RegisterOptions) (*api
 		Namespace: opts.Namespace,
 		Partition: opts.Partition,
 	}, opts, nil
+}
+
+// registrationMeta is the service meta of ep: its metadata, with its zone
+// under zoneMeta (default DefaultZoneMeta) rather than attrs.ZoneKey.
+func registrationMeta(ep resolver.Endpoint, zoneMeta string) (map[string]string, error) {
+	if zoneMeta == "" {
+		zoneMeta = DefaultZoneMeta
+	}
+	if err := checkZoneMeta(zoneMeta); err != nil {
+		return nil, err
+	}
+	zone, err := ep.ZoneOf()
+	if err != nil {
+		return nil, fmt.Errorf("consul: %v", err)
+	}
+	meta := maps.Clone(ep.Metadata)
+	if zone == "" {
+		return meta, nil
+	}
+	if meta == nil {
+		meta = make(map[string]string, 1)
+	}
+	delete(meta, attrs.ZoneKey)
+	meta[zoneMeta] = zone
+	return meta, nil
 }
 
 // ID returns the instance's service ID.

@@ -40,6 +40,8 @@ func TestRegister_RejectsBadArguments(t *testing.T) {
 		{"negative deregister", c, "echo", ep, consul.RegisterOptions{DeregisterCriticalServiceAfter: -1}, "consul: deregisterCriticalServiceAfter: -1ns, must be >= 0"},
 		{"weight too large", c, "echo", resolver.Endpoint{Addresses: ep.Addresses, Weight: 70000}, consul.RegisterOptions{}, "consul: weight: 70000 (warning 0), must be <= 65535"},
 		{"bad id", c, "echo", ep, consul.RegisterOptions{ID: "a b"}, `consul: id: "a b", must not contain '/', '?', '#', '%' or spaces`},
+		{"zones differ", c, "echo", resolver.Endpoint{Addresses: ep.Addresses, Zone: "a", Metadata: map[string]string{"zone": "b"}}, consul.RegisterOptions{}, `consul: zone: "a", must equal metadata.zone "b" when both are given`},
+		{"bad zone meta key", c, "echo", ep, consul.RegisterOptions{ZoneMeta: "topology.zone"}, `consul: zoneMeta: "topology.zone", must be a Consul meta key: 1 to 128 letters, digits, '-' and '_'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -155,7 +155,7 @@ func (w *watch) handle(entries []*api.ServiceEntry, meta *api.QueryMeta) {
 	default:
 		w.index = idx
 	}
-	set := endpoints(entries, w.opts.IncludeWarning)
+	set := endpoints(entries, w.opts.IncludeWarning, w.opts.ZoneMeta)
 	if len(set.eps) == 0 {
 		if err := emptyVerdict(set, meta, backwards); err != nil {
 			if backwards {

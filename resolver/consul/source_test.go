@@ -32,6 +32,7 @@ func TestNewSource_RejectsBadOptions(t *testing.T) {
 		{"negative backoff", c, consul.Options{BackoffMin: -time.Second}, "consul: backoffMin: -1s, must be in (0, 1h0m0s]"},
 		{"backoff max below min", c, consul.Options{BackoffMin: time.Second, BackoffMax: time.Millisecond}, "consul: backoffMax: 1ms, must be in [backoffMin (1s), 1h0m0s]"},
 		{"empty tag", c, consul.Options{Tags: []string{"a", ""}}, `consul: tags[1]: "", must be non-empty`},
+		{"bad zone meta key", c, consul.Options{ZoneMeta: "a z"}, `consul: zoneMeta: "a z", must be a Consul meta key: 1 to 128 letters, digits, '-' and '_'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,7 +50,9 @@ func TestSource_RejectsBadNames(t *testing.T) {
 	for _, tt := range []struct{ name, wantErr string }{
 		{"", `consul: service: "", must be a non-empty Consul service name without '/', '?', '#', '%' or spaces`},
 		{"team/user", `consul: service: "team/user", must be a non-empty Consul service name without '/', '?', '#', '%' or spaces`},
-		{"user?zone=a", "consul: parameter zone: not supported, must be one of: dc, ns, partition, stale, tag, warning"},
+		{"user?zone=a", "consul: parameter zone: not supported, must be one of: dc, ns, partition, stale, tag, warning, zoneMeta"},
+		{"user?zoneMeta=", `consul: zoneMeta: "", must be a Consul meta key: 1 to 128 letters, digits, '-' and '_'`},
+		{"user?zoneMeta=topology.zone", `consul: zoneMeta: "topology.zone", must be a Consul meta key: 1 to 128 letters, digits, '-' and '_'`},
 		{"user?tag=a,,b", `consul: tag: "a,,b", must be a comma-separated list of non-empty tags (tag 1 is empty)`},
 		{"user?warning=maybe", `consul: warning: "maybe", must be true or false`},
 		{"user?dc=a&dc=b", "consul: parameter dc: given 2 times, must be given at most once"},
@@ -80,7 +83,7 @@ func TestSource_ReportsPassingInstances(t *testing.T) {
 	rec, _ := watch(t, src, "web")
 	rec.waitFor(t, defaultTestTimeout, 0, "a set", func(u resolver.Update) bool { return u.Err == nil })
 	want := []resolver.Endpoint{
-		{Addresses: []string{"10.0.0.1:80"}, Weight: 3, Metadata: map[string]string{"zone": "z1", consul.MetaID: "a", consul.MetaHealth: "passing", consul.MetaTags: "v1,eu", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
+		{Addresses: []string{"10.0.0.1:80"}, Weight: 3, Zone: "z1", Metadata: map[string]string{consul.MetaID: "a", consul.MetaHealth: "passing", consul.MetaTags: "v1,eu", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 		{Addresses: []string{"127.0.0.1:81"}, Weight: 1, Metadata: map[string]string{consul.MetaID: "b", consul.MetaHealth: "passing", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 		{Addresses: []string{"[::1]:86"}, Weight: 1, Metadata: map[string]string{consul.MetaID: "g", consul.MetaHealth: "passing", consul.MetaNode: "consultest", consul.MetaNodeDC: "dc1"}},
 	}

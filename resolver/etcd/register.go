@@ -66,7 +66,7 @@ func Register(ctx context.Context, cli *clientv3.Client, name string, ep resolve
 	if err := validName(name); err != nil {
 		return nil, err
 	}
-	v, err := value{Addresses: ep.Addresses, Weight: ep.Weight, Metadata: ep.Metadata}.endpoint()
+	v, err := value{Addresses: ep.Addresses, Weight: ep.Weight, Metadata: ep.Metadata, Zone: ep.Zone}.endpoint()
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func Register(ctx context.Context, cli *clientv3.Client, name string, ep resolve
 	if opts.Timeout == 0 {
 		opts.Timeout = defaultTimeout
 	}
-	b, err := json.Marshal(value{Addresses: v.Addresses, Weight: v.Weight, Metadata: v.Metadata})
+	b, err := json.Marshal(value{Addresses: v.Addresses, Weight: v.Weight, Metadata: v.Metadata, Zone: v.Zone})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: encoding %v: %v", ep, err)
 	}

@@ -72,8 +72,9 @@ func (o Options) withDefaults() (Options, error) {
 // last watch has stopped.
 //
 // Each key directly below Prefix/<name>/ is one instance; its value is the
-// JSON object {"addresses":["host:port",...],"weight":2,"metadata":{...}}
-// (weight and metadata optional) or a bare "host:port". Values that do not
+// JSON object {"addresses":["host:port",...],"weight":2,"zone":"a","metadata":{...}}
+// (weight, zone and metadata optional; a zone given both as "zone" and as
+// metadata "zone" must agree) or a bare "host:port". Values that do not
 // parse are skipped, with a logged reason naming the key. Deeper keys belong
 // to other services and are ignored.
 func NewSource(cli *clientv3.Client, opts Options) (resolver.Source, error) {

@@ -15,6 +15,7 @@ import (
 type value struct {
 	Addresses []string          `json:"addresses"`
 	Weight    uint32            `json:"weight,omitempty"`
+	Zone      string            `json:"zone,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
@@ -42,7 +43,11 @@ func (v value) endpoint() (resolver.Endpoint, error) {
 	if slices.Contains(v.Addresses, "") {
 		return resolver.Endpoint{}, fmt.Errorf("etcd: addresses: %q, must not contain an empty address", v.Addresses)
 	}
-	return resolver.Endpoint{Addresses: v.Addresses, Weight: v.Weight, Metadata: v.Metadata}, nil
+	ep := resolver.Endpoint{Addresses: v.Addresses, Weight: v.Weight, Metadata: v.Metadata, Zone: v.Zone}
+	if _, err := ep.ZoneOf(); err != nil {
+		return resolver.Endpoint{}, fmt.Errorf("etcd: %v", err)
+	}
+	return ep, nil
 }
 
 // truncate keeps log lines short when a large value is malformed.

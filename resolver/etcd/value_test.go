@@ -36,6 +36,19 @@ func TestParseValue(t *testing.T) {
 		{name: "negative weight", in: `{"addresses":["127.0.0.1:5001"],"weight":-1}`, wantErr: "must be a valid instance JSON object: json: cannot unmarshal"},
 		{name: "addresses not a list", in: `{"addresses":"127.0.0.1:5001"}`, wantErr: "must be a valid instance JSON object: json: cannot unmarshal"},
 		{name: "no addresses", in: `{"weight":1}`, wantErr: "etcd: addresses: [], must be non-empty"},
+		{
+			name: "zone field beside metadata",
+			in:   `{"addresses":["127.0.0.1:5001"],"zone":"a","metadata":{"rack":"r1"}}`,
+			want: resolver.Endpoint{Addresses: []string{"127.0.0.1:5001"}, Zone: "a", Metadata: map[string]string{"rack": "r1"}},
+		},
+		{
+			name: "zone field and metadata zone agreeing",
+			in:   `{"addresses":["127.0.0.1:5001"],"zone":"a","metadata":{"zone":"a"}}`,
+			want: resolver.Endpoint{Addresses: []string{"127.0.0.1:5001"}, Zone: "a", Metadata: map[string]string{"zone": "a"}},
+		},
+		{name: "zone field and metadata zone differing", in: `{"addresses":["127.0.0.1:5001"],"zone":"a","metadata":{"zone":"b"}}`,
+			wantErr: `etcd: zone: "a", must equal metadata.zone "b" when both are given`},
+		{name: "zone not a string", in: `{"addresses":["127.0.0.1:5001"],"zone":1}`, wantErr: "must be a valid instance JSON object: json: cannot unmarshal number into Go struct field value.zone of type string"},
 		{name: "empty address", in: `{"addresses":["127.0.0.1:5001",""]}`, wantErr: `etcd: addresses: ["127.0.0.1:5001" ""], must not contain an empty address`},
 	}
 	for _, tt := range tests {

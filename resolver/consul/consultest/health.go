@@ -1,7 +1,9 @@
 package consultest
 
 import (
+	"cmp"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -152,16 +154,17 @@ func (s *Server) entryLocked(in *instanceRec) *api.ServiceEntry {
 	if status == api.HealthMaint {
 		status = api.HealthCritical
 	}
+	node := cmp.Or(in.Node, s.opts.Node)
 	return &api.ServiceEntry{
-		Node: &api.Node{Node: s.opts.Node, Address: s.opts.NodeAddress, Datacenter: s.opts.Datacenter},
+		Node: &api.Node{Node: node, Address: s.opts.NodeAddress, Datacenter: s.opts.Datacenter, Meta: maps.Clone(s.nodeMeta[node])},
 		Service: &api.AgentService{
 			ID: in.ID, Service: in.Service, Tags: slices.Clone(in.Tags), Meta: in.Meta,
 			Address: in.Address, Port: in.Port, Weights: in.Weights, Namespace: in.Namespace,
 			Datacenter: s.opts.Datacenter, CreateIndex: idx, ModifyIndex: idx,
 		},
 		Checks: api.HealthChecks{
-			{Node: s.opts.Node, CheckID: "serfHealth", Name: "Serf Health Status", Status: api.HealthPassing},
-			{Node: s.opts.Node, CheckID: checkID, Name: name, Status: status, ServiceID: in.ID, ServiceName: in.Service},
+			{Node: node, CheckID: "serfHealth", Name: "Serf Health Status", Status: api.HealthPassing},
+			{Node: node, CheckID: checkID, Name: name, Status: status, ServiceID: in.ID, ServiceName: in.Service},
 		},
 	}
 }

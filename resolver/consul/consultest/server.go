@@ -10,6 +10,7 @@ package consultest
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,10 @@ type Options struct {
 	// Node and NodeAddress of the agent; defaults "consultest" and
 	// "127.0.0.1".
 	Node, NodeAddress string
+	// NodeMeta is the meta of the agent's node (the agent's node_meta
+	// configuration), served as Node.Meta; SetNodeMeta changes it, or sets
+	// the meta of another node.
+	NodeMeta map[string]string
 	// CheckMinInterval is the smallest check interval the agent runs;
 	// Consul raises shorter ones to 1s. Default 1s.
 	CheckMinInterval time.Duration
@@ -62,6 +67,9 @@ type Instance struct {
 	// HealthWarning, HealthCritical or HealthMaint.
 	Status    string
 	Namespace string // "" means "default"
+	// Node the instance runs on; "" means the agent's (Options.Node). Every
+	// node has the agent's address; its meta is set with SetNodeMeta.
+	Node string
 }
 
 // Request is one health query the server received.
@@ -83,14 +91,15 @@ type Server struct {
 	hs   *httptest.Server
 
 	mu        sync.Mutex
-	changed   chan struct{}           // closed and replaced on every write; guarded by mu
-	instances map[string]*instanceRec // by ID
-	svcIndex  map[string]uint64       // service name -> index of its last write
-	index     uint64                  // the raft index: last write
-	checks    map[string]*checkRunner // by instance ID; agent-registered only
-	requests  []Request               // health queries seen
-	agentReqs map[string]int          // agent endpoint -> count
-	fault     fault                   // injected behaviour
+	changed   chan struct{}                // closed and replaced on every write; guarded by mu
+	instances map[string]*instanceRec      // by ID
+	svcIndex  map[string]uint64            // service name -> index of its last write
+	index     uint64                       // the raft index: last write
+	checks    map[string]*checkRunner      // by instance ID; agent-registered only
+	requests  []Request                    // health queries seen
+	agentReqs map[string]int               // agent endpoint -> count
+	nodeMeta  map[string]map[string]string // node name -> Node.Meta
+	fault     fault                        // injected behaviour
 	closed    bool
 }
 
@@ -123,6 +132,7 @@ func NewServer(opts Options) *Server {
 		svcIndex:  make(map[string]uint64),
 		checks:    make(map[string]*checkRunner),
 		agentReqs: make(map[string]int),
+		nodeMeta:  map[string]map[string]string{opts.Node: maps.Clone(opts.NodeMeta)},
 		index:     1, // a fresh cluster has written its own state already
 	}
 	mux := http.NewServeMux()
