@@ -1,5 +1,5 @@
 // Package resolver implements the "fulcrum" name resolver, which reads
-// endpoints, weights and metadata from pluggable discovery sources.
+// endpoints, weights, zones and metadata from pluggable discovery sources.
 //
 // It owns discovery: targets, sources, validation, change detection,
 // last-known-good and the empty-set rule. It never decides which endpoint
