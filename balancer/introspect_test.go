@@ -14,14 +14,10 @@ import (
 // address.
 func hotEndpoints(b *wlrBalancer) map[string]*picker.Endpoint {
 	b.mu.Lock()
-	set := b.set
-	b.mu.Unlock()
+	defer b.mu.Unlock()
 	m := map[string]*picker.Endpoint{}
-	if set == nil {
-		return m
-	}
-	for _, r := range set.Records() {
-		m[r.Key] = r.Hot
+	for key, c := range b.children {
+		m[key] = c.rec.Hot
 	}
 	return m
 }
@@ -50,7 +46,11 @@ func panicking(b *wlrBalancer) bool {
 	b.mu.Lock()
 	set := b.set
 	b.mu.Unlock()
-	return set != nil && set.Panicking()
+	if set == nil {
+		return false
+	}
+	_, p := set.Counts()
+	return p
 }
 
 // fakeClock is a manually advanced clock for the balancer (the engine,
@@ -73,13 +73,15 @@ func useFakeClock(t *testing.T) fakeClock {
 }
 
 // waitPublished waits until the balancer has handed grpc-go a picker from
-// a decision at least as recent as the last one made now: a state seen in
-// results is then in force for every RPC picked afterwards.
+// a decision made after this call began, as an unrelated event would
+// cause: a state seen in results before it is then in force for every RPC
+// picked afterwards (results reads the engine's last decision, which is
+// made inside Publish before its picker reaches grpc-go). The driver
+// decides at once on a request, on the fake clock too (it paces only on
+// the real cost of a decision).
 func waitPublished(t *testing.T, b *wlrBalancer) {
 	t.Helper()
-	b.mu.Lock()
-	set := b.set
-	b.mu.Unlock()
-	seq := set.Seq()
-	waitFor(t, "the decision published", func() bool { return b.published.Load() >= seq })
+	before := b.published.Load()
+	b.requestDecision()
+	waitFor(t, "a new decision published", func() bool { return b.published.Load() > before })
 }

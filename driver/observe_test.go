@@ -15,14 +15,14 @@ import (
 	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
-// panicSet returns a Set whose two endpoints are connected and failing
+// panicSet returns a Set (and its records) whose two endpoints are connected and failing
 // their probes: every decision is in panic mode.
-func panicSet(clk *clocktest.Fake) *endpointset.Set {
-	s := newSet(clk, endpointset.Options{Probing: true}, "a", "b")
-	for _, r := range s.Records() {
+func panicSet(clk *clocktest.Fake) (*endpointset.Set, []*endpointset.Record) {
+	s, recs := newSetRecords(clk, endpointset.Options{Probing: true}, "a", "b")
+	for _, r := range recs {
 		s.SetHealth(r, false, "NOT_SERVING")
 	}
-	return s
+	return s, recs
 }
 
 // findChannel returns target's fulcrumz entry in a snapshot taken now.
@@ -54,7 +54,7 @@ func gaugesOf(mr *testutil.MetricsRecorder, target string) map[string]int64 {
 func TestObserver_RecordsDecisionsProbesAndSnapshot(t *testing.T) {
 	target := "driver-test:" + t.Name()
 	clk := clocktest.New()
-	s := panicSet(clk)
+	s, recs := panicSet(clk)
 	mr := testutil.NewMetricsRecorder()
 	cfg := map[string]any{"panicThresholdPercent": 50}
 	obs := NewObserver(s, ObserverOptions{
@@ -76,7 +76,7 @@ func TestObserver_RecordsDecisionsProbesAndSnapshot(t *testing.T) {
 		t.Errorf("gauges %v: want endpoints{unhealthy} 2, panic_mode_active 1", g)
 	}
 
-	rec := s.Get("b")
+	rec := recs[1] // "b"
 	at := clk.Now()
 	obs.Probe(rec, probe.Probe{Outcome: probe.Unhealthy, Reason: "NOT_SERVING", At: at, Duration: 3 * time.Millisecond})
 	if n, h := mr.Count(metrics.Probes.Name, target, "unhealthy"), mr.Samples(metrics.ProbeDuration.Name, target); n != 1 || h != 1 {
@@ -114,7 +114,7 @@ func TestObserver_RecordsDecisionsProbesAndSnapshot(t *testing.T) {
 func TestObserver_NotConfigured(t *testing.T) {
 	target := "driver-test:" + t.Name()
 	clk := clocktest.New()
-	s := panicSet(clk)
+	s, _ := panicSet(clk)
 	s.Decide()
 	mr := testutil.NewMetricsRecorder()
 	var configured atomic.Bool
@@ -144,7 +144,7 @@ func TestObserver_NotConfigured(t *testing.T) {
 func TestObserver_NilRecorder(t *testing.T) {
 	target := "driver-test:" + t.Name()
 	clk := clocktest.New()
-	s := panicSet(clk)
+	s, recs := panicSet(clk)
 	obs := NewObserver(s, ObserverOptions{
 		Transport: "http", Target: target,
 		Config: func() (any, time.Duration, bool) { return nil, 0, true },
@@ -153,7 +153,7 @@ func TestObserver_NilRecorder(t *testing.T) {
 	d := New(s, p, Options{Clock: clk, Observer: obs})
 	waitFor(t, "the first decision", func() bool { return p.decisions() == 1 })
 	d.Close()
-	obs.Probe(s.Get("a"), probe.Probe{Outcome: probe.Healthy})
+	obs.Probe(recs[0], probe.Probe{Outcome: probe.Healthy})
 	obs.Metrics().NoUsableEndpoint()
 	if _, ok := findChannel(target); !ok {
 		t.Error("no fulcrumz entry without a recorder")

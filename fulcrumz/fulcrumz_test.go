@@ -27,11 +27,11 @@ func register(t *testing.T) string {
 	t.Helper()
 	bc := breaker.DefaultConfig()
 	set := endpointset.New(endpointset.DefaultConfig(), endpointset.Options{Probing: true, Warmup: true, Breaker: &bc})
-	set.Update([]endpointset.Spec{
+	added, _ := set.Update([]endpointset.Spec{
 		{Key: "10.0.0.1:80", Addrs: []string{"10.0.0.1:80"}, Weight: 3},
 		{Key: "10.0.0.2:80", Addrs: []string{"10.0.0.2:80"}, Weight: 1},
 	})
-	a := set.Get("10.0.0.1:80")
+	a := added[0] // Update returns the new records in the order of the specs
 	set.NewConnection(a)
 	set.SetConn(a, endpointset.ConnReady)
 	set.SetHealth(a, true, "SERVING")
