@@ -124,6 +124,9 @@ func TestEmptyHold_ErrorEndsHold(t *testing.T) {
 	clk.waitTimers(t, 0)
 	assert.Contains(t, resolverState(t, target).SourceError, "registry down")
 	src.send(Update{Authoritative: true, HoldEmpty: true})
+	// Handled, hence published to fulcrumz: the hold timer exists before
+	// the status is published, so waiting for the timer is not enough.
+	rec.waitHandled(t, 4)
 	assert.Equal(t, []time.Duration{10 * time.Second}, clk.waitTimers(t, 1))
 	assert.Empty(t, resolverState(t, target).SourceError, "an empty answer is an answer")
 	clk.Advance(9 * time.Second)
