@@ -39,7 +39,10 @@ var captured = make(chan []resolver.Endpoint, 16)
 type captureBalancer struct{}
 
 func (*captureBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
-	captured <- s.ResolverState.Endpoints
+	select { // never block grpc-go's serializer (and so Close)
+	case captured <- s.ResolverState.Endpoints:
+	default:
+	}
 	return nil
 }
 func (*captureBalancer) ResolverError(error)                                        {}
