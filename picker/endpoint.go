@@ -26,11 +26,12 @@ type Endpoint struct {
 	// Read-only after construction.
 	addr        string
 	gate        *breaker.Breaker
-	sharedClock bool // gate reads Nanotime
+	sharedClock bool        // gate reads Nanotime
+	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only
 	_           [cacheLine - 32]byte
 
-	inFlight atomic.Int64
-	picks    atomic.Uint64
+	inFlight flightCount // and picks
+	_        [8]byte
 	ages     ageSlotsOf
 	latency  peakEWMA
 }
@@ -53,8 +54,15 @@ func (e *Endpoint) record(t breaker.Ticket, ok bool, end int64) {
 
 // NewEndpoint returns the shared state of the endpoint reached at addr
 // (used in logs and errors). gate is its circuit breaker, or nil.
+//
+// The Endpoint mirrors gate's closedness (breaker.MirrorClosed): a breaker
+// belongs to one Endpoint.
 func NewEndpoint(addr string, gate *breaker.Breaker) *Endpoint {
-	return &Endpoint{addr: addr, gate: gate}
+	e := &Endpoint{addr: addr, gate: gate}
+	if gate != nil {
+		gate.MirrorClosed(&e.gateClosed)
+	}
+	return e
 }
 
 // Breaker returns the endpoint's circuit breaker, or nil.
@@ -67,13 +75,13 @@ func (e *Endpoint) Addr() string { return e.addr }
 func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
 
 // Picks returns the number of requests selected for e since it was created.
-func (e *Endpoint) Picks() uint64 { return e.picks.Load() }
+func (e *Endpoint) Picks() uint64 { return e.inFlight.picks() }
 
 // estimate is the latency estimate the comparison uses at now: the
 // peak-EWMA, raised to the age bound of the bounded requests in flight
 // (inFlight is e's in-flight count, 0 skips the age slots).
-func (e *Endpoint) estimate(inFlight int64, now int64, tau float64) float64 {
-	v := e.latency.value(now, tau)
+func (e *Endpoint) estimate(inFlight int64, now int64, rate float64) float64 {
+	v := e.latency.value(now, rate)
 	if inFlight >= minAged {
 		v = max(v, e.ages.bound(now))
 	}
@@ -83,5 +91,5 @@ func (e *Endpoint) estimate(inFlight int64, now int64, tau float64) float64 {
 // Latency returns the current peak-EWMA latency estimate at the process's
 // monotonic clock (zero when unknown or when the latency term is off).
 func (e *Endpoint) Latency(decay time.Duration) time.Duration {
-	return time.Duration(e.latency.value(nanotime(), float64(decay)))
+	return time.Duration(e.latency.value(nanotime(), 1/float64(decay)))
 }

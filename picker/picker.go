@@ -66,7 +66,7 @@ type Picker struct {
 	// All fields are read-only after New.
 	cfg     Config
 	k       int
-	tau     float64
+	rate    float64 // 1 / LatencyDecay in ns (see decayWeight)
 	entries []Entry
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 }
@@ -96,7 +96,7 @@ func New(cfg Config, entries []Entry) *Picker {
 	p := &Picker{
 		cfg:     cfg,
 		k:       min(max(cfg.ChoiceCount, 1), len(entries), MaxChoiceCount),
-		tau:     float64(time.Duration(cfg.LatencyDecay)),
+		rate:    1 / float64(time.Duration(cfg.LatencyDecay)),
 		entries: entries,
 	}
 	equal, total := true, 0.0
@@ -190,17 +190,19 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 	la := float64(na)
 	lb := float64(nb) + randFloat64()
 	if p.cfg.LatencyAware {
-		ea := a.Endpoint.estimate(na, now, p.tau)
-		eb := b.Endpoint.estimate(nb, now, p.tau)
+		ea := a.Endpoint.estimate(na, now, p.rate)
+		eb := b.Endpoint.estimate(nb, now, p.rate)
 		if ea > 0 && eb > 0 {
 			ea, eb = max(ea, latencyFloor), max(eb, latencyFloor)
 			// Linkerd's cost is latency x (in-flight + 1); applied only
 			// beyond the tolerance so that noise between equal endpoints
-			// leaves weight-proportional shares alone.
-			if r := ea / eb; r > latencyTolerance {
-				la = (la+1)*r - 1
-			} else if r := eb / ea; r > latencyTolerance {
-				lb = (lb+1)*r - 1
+			// leaves weight-proportional shares alone. The tolerance is
+			// tested by multiplication: the common case (estimates within
+			// it) then divides nothing.
+			if ea > latencyTolerance*eb {
+				la = (la+1)*(ea/eb) - 1
+			} else if eb > latencyTolerance*ea {
+				lb = (lb+1)*(eb/ea) - 1
 			}
 		}
 	}
@@ -226,27 +228,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	if p.cfg.LatencyAware {
 		now = nanotime()
 	}
-	// Draw until k candidates admitted by their breaker are compared. A
-	// candidate whose breaker rejects the call is replaced by another
-	// draw: otherwise the remaining candidate would win unopposed, and
-	// with one of five endpoints ejected a slow endpoint got 10 % of the
-	// traffic instead of under 1 %. Draws are bounded by the number of
-	// endpoints and by the buffer.
-	var seenBuf [2*MaxChoiceCount + 2]int
-	seen := seenBuf[:0]
-	best, compared := -1, 0
-	for len(seen) < len(p.entries) && len(seen) < len(seenBuf) && compared < p.k {
-		idx := p.sampleDistinct(seen)
-		seen = append(seen, idx)
-		e := &p.entries[idx]
-		if e.Gated && !e.Endpoint.gate.Admits() {
-			continue
-		}
-		compared++
-		if best < 0 || p.beats(e, &p.entries[best], now) {
-			best = idx
-		}
-	}
+	best := p.choose(now)
 	t.start = now
 	if best >= 0 {
 		if e := &p.entries[best]; e.Gated {
@@ -270,8 +252,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	ep := p.entries[best].Endpoint
 	// "The counter for a subchannel should be atomically incremented by one
 	// after it has been successfully picked by the picker." - gRFC A48
-	ep.inFlight.Add(1)
-	ep.picks.Add(1)
+	ep.inFlight.picked()
 	if bounded && now != 0 {
 		t.tracked = true
 		ep.ages[ageSlot(now)].Add(1)
@@ -279,11 +260,85 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	return best, t, nil
 }
 
+// choose returns the best of p.k distinct candidates that their gate
+// admits, or -1 if every candidate drawn was rejected.
+//
+// The default choiceCount of 2 takes a short path while both candidates
+// are distinct and admitted (with equal weights both come from one random
+// number); otherwise chooseSlow goes on from the candidates already drawn,
+// so that the draws are those of chooseSlow alone.
+func (p *Picker) choose(now int64) int {
+	if p.k != 2 {
+		return p.chooseSlow(now, nil)
+	}
+	a, b := p.sampleTwo()
+	if a == b {
+		return p.chooseSlow(now, []int{a})
+	}
+	ea, eb := &p.entries[a], &p.entries[b]
+	if !ea.admits() || !eb.admits() {
+		return p.chooseSlow(now, []int{a, b})
+	}
+	if p.beats(eb, ea, now) {
+		return b
+	}
+	return a
+}
+
+// sampleTwo draws two indices independently, with probability
+// proportional to weight (they may be equal).
+func (p *Picker) sampleTwo() (a, b int) {
+	if p.alias != nil {
+		return p.sample(), p.sample()
+	}
+	// Equal weights need 32 random bits per index: one draw gives both.
+	n := uint64(len(p.entries))
+	r := randUint64()
+	return int((r >> 32) * n >> 32), int(uint64(uint32(r)) * n >> 32)
+}
+
+// admits reports whether e's gate (if it decides) admits a request now. A
+// closed gate, the common case, is read from the Endpoint's own line.
+func (e *Entry) admits() bool {
+	return !e.Gated || e.Endpoint.gateClosed.Load() || e.Endpoint.gate.Admits()
+}
+
+// chooseSlow draws until k candidates admitted by their breaker are
+// compared, starting with the distinct indices drawn (already drawn by
+// choose). A candidate whose breaker rejects the call is replaced by
+// another draw: otherwise the remaining candidate would win unopposed, and
+// with one of five endpoints ejected a slow endpoint got 10 % of the
+// traffic instead of under 1 %. Draws are bounded by the number of
+// endpoints and by the buffer.
+func (p *Picker) chooseSlow(now int64, drawn []int) int {
+	var seenBuf [2*MaxChoiceCount + 2]int
+	seen := seenBuf[:0]
+	best, compared := -1, 0
+	for len(seen) < len(p.entries) && len(seen) < len(seenBuf) && compared < p.k {
+		var idx int
+		if len(seen) < len(drawn) {
+			idx = drawn[len(seen)]
+		} else {
+			idx = p.sampleDistinct(seen)
+		}
+		seen = append(seen, idx)
+		e := &p.entries[idx]
+		if !e.admits() {
+			continue
+		}
+		compared++
+		if best < 0 || p.beats(e, &p.entries[best], now) {
+			best = idx
+		}
+	}
+	return best
+}
+
 // Abort undoes Select for a request that was never sent: it leaves flight
 // and its breaker admission is returned.
 func (p *Picker) Abort(i int, t Token) {
 	e := p.entries[i].Endpoint
-	e.inFlight.Add(-1)
+	e.inFlight.left()
 	if t.tracked {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
@@ -300,14 +355,14 @@ func (p *Picker) Abort(i int, t Token) {
 // (regardless of Status code)." - gRFC A48
 func (p *Picker) Finish(i int, t Token, o Outcome) {
 	e := p.entries[i].Endpoint
-	e.inFlight.Add(-1)
+	e.inFlight.left()
 	if t.tracked {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
 	var end int64
 	if p.cfg.LatencyAware && o.Timing != Untimed {
 		end = nanotime()
-		e.latency.observe(float64(end-t.start), end, p.tau, o.Timing == LowerBound)
+		e.latency.observe(float64(end-t.start), end, p.rate, o.Timing == LowerBound)
 	}
 	if !t.gated {
 		return
