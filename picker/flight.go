@@ -44,3 +44,9 @@ func (f *flightCount) Store(n int64) {
 		}
 	}
 }
+
+// Add adds delta to the requests in flight (not to the picks) and returns
+// the new count; picked and left are the hot path's.
+func (f *flightCount) Add(delta int64) int64 {
+	return int64(f.w.Add(uint64(delta)) & flightMask)
+}
