@@ -30,10 +30,10 @@ type Endpoint struct {
 	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only
 	_           [cacheLine - 32]byte
 
-	inFlight flightCount // and picks
-	_        [8]byte
-	ages     ageSlotsOf
-	latency  peakEWMA
+	inFlight  flightCount  // and picks
+	trickleAt atomic.Int64 // penalised: no win before (trickle.go)
+	ages      ageSlotsOf
+	latency   peakEWMA
 }
 
 // ShareClock tells that e's breaker reads Nanotime, so that Finish hands it
@@ -79,13 +79,15 @@ func (e *Endpoint) Picks() uint64 { return e.inFlight.picks() }
 
 // estimate is the latency estimate the comparison uses at now: the
 // peak-EWMA, raised to the age bound of the bounded requests in flight
-// (inFlight is e's in-flight count, 0 skips the age slots).
-func (e *Endpoint) estimate(inFlight int64, now int64, rate float64) float64 {
-	v := e.latency.value(now, rate)
+// (inFlight is e's in-flight count, 0 skips the age slots). last is the
+// same without the decay since the last sample (see trickle.go).
+func (e *Endpoint) estimate(inFlight int64, now int64, rate float64) (v, last float64) {
+	v, last = e.latency.values(now, rate)
 	if inFlight >= minAged {
-		v = max(v, e.ages.bound(now))
+		bound := e.ages.bound(now)
+		v, last = max(v, bound), max(last, bound)
 	}
-	return v
+	return v, last
 }
 
 // Latency returns the current peak-EWMA latency estimate at the process's

@@ -77,11 +77,18 @@ func (e *peakEWMA) observe(rtt float64, now int64, rate float64, lowerBound bool
 // value returns the estimate at now, decayed toward zero for the time since
 // the last sample. Zero means "no information".
 func (e *peakEWMA) value(now int64, rate float64) float64 {
+	v, _ := e.values(now, rate)
+	return v
+}
+
+// values returns value and the estimate as of the last sample (not
+// decayed).
+func (e *peakEWMA) values(now int64, rate float64) (v, last float64) {
 	c := math.Float64frombits(e.cost.Load())
 	if c == 0 {
-		return 0
+		return 0, 0
 	}
-	return c * decayWeight(now-e.stamp.Load(), rate)
+	return c * decayWeight(now-e.stamp.Load(), rate), c
 }
 
 // decayWeight is exp(-elapsed/tau), rate = 1/tau.

@@ -7,9 +7,10 @@ import (
 	"github.com/fulcrum-lb/fulcrum/config"
 )
 
-// sim drives a latency-aware picker on a fake clock, one arrival per
-// millisecond: each request ends after its endpoint's service time (timed),
-// or at its deadline (a lower bound) if the endpoint is hung.
+// sim drives a latency-aware picker on a fake clock, perMs arrivals per
+// millisecond (1 unless set): each request ends after its endpoint's
+// service time (timed), or at its deadline (a lower bound) if the endpoint
+// is hung.
 type sim struct {
 	t       *testing.T
 	p       *Picker
@@ -18,6 +19,7 @@ type sim struct {
 	hung    []bool
 	pending []simReq
 	picks   []int // per endpoint, since the last reset
+	perMs   int
 }
 
 type simReq struct {
@@ -53,17 +55,23 @@ func (s *sim) run(d time.Duration) {
 			}
 		}
 		s.pending = kept
-		i, tok, err := s.p.SelectBounded(true)
-		if err != nil {
-			s.t.Fatal(err)
+		for range max(s.perMs, 1) {
+			s.arrive()
 		}
-		s.picks[i]++
-		r := simReq{i: i, tok: tok, end: *s.now + int64(s.service[i]), o: Outcome{Verdict: Success, Timing: Timed}}
-		if s.hung[i] {
-			r.end, r.o = *s.now+int64(simDeadline), Outcome{Timing: LowerBound}
-		}
-		s.pending = append(s.pending, r)
 	}
+}
+
+func (s *sim) arrive() {
+	i, tok, err := s.p.SelectBounded(true)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.picks[i]++
+	r := simReq{i: i, tok: tok, end: *s.now + int64(s.service[i]), o: Outcome{Verdict: Success, Timing: Timed}}
+	if s.hung[i] {
+		r.end, r.o = *s.now+int64(simDeadline), Outcome{Timing: LowerBound}
+	}
+	s.pending = append(s.pending, r)
 }
 
 func (s *sim) share(i int) float64 {

@@ -67,6 +67,7 @@ type Picker struct {
 	cfg     Config
 	k       int
 	rate    float64 // 1 / LatencyDecay in ns (see decayWeight)
+	gap     int64   // trickle gap: LatencyDecay / tricklePerDecay
 	entries []Entry
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 }
@@ -97,6 +98,7 @@ func New(cfg Config, entries []Entry) *Picker {
 		cfg:     cfg,
 		k:       min(max(cfg.ChoiceCount, 1), len(entries), MaxChoiceCount),
 		rate:    1 / float64(time.Duration(cfg.LatencyDecay)),
+		gap:     int64(cfg.LatencyDecay) / tricklePerDecay,
 		entries: entries,
 	}
 	equal, total := true, 0.0
@@ -189,9 +191,10 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 	na, nb := a.Endpoint.inFlight.Load(), b.Endpoint.inFlight.Load()
 	la := float64(na)
 	lb := float64(nb) + randFloat64()
+	penA, penB := false, false
 	if p.cfg.LatencyAware {
-		ea := a.Endpoint.estimate(na, now, p.rate)
-		eb := b.Endpoint.estimate(nb, now, p.rate)
+		ea, lastA := a.Endpoint.estimate(na, now, p.rate)
+		eb, lastB := b.Endpoint.estimate(nb, now, p.rate)
 		if ea > 0 && eb > 0 {
 			ea, eb = max(ea, latencyFloor), max(eb, latencyFloor)
 			// Linkerd's cost is latency x (in-flight + 1); applied only
@@ -204,12 +207,21 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 			} else if eb > latencyTolerance*ea {
 				lb = (lb+1)*(eb/ea) - 1
 			}
+			penA, penB = lastA > trickleFactor*eb, lastB > trickleFactor*ea
 		}
 	}
 	if bias != 1 {
 		la, lb = math.Pow(la, bias), math.Pow(lb, bias)
 	}
-	return lb*a.Weight <= la*b.Weight
+	win := lb*a.Weight <= la*b.Weight
+	// A penalised winner must have its trickle allowance (trickle.go).
+	switch {
+	case win && penB:
+		return b.Endpoint.takeTrickle(now, p.gap)
+	case !win && penA:
+		return !a.Endpoint.takeTrickle(now, p.gap)
+	}
+	return win
 }
 
 // Select chooses the endpoint for one request and counts it in flight. The
