@@ -1,6 +1,7 @@
 package picker
 
 import (
+	rand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -20,6 +21,9 @@ type sim struct {
 	pending []simReq
 	picks   []int // per endpoint, since the last reset
 	perMs   int
+	// jitter, if set, makes a service time 0.6 + 0.4 x Exp(1) times the
+	// endpoint's (3ms + Exp(2ms) for 5ms, as in the scenario benchmark).
+	jitter *rand.Rand
 }
 
 type simReq struct {
@@ -67,7 +71,11 @@ func (s *sim) arrive() {
 		s.t.Fatal(err)
 	}
 	s.picks[i]++
-	r := simReq{i: i, tok: tok, end: *s.now + int64(s.service[i]), o: Outcome{Verdict: Success, Timing: Timed}}
+	d := float64(s.service[i])
+	if s.jitter != nil {
+		d *= 0.6 + 0.4*s.jitter.ExpFloat64()
+	}
+	r := simReq{i: i, tok: tok, end: *s.now + int64(d), o: Outcome{Verdict: Success, Timing: Timed}}
 	if s.hung[i] {
 		r.end, r.o = *s.now+int64(simDeadline), Outcome{Timing: LowerBound}
 	}

@@ -189,12 +189,11 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 		return false // weighted random: the first sampled candidate wins
 	}
 	na, nb := a.Endpoint.inFlight.Load(), b.Endpoint.inFlight.Load()
-	la := float64(na)
-	lb := float64(nb) + randFloat64()
-	penA, penB := false, false
+	la, lb := float64(na), float64(nb)+randFloat64()
+	var ea, eb, lastA, lastB float64
 	if p.cfg.LatencyAware {
-		ea, lastA := a.Endpoint.estimate(na, now, p.rate)
-		eb, lastB := b.Endpoint.estimate(nb, now, p.rate)
+		ea, lastA = a.Endpoint.estimate(na, now, p.rate)
+		eb, lastB = b.Endpoint.estimate(nb, now, p.rate)
 		if ea > 0 && eb > 0 {
 			ea, eb = max(ea, latencyFloor), max(eb, latencyFloor)
 			// Linkerd's cost is latency x (in-flight + 1); applied only
@@ -207,21 +206,29 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 			} else if eb > latencyTolerance*ea {
 				lb = (lb+1)*(eb/ea) - 1
 			}
-			penA, penB = lastA > trickleFactor*eb, lastB > trickleFactor*ea
+		} else {
+			lastA, lastB = 0, 0 // no comparison of latencies: no penalty
 		}
 	}
-	if bias != 1 {
-		la, lb = math.Pow(la, bias), math.Pow(lb, bias)
-	}
-	win := lb*a.Weight <= la*b.Weight
-	// A penalised winner must have its trickle allowance (trickle.go).
+	win := p.lighter(lb, la, a, b)
+	// A penalised endpoint's win needs its trickle allowance, unless its
+	// rival has stalled (trickle.go).
 	switch {
-	case win && penB:
-		return b.Endpoint.takeTrickle(now, p.gap)
-	case !win && penA:
-		return !a.Endpoint.takeTrickle(now, p.gap)
+	case win && lastB > trickleFactor*ea:
+		return a.Endpoint.stalled(na, now, ea) || b.Endpoint.takeTrickle(now, p.gap)
+	case !win && lastA > trickleFactor*eb:
+		return !b.Endpoint.stalled(nb, now, eb) && !a.Endpoint.takeTrickle(now, p.gap)
 	}
 	return win
+}
+
+// lighter reports whether load lb on b is no more than load la on a per
+// unit of weight, each raised to activeRequestBias.
+func (p *Picker) lighter(lb, la float64, a, b *Entry) bool {
+	if bias := p.cfg.ActiveRequestBias; bias != 1 {
+		la, lb = math.Pow(la, bias), math.Pow(lb, bias)
+	}
+	return lb*a.Weight <= la*b.Weight
 }
 
 // Select chooses the endpoint for one request and counts it in flight. The

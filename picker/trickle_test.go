@@ -2,6 +2,8 @@ package picker
 
 import (
 	"fmt"
+	"math"
+	rand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -28,6 +30,7 @@ func TestPicker_SlowEndpointTrickle(t *testing.T) {
 			ms := time.Millisecond
 			s := newSim(t, &now, 50*ms, 5*ms, 5*ms, 5*ms)
 			s.perMs = perMs
+			s.jitter = rand.New(rand.NewPCG(41, uint64(perMs)))
 			s.run(2 * simDecay)
 			s.reset()
 			s.run(periods * simDecay)
@@ -72,7 +75,9 @@ func TestPicker_PenalisedEndpointRecovers(t *testing.T) {
 
 // TestPicker_EquallySlowNotPenalised: the penalty is relative to the
 // rival: with every endpoint equally slow (or equally fast) none is
-// penalised, no trickle allowance is ever taken, and each gets its share.
+// penalised once their estimates have ramped up (one sample at most
+// doubles an estimate, so for the first few they differ), no trickle
+// allowance is taken, and each gets its share.
 func TestPicker_EquallySlowNotPenalised(t *testing.T) {
 	for _, service := range []time.Duration{50 * time.Millisecond, 5 * time.Millisecond} {
 		t.Run(service.String(), func(t *testing.T) {
@@ -81,6 +86,9 @@ func TestPicker_EquallySlowNotPenalised(t *testing.T) {
 			s := newSim(t, &now, service, service, service, service)
 			s.run(simDecay)
 			s.reset()
+			for i := range s.picks {
+				s.p.Entry(i).Endpoint.trickleAt.Store(0)
+			}
 			s.run(3 * simDecay)
 			for i := range s.picks {
 				if sh := s.share(i); sh < 0.2 || sh > 0.3 {
@@ -94,18 +102,21 @@ func TestPicker_EquallySlowNotPenalised(t *testing.T) {
 	}
 }
 
-// TestPicker_TrickleRule pins the penalty in one comparison (u fixed): b's
-// last estimate is 10x a's. With a busy enough that the latency cost
-// alone lets b win, b wins once, then loses until the trickle gap has
-// passed; its estimate decayed to a's level does not lift the penalty
-// (only a fast sample does); a comparison b loses anyway takes no
-// allowance; at exactly trickleFactor there is no penalty.
+// TestPicker_TrickleRule pins the penalty in one comparison (u fixed at
+// 0.3): b's last estimate is 10x a's (5ms). A win that only the decay of
+// b's estimate allows takes b's allowance: b wins once, then loses until
+// the trickle gap has passed, and the same holds when b is the current
+// best. Against a stalled rival (hung: requests in flight, none ending) b
+// needs no allowance; against a merely busy one it does. At exactly
+// trickleFactor there is no penalty.
 func TestPicker_TrickleRule(t *testing.T) {
 	fixedU(t, 0.3)
 	now := int64(time.Hour)
 	ms := float64(time.Millisecond)
 	decay := config.Duration(simDecay)
 	gap := int64(simDecay) / tricklePerDecay
+	// b's 50ms sample dates from tau x ln 10 ago: decayed to a's 5ms.
+	stale := now - int64(math.Log(10)*float64(simDecay))
 	newPair := func(aInF int64, bLast float64, bStamp int64) (a, b *Entry, p *Picker) {
 		a = &Entry{Endpoint: NewEndpoint("a", nil), Weight: 1}
 		b = &Entry{Endpoint: NewEndpoint("b", nil), Weight: 1}
@@ -114,10 +125,12 @@ func TestPicker_TrickleRule(t *testing.T) {
 		setEstimate(&b.Endpoint.latency, bLast, bStamp)
 		return a, b, New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: decay}, []Entry{*a, *b})
 	}
-	// b's load is (0+0.3+1)x10-1 = 12: a at 20 in flight loses by cost.
-	a, b, p := newPair(20, 50*ms, now)
+
+	// a at 1 in flight: b (0.3) wins by its decayed estimate, loses by its
+	// last one ((0.3+1) x 10 - 1 = 12).
+	a, b, p := newPair(1, 50*ms, stale)
 	if !p.beats(b, a, now) {
-		t.Fatal("penalised b with its allowance lost to a busier a")
+		t.Fatal("penalised b with its allowance lost")
 	}
 	if p.beats(b, a, now+gap-1) {
 		t.Fatal("penalised b won twice within one trickle gap")
@@ -125,36 +138,46 @@ func TestPicker_TrickleRule(t *testing.T) {
 	if !p.beats(b, a, now+gap) {
 		t.Fatal("penalised b lost after the trickle gap")
 	}
-	// The same from a's side: a penalised current best keeps its place
-	// only with its allowance.
+	// b as the current best at 0 in flight against a at 1 (1.3): b keeps
+	// its place by its decayed estimate, not by its last (9), so only
+	// with its allowance.
 	if p.beats(a, b, now+2*gap) {
-		t.Fatal("a busy a displaced a penalised b that had its allowance")
+		t.Fatal("a displaced a penalised b that had its allowance")
 	}
 	if !p.beats(a, b, now+2*gap+1) {
 		t.Fatal("a penalised b without allowance kept its place")
 	}
 
-	// Decayed to 5ms (tau x ln 10 after its 50ms sample), still penalised.
-	stale := now - int64(2.31*float64(simDecay))
-	a, b, p = newPair(0, 50*ms, stale)
-	if !p.beats(b, a, now) && b.Endpoint.trickleAt.Load() == 0 {
-		// b at 0.3 in flight against an idle a loses by load: no allowance taken.
-	} else {
-		t.Fatalf("b lost by load took an allowance or won: next at %d", b.Endpoint.trickleAt.Load())
-	}
-	a.Endpoint.inFlight.Store(2) // b equal by estimate, less loaded: wins by load
-	if !p.beats(b, a, now) {
-		t.Fatal("decayed penalised b lost its first comparison")
-	}
-	if p.beats(b, a, now+1) {
-		t.Fatal("decay lifted the penalty: b won twice within one gap")
-	}
-
-	// Exactly trickleFactor x a's estimate: not penalised.
-	a, b, p = newPair(20, trickleFactor*5*ms, now)
+	// A rival with 2 in flight and no request ended for over 4x its
+	// estimate has stalled (hung): b wins by the latency cost, every time,
+	// without taking an allowance.
+	a, b, p = newPair(2, 50*ms, stale)
+	setEstimate(&a.Endpoint.latency, 5*ms, now-int64(stallFactor*5*ms)-1)
 	for i := range 3 {
 		if !p.beats(b, a, now) {
-			t.Fatalf("b at exactly %gx lost comparison %d to a busy a", trickleFactor, i)
+			t.Fatalf("b lost comparison %d to a stalled rival", i)
+		}
+	}
+	if at := b.Endpoint.trickleAt.Load(); at != 0 {
+		t.Fatalf("a win against a stalled rival took an allowance (next at %d)", at)
+	}
+	// Busy is not stalled: a at 20 in flight whose requests end.
+	a, b, p = newPair(20, 50*ms, stale)
+	if !p.beats(b, a, now) || p.beats(b, a, now+1) {
+		t.Fatal("against a busy rival that is not stalled, b did not win exactly once within a gap")
+	}
+
+	// A comparison b loses anyway takes no allowance.
+	a, b, p = newPair(0, 50*ms, stale)
+	if p.beats(b, a, now) || b.Endpoint.trickleAt.Load() != 0 {
+		t.Fatalf("b, busier than an idle a, won or took an allowance (next at %d)", b.Endpoint.trickleAt.Load())
+	}
+
+	// Exactly trickleFactor x a's estimate, not decayed: no penalty.
+	a, b, p = newPair(1, trickleFactor*5*ms, now)
+	for i := range 3 {
+		if !p.beats(b, a, now) {
+			t.Fatalf("b at exactly %gx lost comparison %d", trickleFactor, i)
 		}
 	}
 }
