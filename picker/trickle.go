@@ -4,44 +4,42 @@ package picker
 // at most tricklePerDecay times per LatencyDecay (a trickle), whatever the
 // request rate, instead of a share of the traffic.
 //
-// Why (issue 21 l): a 10x slower endpoint loses every comparison by the
-// latency cost, until its estimate, which moves only when its requests
-// end, has decayed to within latencyTolerance of its peers'. Then it
-// counted as their equal and won about half of the comparisons it took
-// part in, until its first request came back slow, some 50 ms later at
-// 600 requests/s: a burst proportional to the request rate, once per
-// decay. It got 0.7-1.1 % of the requests in the one-slow scenario, and
-// the p99, the 1 % quantile, jumped from 12-19 ms to 50-79 ms whenever it
-// went over 1 %.
+// Why (issue 21 l): peak-EWMA sits near the top of a busy endpoint's
+// latencies (a higher sample moves it halfway up, a lower one hardly moves
+// it between samples milliseconds apart), while a rarely picked endpoint's
+// follows its few recent samples. So a backend 10x slower on average
+// showed only about 4x (3 ms + Exp(2 ms) against 10x that, as in the
+// one-slow scenario: estimates near 12 ms against 40-80 ms), and the
+// latency cost, (inFlight + 1) x 4 - 1, let it win whenever a peer had 3
+// to 7 requests in flight, which bursty arrivals give now and then, and
+// whenever its estimate had decayed to within latencyTolerance. Its share
+// grew with the rate: 0.7-1.1 % in the one-slow scenario at 600
+// requests/s, and the p99, the 1 % quantile, jumped from 12-19 ms to
+// 50-79 ms whenever it went over 1 % (in TestPicker_SlowEndpointTrickle's
+// simulation, 0.55 % at 1 000/s and 0.73 % at 4 000/s).
 //
-// The trickle keeps the re-admission (the endpoint's requests are how its
-// recovery is noticed) and bounds its burst: a penalised endpoint wins at
-// most once per trickle gap (LatencyDecay / tricklePerDecay), so its first
-// request, the probe, comes back before the next may go, and a still-slow
-// answer puts the estimate back up. A penalised endpoint never wins a
-// comparison the rule without it would lose (it is not forced in): at low
-// rates nothing changes.
+// A penalised endpoint's win needs its allowance: at most one per trickle
+// gap (LatencyDecay / tricklePerDecay), so its request, a probe, comes
+// back before the next may go, and a still-slow answer keeps it
+// penalised; a fast one lifts the penalty (below). It is never forced in:
+// it wins only comparisons the latency cost gives it, so at low rates
+// nothing changes. The exception, a stalled rival, is below.
 //
 // Penalised means that the endpoint's last estimate, not decayed (the
-// latency its latest requests showed; raised by the age of its requests
+// latency its latest requests showed, raised by the age of its requests
 // in flight), is more than trickleFactor times its rival's current
 // estimate (both at least latencyFloor). The decay alone does not lift the
 // penalty, a request that comes back fast does: the estimate then blends
 // toward the new latency with the weight of the time since its last
-// sample, so after a quiet decay period one fast answer brings it most of
-// the way. Endpoints equally slow are not penalised: the penalty is
+// sample. Endpoints equally slow are not penalised: the penalty is
 // relative to the rival of each comparison.
 //
-// trickleFactor is 3 (1.5x latencyTolerance: between 2x and 3x the latency
-// cost alone decides). Not more: peak-EWMA sits near the top of a busy
-// endpoint's latencies (a higher sample moves it halfway up, a lower one
-// hardly moves it between samples milliseconds apart), while a rarely
-// picked endpoint's follows its few recent samples, so a backend 10x
-// slower on average shows about 4x: 3 ms + Exp(2 ms) against 10x that,
-// in the one-slow scenario, gives estimates near 12 ms against 40-80 ms.
-// Not less: a healthy endpoint needs two slow requests in a row (one
-// sample at most doubles the estimate) to exceed it, and noise between
-// equal endpoints stays within the 2x tolerance.
+// trickleFactor is latencyTolerance, 2: the penalty applies where the
+// latency cost does, by the last estimate. In the one-slow scenario (6 s,
+// 600/s) the 10x backend got 29-73 requests with 4, 7-21 with 3, and 7-8
+// (the trickle) in every run with 2. Equal endpoints stay within 2x of
+// each other (the premise of the tolerance), and one slow sample at most
+// doubles an estimate, so a healthy endpoint needs two in a row.
 const (
 	trickleFactor   = latencyTolerance
 	tricklePerDecay = 4
@@ -53,9 +51,10 @@ const (
 // until the age bound shows (a slot, 134-268 ms), and meanwhile every
 // request it wins is stuck; least-request's defence is its growing
 // in-flight count, which the latency cost weighs, and which the trickle
-// would override (in the slow-hang scenario, trickling the slow peers
-// against hung ones lost 52 RPCs to deadlines against 33). A busy healthy
-// rival ends a request every few milliseconds.
+// would override (in one run of the slow-hang scenario, trickling the slow
+// peers against hung ones too lost 52 RPCs to deadlines, against 17-30
+// before the trickle and 19-32 with this exception). A busy healthy rival
+// ends a request every few milliseconds.
 const stallFactor = 4
 
 // stalled reports whether e, with inFlight requests in flight and
