@@ -68,6 +68,7 @@ type Picker struct {
 	k       int
 	rate    float64 // 1 / LatencyDecay in ns (see decayWeight)
 	gap     int64   // trickle gap: LatencyDecay / tricklePerDecay
+	ended   *lastEnd
 	entries []Entry
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 }
@@ -99,6 +100,7 @@ func New(cfg Config, entries []Entry) *Picker {
 		k:       min(max(cfg.ChoiceCount, 1), len(entries), MaxChoiceCount),
 		rate:    1 / float64(time.Duration(cfg.LatencyDecay)),
 		gap:     int64(cfg.LatencyDecay) / tricklePerDecay,
+		ended:   new(lastEnd),
 		entries: entries,
 	}
 	equal, total := true, 0.0
@@ -215,9 +217,9 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 	// rival has stalled (trickle.go).
 	switch {
 	case win && lastB > trickleFactor*ea:
-		return a.Endpoint.stalled(na, now, ea) || b.Endpoint.takeTrickle(now, p.gap)
+		return p.ended.stalled(a.Endpoint, na, ea) || b.Endpoint.takeTrickle(now, p.gap)
 	case !win && lastA > trickleFactor*eb:
-		return !b.Endpoint.stalled(nb, now, eb) && !a.Endpoint.takeTrickle(now, p.gap)
+		return !p.ended.stalled(b.Endpoint, nb, eb) && !a.Endpoint.takeTrickle(now, p.gap)
 	}
 	return win
 }
@@ -308,6 +310,7 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 	if p.cfg.LatencyAware && o.Timing != Untimed {
 		end = nanotime()
 		e.latency.observe(float64(end-t.start), end, p.rate, o.Timing == LowerBound)
+		p.ended.saw(end)
 	}
 	if !t.gated {
 		return

@@ -1,5 +1,10 @@
 package picker
 
+import (
+	"sync/atomic"
+	"time"
+)
+
 // An endpoint far slower than its rival is penalised: it wins a comparison
 // at most tricklePerDecay times per LatencyDecay (a trickle), whatever the
 // request rate, instead of a share of the traffic.
@@ -46,21 +51,39 @@ const (
 )
 
 // A penalised endpoint needs no allowance against a rival that has
-// stalled: at least minAged requests in flight and none ended for
-// stallFactor times its estimate. A hung rival keeps its healthy estimate
+// stalled: at least minAged requests in flight, and other endpoints'
+// requests (of the same picker) have ended over stallFactor times its
+// estimate after its last one did. A hung rival keeps its healthy estimate
 // until the age bound shows (a slot, 134-268 ms), and meanwhile every
 // request it wins is stuck; least-request's defence is its growing
 // in-flight count, which the latency cost weighs, and which the trickle
 // would override (in one run of the slow-hang scenario, trickling the slow
 // peers against hung ones too lost 52 RPCs to deadlines, against 17-30
 // before the trickle and 19-32 with this exception). A busy healthy rival
-// ends a request every few milliseconds.
+// ends a request every few milliseconds. Measured against other
+// endpoints' ends rather than the clock, so that a pause of the client
+// process (a GC, a loaded machine) does not make every endpoint look
+// stalled.
 const stallFactor = 4
 
+// lastEnd is the time of a recent timed request end on a Picker: the
+// latest, give or take lastEndStep (stored at most once per step, so that
+// the word is rarely written).
+type lastEnd struct{ at atomic.Int64 }
+
+const lastEndStep = int64(time.Millisecond)
+
+// saw records a timed request end at now.
+func (l *lastEnd) saw(now int64) {
+	if now-l.at.Load() > lastEndStep {
+		l.at.Store(now)
+	}
+}
+
 // stalled reports whether e, with inFlight requests in flight and
-// estimate est (at least latencyFloor), has stalled at now.
-func (e *Endpoint) stalled(inFlight, now int64, est float64) bool {
-	return inFlight >= minAged && float64(now-e.latency.stamp.Load()) > stallFactor*est
+// estimate est (at least latencyFloor), has stalled.
+func (l *lastEnd) stalled(e *Endpoint, inFlight int64, est float64) bool {
+	return inFlight >= minAged && float64(l.at.Load()-e.latency.stamp.Load()) > stallFactor*est
 }
 
 // takeTrickle reports whether e, penalised, may win a comparison at now,

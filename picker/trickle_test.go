@@ -106,8 +106,9 @@ func TestPicker_EquallySlowNotPenalised(t *testing.T) {
 // 0.3): b's last estimate is 10x a's (5ms). A win that only the decay of
 // b's estimate allows takes b's allowance: b wins once, then loses until
 // the trickle gap has passed, and the same holds when b is the current
-// best. Against a stalled rival (hung: requests in flight, none ending) b
-// needs no allowance; against a merely busy one it does. At exactly
+// best. Against a stalled rival (hung: requests in flight, none ending
+// while others' do) b needs no allowance; against a merely busy one, or
+// after a pause of the client, it does. At exactly
 // trickleFactor there is no penalty.
 func TestPicker_TrickleRule(t *testing.T) {
 	fixedU(t, 0.3)
@@ -148,10 +149,11 @@ func TestPicker_TrickleRule(t *testing.T) {
 		t.Fatal("a penalised b without allowance kept its place")
 	}
 
-	// A rival with 2 in flight and no request ended for over 4x its
-	// estimate has stalled (hung): b wins by the latency cost, every time,
-	// without taking an allowance.
+	// A rival with 2 in flight none of which ended over 4x its estimate
+	// after other endpoints' latest request did has stalled (hung): b
+	// wins by the latency cost, every time, without taking an allowance.
 	a, b, p = newPair(2, 50*ms, stale)
+	p.ended.saw(now)
 	setEstimate(&a.Endpoint.latency, 5*ms, now-int64(stallFactor*5*ms)-1)
 	for i := range 3 {
 		if !p.beats(b, a, now) {
@@ -161,8 +163,17 @@ func TestPicker_TrickleRule(t *testing.T) {
 	if at := b.Endpoint.trickleAt.Load(); at != 0 {
 		t.Fatalf("a win against a stalled rival took an allowance (next at %d)", at)
 	}
+	// A pause of the client: a's latest end is a second old, but nothing
+	// ended since: not stalled.
+	a, b, p = newPair(2, 50*ms, stale)
+	setEstimate(&a.Endpoint.latency, 5*ms, now-int64(time.Second))
+	p.ended.saw(now - int64(time.Second))
+	if !p.beats(b, a, now) || p.beats(b, a, now+1) {
+		t.Fatal("after a pause of the client, b did not win exactly once within a gap")
+	}
 	// Busy is not stalled: a at 20 in flight whose requests end.
 	a, b, p = newPair(20, 50*ms, stale)
+	p.ended.saw(now)
 	if !p.beats(b, a, now) || p.beats(b, a, now+1) {
 		t.Fatal("against a busy rival that is not stalled, b did not win exactly once within a gap")
 	}
