@@ -67,6 +67,8 @@ type Breaker struct {
 	cur atomic.Pointer[phase]
 	// admitAll: a half-open breaker admits every call (SetAdmitAll).
 	admitAll atomic.Bool
+	// mirror, if set, is kept equal to "closed" (MirrorClosed).
+	mirror atomic.Pointer[atomic.Bool]
 }
 
 // New returns a closed Breaker. cfg must pass Validate (New panics
@@ -147,6 +149,7 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 			np.trials.Store(1)
 			np.trialAt.Store(now)
 			if b.cur.CompareAndSwap(p, np) {
+				b.syncMirror()
 				b.notify(Open, HalfOpen, func() string {
 					return fmt.Sprintf("open period %v elapsed", time.Duration(p.until-p.since))
 				})
@@ -192,6 +195,7 @@ func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 		}
 		if p.successes.Add(1) == b.trials {
 			if b.cur.CompareAndSwap(p, b.newClosed(p, now)) {
+				b.syncMirror()
 				b.notify(HalfOpen, Closed, func() string {
 					return fmt.Sprintf("%d/%d trial RPCs succeeded", b.trials, b.trials)
 				})
@@ -266,6 +270,7 @@ func (b *Breaker) trip(p *phase, now int64, reason func() string) {
 	d := b.cfg.openDuration(trips)
 	np := &phase{state: Open, gen: p.gen + 1, trips: trips, since: now, until: now + int64(d)}
 	if b.cur.CompareAndSwap(p, np) {
+		b.syncMirror()
 		b.notify(p.state, Open, reason)
 	}
 }

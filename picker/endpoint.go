@@ -26,13 +26,14 @@ type Endpoint struct {
 	// Read-only after construction.
 	addr        string
 	gate        *breaker.Breaker
-	sharedClock bool // gate reads Nanotime
+	sharedClock bool        // gate reads Nanotime
+	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only
 	_           [cacheLine - 32]byte
 
-	inFlight atomic.Int64
-	picks    atomic.Uint64
-	ages     ageSlotsOf
-	latency  peakEWMA
+	inFlight  flightCount  // and picks
+	trickleAt atomic.Int64 // penalised: no win before (trickle.go)
+	ages      ageSlotsOf
+	latency   peakEWMA
 }
 
 // ShareClock tells that e's breaker reads Nanotime, so that Finish hands it
@@ -53,8 +54,15 @@ func (e *Endpoint) record(t breaker.Ticket, ok bool, end int64) {
 
 // NewEndpoint returns the shared state of the endpoint reached at addr
 // (used in logs and errors). gate is its circuit breaker, or nil.
+//
+// The Endpoint mirrors gate's closedness (breaker.MirrorClosed): a breaker
+// belongs to one Endpoint.
 func NewEndpoint(addr string, gate *breaker.Breaker) *Endpoint {
-	return &Endpoint{addr: addr, gate: gate}
+	e := &Endpoint{addr: addr, gate: gate}
+	if gate != nil {
+		gate.MirrorClosed(&e.gateClosed)
+	}
+	return e
 }
 
 // Breaker returns the endpoint's circuit breaker, or nil.
@@ -67,21 +75,23 @@ func (e *Endpoint) Addr() string { return e.addr }
 func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
 
 // Picks returns the number of requests selected for e since it was created.
-func (e *Endpoint) Picks() uint64 { return e.picks.Load() }
+func (e *Endpoint) Picks() uint64 { return e.inFlight.picks() }
 
 // estimate is the latency estimate the comparison uses at now: the
 // peak-EWMA, raised to the age bound of the bounded requests in flight
-// (inFlight is e's in-flight count, 0 skips the age slots).
-func (e *Endpoint) estimate(inFlight int64, now int64, tau float64) float64 {
-	v := e.latency.value(now, tau)
+// (inFlight is e's in-flight count, 0 skips the age slots). last is the
+// same without the decay since the last sample (see trickle.go).
+func (e *Endpoint) estimate(inFlight int64, now int64, rate float64) (v, last float64) {
+	v, last = e.latency.values(now, rate)
 	if inFlight >= minAged {
-		v = max(v, e.ages.bound(now))
+		bound := e.ages.bound(now)
+		v, last = max(v, bound), max(last, bound)
 	}
-	return v
+	return v, last
 }
 
 // Latency returns the current peak-EWMA latency estimate at the process's
 // monotonic clock (zero when unknown or when the latency term is off).
 func (e *Endpoint) Latency(decay time.Duration) time.Duration {
-	return time.Duration(e.latency.value(nanotime(), float64(decay)))
+	return time.Duration(e.latency.value(nanotime(), 1/float64(decay)))
 }

@@ -47,14 +47,18 @@ type peakEWMA struct {
 	stamp atomic.Int64  // monotonic nanoseconds of the last update
 }
 
+// The decay's time constant tau is passed as its inverse, rate = 1/tau
+// per nanosecond: a multiplication instead of a division on every read of
+// an estimate (two per pick, one per request end).
+
 // observe records one RPC latency rtt (nanoseconds) completed at now. A
 // lowerBound sample (an RPC cut short by a deadline or a cancellation: its
 // latency is at least rtt) may only raise the estimate.
-func (e *peakEWMA) observe(rtt float64, now int64, tau float64, lowerBound bool) {
+func (e *peakEWMA) observe(rtt float64, now int64, rate float64, lowerBound bool) {
 	for {
 		oldBits := e.cost.Load()
 		prev := math.Float64frombits(oldBits)
-		w := decayWeight(now-e.stamp.Load(), tau)
+		w := decayWeight(now-e.stamp.Load(), rate)
 		if lowerBound && rtt <= prev*w {
 			return
 		}
@@ -72,19 +76,27 @@ func (e *peakEWMA) observe(rtt float64, now int64, tau float64, lowerBound bool)
 
 // value returns the estimate at now, decayed toward zero for the time since
 // the last sample. Zero means "no information".
-func (e *peakEWMA) value(now int64, tau float64) float64 {
-	c := math.Float64frombits(e.cost.Load())
-	if c == 0 {
-		return 0
-	}
-	return c * decayWeight(now-e.stamp.Load(), tau)
+func (e *peakEWMA) value(now int64, rate float64) float64 {
+	v, _ := e.values(now, rate)
+	return v
 }
 
-func decayWeight(elapsed int64, tau float64) float64 {
+// values returns value and the estimate as of the last sample (not
+// decayed).
+func (e *peakEWMA) values(now int64, rate float64) (v, last float64) {
+	c := math.Float64frombits(e.cost.Load())
+	if c == 0 {
+		return 0, 0
+	}
+	return c * decayWeight(now-e.stamp.Load(), rate), c
+}
+
+// decayWeight is exp(-elapsed/tau), rate = 1/tau.
+func decayWeight(elapsed int64, rate float64) float64 {
 	if elapsed <= 0 {
 		return 1
 	}
-	x := float64(elapsed) / tau
+	x := float64(elapsed) * rate
 	if x < 0.01 {
 		// Under load samples arrive far more often than tau: the
 		// second-order Taylor term is exact to 2e-7 here and saves the

@@ -11,24 +11,24 @@ import (
 // an endpoint whose callers give up quickly look fast); one above raises it
 // like any sample.
 func TestEWMA_LowerBoundOnlyRaises(t *testing.T) {
-	tau := float64(time.Second)
+	rate := 1 / float64(time.Second)
 	now := int64(time.Hour)
 	var e peakEWMA
 	setEstimate(&e, float64(100*time.Millisecond), now)
-	before := e.value(now, tau)
-	e.observe(float64(time.Millisecond), now+int64(time.Second), tau, true)
-	if got, want := e.value(now+int64(time.Second), tau), before*decayWeight(int64(time.Second), tau); got != want {
+	before := e.value(now, rate)
+	e.observe(float64(time.Millisecond), now+int64(time.Second), rate, true)
+	if got, want := e.value(now+int64(time.Second), rate), before*decayWeight(int64(time.Second), rate); got != want {
 		t.Fatalf("estimate after a 1ms lower bound below it: %v, want only the decay to %v", time.Duration(got), time.Duration(want))
 	}
 	var timed peakEWMA
 	setEstimate(&timed, float64(100*time.Millisecond), now)
-	timed.observe(float64(time.Millisecond), now+int64(time.Second), tau, false)
-	if timed.value(now+int64(time.Second), tau) == e.value(now+int64(time.Second), tau) {
+	timed.observe(float64(time.Millisecond), now+int64(time.Second), rate, false)
+	if timed.value(now+int64(time.Second), rate) == e.value(now+int64(time.Second), rate) {
 		t.Fatal("a timed sample and a lower bound below the estimate had the same effect")
 	}
-	low := e.value(now+int64(time.Second), tau)
-	e.observe(float64(500*time.Millisecond), now+int64(time.Second), tau, true)
-	if got := e.value(now+int64(time.Second), tau); got <= low {
+	low := e.value(now+int64(time.Second), rate)
+	e.observe(float64(500*time.Millisecond), now+int64(time.Second), rate, true)
+	if got := e.value(now+int64(time.Second), rate); got <= low {
 		t.Fatalf("a 500ms lower bound above the estimate %v did not raise it (%v)", time.Duration(low), time.Duration(got))
 	}
 }
@@ -39,18 +39,18 @@ func TestEWMA_LowerBoundOnlyRaises(t *testing.T) {
 // still shows: ten 50ms samples on a 5ms estimate take it past 2x within
 // two samples and to 50ms.
 func TestEWMA_OneLongSampleAtMostDoubles(t *testing.T) {
-	tau := float64(3 * time.Second)
+	rate := 1 / float64(3*time.Second)
 	now := int64(time.Hour)
 	for _, lower := range []bool{false, true} {
 		var e peakEWMA
 		setEstimate(&e, float64(5*time.Millisecond), now)
-		e.observe(float64(time.Minute), now, tau, lower)
-		if got := e.value(now, tau); got > float64(10*time.Millisecond) {
+		e.observe(float64(time.Minute), now, rate, lower)
+		if got := e.value(now, rate); got > float64(10*time.Millisecond) {
 			t.Errorf("lowerBound=%v: estimate %v after one 60s sample on 5ms, want at most 10ms", lower, time.Duration(got))
 		}
 		var fresh peakEWMA
-		fresh.observe(float64(time.Minute), now, tau, lower)
-		if got := fresh.value(now, tau); got > float64(2*time.Millisecond) {
+		fresh.observe(float64(time.Minute), now, rate, lower)
+		if got := fresh.value(now, rate); got > float64(2*time.Millisecond) {
 			t.Errorf("lowerBound=%v: estimate %v after one 60s first sample, want at most 2x the 1ms floor", lower, time.Duration(got))
 		}
 	}
@@ -58,12 +58,12 @@ func TestEWMA_OneLongSampleAtMostDoubles(t *testing.T) {
 	setEstimate(&e, float64(5*time.Millisecond), now)
 	for i := range 10 {
 		now += int64(time.Millisecond)
-		e.observe(float64(50*time.Millisecond), now, tau, false)
-		if got := e.value(now, tau); i == 1 && got <= float64(10*time.Millisecond) {
+		e.observe(float64(50*time.Millisecond), now, rate, false)
+		if got := e.value(now, rate); i == 1 && got <= float64(10*time.Millisecond) {
 			t.Fatalf("estimate %v after two 50ms samples on 5ms, want above 2x", time.Duration(got))
 		}
 	}
-	if got := e.value(now, tau); got < float64(45*time.Millisecond) {
+	if got := e.value(now, rate); got < float64(45*time.Millisecond) {
 		t.Fatalf("estimate %v after ten 50ms samples, want near 50ms", time.Duration(got))
 	}
 }

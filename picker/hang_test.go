@@ -1,15 +1,17 @@
 package picker
 
 import (
+	rand "math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/config"
 )
 
-// sim drives a latency-aware picker on a fake clock, one arrival per
-// millisecond: each request ends after its endpoint's service time (timed),
-// or at its deadline (a lower bound) if the endpoint is hung.
+// sim drives a latency-aware picker on a fake clock, perMs arrivals per
+// millisecond (1 unless set): each request ends after its endpoint's
+// service time (timed), or at its deadline (a lower bound) if the endpoint
+// is hung.
 type sim struct {
 	t       *testing.T
 	p       *Picker
@@ -18,6 +20,10 @@ type sim struct {
 	hung    []bool
 	pending []simReq
 	picks   []int // per endpoint, since the last reset
+	perMs   int
+	// jitter, if set, makes a service time 0.6 + 0.4 x Exp(1) times the
+	// endpoint's (3ms + Exp(2ms) for 5ms, as in the scenario benchmark).
+	jitter *rand.Rand
 }
 
 type simReq struct {
@@ -53,17 +59,27 @@ func (s *sim) run(d time.Duration) {
 			}
 		}
 		s.pending = kept
-		i, tok, err := s.p.SelectBounded(true)
-		if err != nil {
-			s.t.Fatal(err)
+		for range max(s.perMs, 1) {
+			s.arrive()
 		}
-		s.picks[i]++
-		r := simReq{i: i, tok: tok, end: *s.now + int64(s.service[i]), o: Outcome{Verdict: Success, Timing: Timed}}
-		if s.hung[i] {
-			r.end, r.o = *s.now+int64(simDeadline), Outcome{Timing: LowerBound}
-		}
-		s.pending = append(s.pending, r)
 	}
+}
+
+func (s *sim) arrive() {
+	i, tok, err := s.p.SelectBounded(true)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.picks[i]++
+	d := float64(s.service[i])
+	if s.jitter != nil {
+		d *= 0.6 + 0.4*s.jitter.ExpFloat64()
+	}
+	r := simReq{i: i, tok: tok, end: *s.now + int64(d), o: Outcome{Verdict: Success, Timing: Timed}}
+	if s.hung[i] {
+		r.end, r.o = *s.now+int64(simDeadline), Outcome{Timing: LowerBound}
+	}
+	s.pending = append(s.pending, r)
 }
 
 func (s *sim) share(i int) float64 {

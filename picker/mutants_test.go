@@ -207,18 +207,18 @@ func TestPicker_FinishFeedsLatency(t *testing.T) {
 		t.Fatalf("first 30ms sample: estimate %v, want 1.5ms (clipped to 3x the 1ms floor, half way from none)", got)
 	}
 	setEstimate(&ep.latency, float64(15*time.Millisecond), now)
-	decayed := time.Duration(float64(15*time.Millisecond) * decayWeight(int64(200*time.Millisecond), float64(decay)))
+	decayed := time.Duration(float64(15*time.Millisecond) * decayWeight(int64(200*time.Millisecond), 1/float64(decay)))
 	if got := request(200*time.Millisecond, Outcome{Success, Untimed}); got != decayed {
 		t.Fatalf("after an untimed 200ms request: estimate %v, want 15ms only decayed (%v)", got, decayed)
 	}
 	// A timed 10ms sample 210ms after the last one: blended down.
-	w := decayWeight(int64(210*time.Millisecond), float64(decay))
+	w := decayWeight(int64(210*time.Millisecond), 1/float64(decay))
 	wantF := float64(15*time.Millisecond)*w + float64(10*time.Millisecond)*(1-w)
 	want := time.Duration(wantF)
 	if got := request(10*time.Millisecond, Outcome{Failure, Timed}); got != want {
 		t.Fatalf("timed 10ms sample below the estimate: %v, want %v", got, want)
 	}
-	if got := request(time.Millisecond, Outcome{NoVerdict, LowerBound}); got != time.Duration(wantF*decayWeight(int64(time.Millisecond), float64(decay))) {
+	if got := request(time.Millisecond, Outcome{NoVerdict, LowerBound}); got != time.Duration(wantF*decayWeight(int64(time.Millisecond), 1/float64(decay))) {
 		t.Fatalf("1ms lower bound below the estimate %v changed it to %v", want, got)
 	}
 	if got := request(100*time.Millisecond, Outcome{NoVerdict, LowerBound}); got <= want {
@@ -238,14 +238,14 @@ func TestPicker_FinishFeedsLatency(t *testing.T) {
 // TestEWMA_DownwardBlend: a sample below the estimate is blended in with the
 // weight of the time since the last update: prev x w + rtt x (1 - w).
 func TestEWMA_DownwardBlend(t *testing.T) {
-	tau := float64(time.Second)
+	rate := 1 / float64(time.Second)
 	t0 := int64(time.Hour)
 	var e peakEWMA
 	setEstimate(&e, float64(50*time.Millisecond), t0)
-	e.observe(float64(10*time.Millisecond), t0+int64(time.Second), tau, false)
+	e.observe(float64(10*time.Millisecond), t0+int64(time.Second), rate, false)
 	w := math.Exp(-1)
 	want := float64(50*time.Millisecond)*w + float64(10*time.Millisecond)*(1-w)
-	if got := e.value(t0+int64(time.Second), tau); math.Abs(got-want) > 1e-9*want {
+	if got := e.value(t0+int64(time.Second), rate); math.Abs(got-want) > 1e-9*want {
 		t.Fatalf("estimate after a 10ms sample one decay period after 50ms: %v, want %v", time.Duration(got), time.Duration(want))
 	}
 }
@@ -254,15 +254,15 @@ func TestEWMA_DownwardBlend(t *testing.T) {
 // (decayed) estimate says nothing new and must leave the estimate and its
 // decay alone.
 func TestEWMA_LowerBoundAtTheEstimate(t *testing.T) {
-	tau := float64(time.Second)
+	rate := 1 / float64(time.Second)
 	t0 := int64(time.Hour)
 	var e peakEWMA
-	e.observe(float64(100*time.Millisecond), t0, tau, false)
-	cost := e.value(t0, tau)
+	e.observe(float64(100*time.Millisecond), t0, rate, false)
+	cost := e.value(t0, rate)
 	at := t0 + int64(time.Second)
-	e.observe(e.value(at, tau), at, tau, true)
+	e.observe(e.value(at, rate), at, rate, true)
 	later := t0 + int64(2*time.Second)
-	if got, want := e.value(later, tau), cost*decayWeight(later-t0, tau); math.Abs(got-want) > 1e-9*want {
+	if got, want := e.value(later, rate), cost*decayWeight(later-t0, rate); math.Abs(got-want) > 1e-9*want {
 		t.Fatalf("estimate after a lower bound equal to it: %v, want only the decay to %v", time.Duration(got), time.Duration(want))
 	}
 }
@@ -275,12 +275,12 @@ func TestEWMA_NoInformationAndStaleReads(t *testing.T) {
 	if got := NewEndpoint("ep", nil).Latency(time.Second); got != 0 {
 		t.Fatalf("latency of a new endpoint %v, want 0 (unknown)", got)
 	}
-	tau := float64(time.Second)
+	rate := 1 / float64(time.Second)
 	t0 := int64(time.Hour)
 	var e peakEWMA
 	setEstimate(&e, float64(40*time.Millisecond), t0)
-	e.observe(float64(100*time.Millisecond), t0, tau, false) // halfway: 70ms
-	if got, want := e.value(t0-int64(time.Second), tau), float64(70*time.Millisecond); got != want {
+	e.observe(float64(100*time.Millisecond), t0, rate, false) // halfway: 70ms
+	if got, want := e.value(t0-int64(time.Second), rate), float64(70*time.Millisecond); got != want {
 		t.Fatalf("estimate read 1s before its last update: %v, want %v", time.Duration(got), time.Duration(want))
 	}
 }
@@ -290,14 +290,15 @@ func TestEWMA_NoInformationAndStaleReads(t *testing.T) {
 // (or a negative one) is no decay.
 func TestDecayWeight_MatchesExp(t *testing.T) {
 	tau := float64(time.Second)
+	rate := 1 / tau
 	for _, x := range []float64{1e-9, 1e-6, 1e-3, 0.005, 0.0099, 0.01, 0.02, 0.5, 1, 3, 10} {
-		got, want := decayWeight(int64(x*tau), tau), math.Exp(-float64(int64(x*tau))/tau)
+		got, want := decayWeight(int64(x*tau), rate), math.Exp(-float64(int64(x*tau))/tau)
 		if math.Abs(got-want) > 2e-7 {
 			t.Errorf("decayWeight(%g tau) = %.9f, want exp = %.9f", x, got, want)
 		}
 	}
 	for _, el := range []int64{0, -1, -int64(time.Second)} {
-		if got := decayWeight(el, tau); got != 1 {
+		if got := decayWeight(el, rate); got != 1 {
 			t.Errorf("decayWeight(%d) = %v, want 1", el, got)
 		}
 	}

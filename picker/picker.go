@@ -66,7 +66,9 @@ type Picker struct {
 	// All fields are read-only after New.
 	cfg     Config
 	k       int
-	tau     float64
+	rate    float64 // 1 / LatencyDecay in ns (see decayWeight)
+	gap     int64   // trickle gap: LatencyDecay / tricklePerDecay
+	ended   *lastEnd
 	entries []Entry
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 }
@@ -96,7 +98,9 @@ func New(cfg Config, entries []Entry) *Picker {
 	p := &Picker{
 		cfg:     cfg,
 		k:       min(max(cfg.ChoiceCount, 1), len(entries), MaxChoiceCount),
-		tau:     float64(time.Duration(cfg.LatencyDecay)),
+		rate:    1 / float64(time.Duration(cfg.LatencyDecay)),
+		gap:     int64(cfg.LatencyDecay) / tricklePerDecay,
+		ended:   new(lastEnd),
 		entries: entries,
 	}
 	equal, total := true, 0.0
@@ -187,24 +191,43 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 		return false // weighted random: the first sampled candidate wins
 	}
 	na, nb := a.Endpoint.inFlight.Load(), b.Endpoint.inFlight.Load()
-	la := float64(na)
-	lb := float64(nb) + randFloat64()
+	la, lb := float64(na), float64(nb)+randFloat64()
+	var ea, eb, lastA, lastB float64
 	if p.cfg.LatencyAware {
-		ea := a.Endpoint.estimate(na, now, p.tau)
-		eb := b.Endpoint.estimate(nb, now, p.tau)
+		ea, lastA = a.Endpoint.estimate(na, now, p.rate)
+		eb, lastB = b.Endpoint.estimate(nb, now, p.rate)
 		if ea > 0 && eb > 0 {
 			ea, eb = max(ea, latencyFloor), max(eb, latencyFloor)
 			// Linkerd's cost is latency x (in-flight + 1); applied only
 			// beyond the tolerance so that noise between equal endpoints
-			// leaves weight-proportional shares alone.
-			if r := ea / eb; r > latencyTolerance {
-				la = (la+1)*r - 1
-			} else if r := eb / ea; r > latencyTolerance {
-				lb = (lb+1)*r - 1
+			// leaves weight-proportional shares alone. The tolerance is
+			// tested by multiplication: the common case (estimates within
+			// it) then divides nothing.
+			if ea > latencyTolerance*eb {
+				la = (la+1)*(ea/eb) - 1
+			} else if eb > latencyTolerance*ea {
+				lb = (lb+1)*(eb/ea) - 1
 			}
+		} else {
+			lastA, lastB = 0, 0 // no comparison of latencies: no penalty
 		}
 	}
-	if bias != 1 {
+	win := p.lighter(lb, la, a, b)
+	// A penalised endpoint's win needs its trickle allowance, unless its
+	// rival has stalled (trickle.go).
+	switch {
+	case win && lastB > trickleFactor*ea:
+		return p.ended.stalled(a.Endpoint, na, ea) || b.Endpoint.takeTrickle(now, p.gap)
+	case !win && lastA > trickleFactor*eb:
+		return !p.ended.stalled(b.Endpoint, nb, eb) && !a.Endpoint.takeTrickle(now, p.gap)
+	}
+	return win
+}
+
+// lighter reports whether load lb on b is no more than load la on a per
+// unit of weight, each raised to activeRequestBias.
+func (p *Picker) lighter(lb, la float64, a, b *Entry) bool {
+	if bias := p.cfg.ActiveRequestBias; bias != 1 {
 		la, lb = math.Pow(la, bias), math.Pow(lb, bias)
 	}
 	return lb*a.Weight <= la*b.Weight
@@ -226,27 +249,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	if p.cfg.LatencyAware {
 		now = nanotime()
 	}
-	// Draw until k candidates admitted by their breaker are compared. A
-	// candidate whose breaker rejects the call is replaced by another
-	// draw: otherwise the remaining candidate would win unopposed, and
-	// with one of five endpoints ejected a slow endpoint got 10 % of the
-	// traffic instead of under 1 %. Draws are bounded by the number of
-	// endpoints and by the buffer.
-	var seenBuf [2*MaxChoiceCount + 2]int
-	seen := seenBuf[:0]
-	best, compared := -1, 0
-	for len(seen) < len(p.entries) && len(seen) < len(seenBuf) && compared < p.k {
-		idx := p.sampleDistinct(seen)
-		seen = append(seen, idx)
-		e := &p.entries[idx]
-		if e.Gated && !e.Endpoint.gate.Admits() {
-			continue
-		}
-		compared++
-		if best < 0 || p.beats(e, &p.entries[best], now) {
-			best = idx
-		}
-	}
+	best := p.choose(now)
 	t.start = now
 	if best >= 0 {
 		if e := &p.entries[best]; e.Gated {
@@ -270,8 +273,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	ep := p.entries[best].Endpoint
 	// "The counter for a subchannel should be atomically incremented by one
 	// after it has been successfully picked by the picker." - gRFC A48
-	ep.inFlight.Add(1)
-	ep.picks.Add(1)
+	ep.inFlight.picked()
 	if bounded && now != 0 {
 		t.tracked = true
 		ep.ages[ageSlot(now)].Add(1)
@@ -283,7 +285,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 // and its breaker admission is returned.
 func (p *Picker) Abort(i int, t Token) {
 	e := p.entries[i].Endpoint
-	e.inFlight.Add(-1)
+	e.inFlight.left()
 	if t.tracked {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
@@ -300,14 +302,15 @@ func (p *Picker) Abort(i int, t Token) {
 // (regardless of Status code)." - gRFC A48
 func (p *Picker) Finish(i int, t Token, o Outcome) {
 	e := p.entries[i].Endpoint
-	e.inFlight.Add(-1)
+	e.inFlight.left()
 	if t.tracked {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
 	var end int64
 	if p.cfg.LatencyAware && o.Timing != Untimed {
 		end = nanotime()
-		e.latency.observe(float64(end-t.start), end, p.tau, o.Timing == LowerBound)
+		e.latency.observe(float64(end-t.start), end, p.rate, o.Timing == LowerBound)
+		p.ended.saw(end)
 	}
 	if !t.gated {
 		return

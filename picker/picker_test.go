@@ -224,9 +224,9 @@ func TestPicker_LatencyPenalty(t *testing.T) {
 	t.Cleanup(func() { nanotime = oldNow })
 	decay := 10 * time.Second
 	es := newEntries(1, 1)
-	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false)
-	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false)
-	es[1].Endpoint.latency.observe(float64(2*time.Millisecond), now, float64(decay), false)
+	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, 1/float64(decay), false)
+	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, 1/float64(decay), false)
+	es[1].Endpoint.latency.observe(float64(2*time.Millisecond), now, 1/float64(decay), false)
 	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(decay)}, es)
 	for i := 0; i < 100; i++ {
 		idx, done := pickIndex(t, p, es)
@@ -235,7 +235,7 @@ func TestPicker_LatencyPenalty(t *testing.T) {
 		}
 		done(Outcome{Verdict: Success}) // untimed: keeps the estimates
 	}
-	es[1].Endpoint.latency.observe(float64(20*time.Millisecond), now, float64(decay), false) // now ~10.5ms vs ~15ms: within 2x
+	es[1].Endpoint.latency.observe(float64(20*time.Millisecond), now, 1/float64(decay), false) // now ~10.5ms vs ~15ms: within 2x
 	counts := make([]int, 2)
 	for i := 0; i < 2000; i++ {
 		idx, done := pickIndex(t, p, es)
