@@ -28,7 +28,7 @@ import (
 // host's budget.
 func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	g.budget.deposit()
+	g.budget.Deposit()
 	maxAttempts := g.t.cfg.Retry.MaxAttempts
 	ov := overridesOf(ctx)
 	if ov.noRetries {
@@ -94,7 +94,7 @@ func (g *group) nextAttempt(ctx context.Context, tried []*endpoint) *attempt {
 	if err != nil {
 		return nil // nowhere else to go: the failed attempt stands
 	}
-	if !g.budget.withdraw() {
+	if !g.budget.Withdraw() {
 		g.t.retriesDenied.Add(1)
 		g.obs.Metrics().RetryRejected()
 		next.abort()
