@@ -46,6 +46,7 @@ type group struct {
 	res   resolver.Resolver // set once by start
 
 	budget    *hedge.Budget            // this host's retries (retry.go); set by NewTransport
+	hedger    *hedge.Hedger            // this host's hedging (hedging.go); nil when off; set by NewTransport
 	snap      atomic.Pointer[snapshot] // what requests pick from
 	decisions atomic.Uint64            // engine decisions published, for tests
 

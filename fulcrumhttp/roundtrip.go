@@ -36,6 +36,9 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	canResend := maxAttempts > 1 && rewindable(req)
 	safe := canResend && (ov.idempotent || idempotent(req))
+	if g.hedger != nil && !ov.noRetries && rewindable(req) && (ov.idempotent || idempotent(req)) {
+		return g.hedgedRoundTrip(req)
+	}
 
 	a, err := g.pick(ctx, nil)
 	if err != nil {

@@ -179,6 +179,10 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 		// One budget per host: retries to a failing host never spend
 		// another's.
 		g.budget = hedge.NewBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, t.clk.Now)
+		if cfg.Hedging.Enabled {
+			g.hedger = hedge.New(cfg.Hedging.Policy, hedge.Options{Clock: t.clk, Shared: g.budget})
+			g.obs.Hedging(g.hedger)
+		}
 		if err := g.start(); err != nil {
 			g.obs.Close()
 			t.Close()
