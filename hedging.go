@@ -25,15 +25,16 @@ import (
 // HedgingPolicy configures WithHedging. Every zero field means its
 // default, so HedgingPolicy{} hedges every unary method of the channel
 // with at most 2 attempts, after an adaptive delay, within 5 % extra
-// load. The common fields are those of fulcrumhttp's "hedging" object
+// load plus 10 hedges per second. The common fields are those of fulcrumhttp's "hedging" object
 // (package hedge defines them once, with their bounds).
 type HedgingPolicy struct {
 	// MaxAttempts is the number of attempts of one call, the first
 	// included. Default 2, bounds [2, 5].
 	MaxAttempts int
 	// Delay is a fixed hedging delay. Default 0: adaptive, the
-	// (100 - MaxExtraLoadPercent)th percentile of the channel's recent
-	// call latencies (Finagle's rule), never below MinDelay. Bounds
+	// (100 - MaxExtraLoadPercent/2)th percentile of the channel's recent
+	// call latencies (Finagle's rule, aiming at half the budget so that
+	// the other half rescues bursts), never below MinDelay. Bounds
 	// [0, 1m].
 	Delay time.Duration
 	// MinDelay is the floor of the adaptive delay, and the least time a
@@ -44,8 +45,8 @@ type HedgingPolicy struct {
 	// calls over the last 10 seconds, plus MinHedgesPerSecond. Default 5,
 	// bounds [0.1, 50].
 	MaxExtraLoadPercent float64
-	// MinHedgesPerSecond is the floor of the budget. Default 1, bounds
-	// [0, 1000].
+	// MinHedgesPerSecond is the floor of the budget (a reserve of 10 s
+	// worth). Default 10, bounds [0, 1000].
 	MinHedgesPerSecond float64
 	// Methods are the hedged methods, each a full method name
 	// ("/pkg.Service/Method") or a service ("/pkg.Service/"). Default:

@@ -68,6 +68,11 @@ type Result struct {
 	Hits           []int64   `json:"hits"`
 	Shares         []float64 `json:"shares"`
 	HitsNotServing int64     `json:"hitsNotServing"`
+	// ExtraLoadPct is how many more requests the servers received than
+	// RPCs completed, in percent of the completed RPCs (hedges; 0 for
+	// policies that send each RPC once, up to RPCs cut between the
+	// warm-up and the measurement).
+	ExtraLoadPct float64 `json:"extraLoadPct"`
 	Timeline       []Bucket  `json:"timeline"`
 
 	// P99Rounds is the p99 of each round, in round order, when a cell
@@ -261,18 +266,18 @@ func (r *Report) markdown(charts map[string]string) string {
 	for _, s := range r.Scenarios {
 		w("## %s (`%s`)\n\n%s\n\n", s.Title, s.Name, s.Models)
 		notServing := s.Name == "not-serving"
-		w("| policy | QPS | success %% | p50 | p90 | p99 | p99.9 | errors | shares %% |")
+		w("| policy | QPS | success %% | p50 | p90 | p99 | p99.9 | errors | shares %% | extra load %% |")
 		if notServing {
 			w(" to NOT_SERVING |")
 		}
-		w("\n|---|--:|--:|--:|--:|--:|--:|---|---|")
+		w("\n|---|--:|--:|--:|--:|--:|--:|---|---|--:|")
 		if notServing {
 			w("--:|")
 		}
 		w("\n")
 		for _, res := range s.Results {
-			w("| %s | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %s | %s |", res.Policy, res.QPS, res.SuccessPct,
-				res.P50, res.P90, res.P99, res.P999, fmtErrors(res.Errors), fmtShares(res.Shares))
+			w("| %s | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.1f |", res.Policy, res.QPS, res.SuccessPct,
+				res.P50, res.P90, res.P99, res.P999, fmtErrors(res.Errors), fmtShares(res.Shares), res.ExtraLoadPct)
 			if notServing {
 				w(" %d |", res.HitsNotServing)
 			}

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestPolicy_DefaultsAndBounds(t *testing.T) {
 	p := Policy{}.WithDefaults()
-	want := Policy{MaxAttempts: 2, MinDelay: config.Duration(5 * time.Millisecond), MaxExtraLoadPercent: 5, MinHedgesPerSecond: 1}
+	want := Policy{MaxAttempts: 2, MinDelay: config.Duration(5 * time.Millisecond), MaxExtraLoadPercent: 5, MinHedgesPerSecond: 10}
 	if p != want {
 		t.Fatalf("Policy{}.WithDefaults() = %+v, want %+v", p, want)
 	}
@@ -45,12 +45,12 @@ func TestPolicy_DefaultsAndBounds(t *testing.T) {
 }
 
 // TestDelayer_PercentileOfBudget: the adaptive delay is the
-// (100 - maxExtraLoad)th percentile of the samples (within a bucket's
+// (100 - maxExtraLoad/2)th percentile of the samples (the 90th for 20 %) (within a bucket's
 // 12.5 %), never below the floor, unknown below minSamples, and it
 // forgets samples two windows old.
 func TestDelayer_PercentileOfBudget(t *testing.T) {
 	clk := clocktest.New()
-	d := NewDelayer(Policy{MaxExtraLoadPercent: 10}.WithDefaults(), clk.Now)
+	d := NewDelayer(Policy{MaxExtraLoadPercent: 20}.WithDefaults(), clk.Now)
 	for i := range minSamples - 1 {
 		d.Observe(time.Duration(i+1) * time.Millisecond)
 	}

@@ -25,7 +25,7 @@ const (
 	DefaultMaxAttempts         = 2
 	DefaultMinDelay            = 5 * time.Millisecond
 	DefaultMaxExtraLoadPercent = 5.0
-	DefaultMinHedgesPerSecond  = 1.0
+	DefaultMinHedgesPerSecond  = 10.0
 )
 
 // Policy is the transport-neutral hedging configuration: the JSON object
@@ -37,8 +37,9 @@ type Policy struct {
 	MaxAttempts int `json:"maxAttempts"`
 	// Delay is a fixed hedging delay: the next attempt goes this long
 	// after the previous one. Default 0: adaptive, at the latency
-	// percentile that keeps hedges within MaxExtraLoadPercent (Finagle's
-	// rule), never below MinDelay. Bounds [0, 1m].
+	// percentile that spends half of MaxExtraLoadPercent on the steady
+	// tail (the 97.5th for 5; see Delayer), never below MinDelay. Bounds
+	// [0, 1m].
 	Delay config.Duration `json:"delay"`
 	// MinDelay is the floor of the adaptive delay, and the least time a
 	// call must have left before its deadline for a hedge to be sent.
@@ -46,12 +47,14 @@ type Policy struct {
 	MinDelay config.Duration `json:"minDelay"`
 	// MaxExtraLoadPercent is the budget: hedges may add at most this share
 	// of the calls of the last 10 seconds, plus MinHedgesPerSecond; the
-	// adaptive delay is the (100 - MaxExtraLoadPercent)th percentile of
+	// adaptive delay is the (100 - MaxExtraLoadPercent/2)th percentile of
 	// recent latencies. Default 5, bounds [0.1, 50].
 	MaxExtraLoadPercent float64 `json:"maxExtraLoadPercent"`
-	// MinHedgesPerSecond is the floor of the budget, so that a client
-	// sending few calls can still hedge. Default 1, bounds [0, 1000]
-	// (0 means the default).
+	// MinHedgesPerSecond is the floor of the budget (a reserve of 10
+	// seconds' worth), so that a client sending few calls can still hedge
+	// and a burst of calls stuck on a hung instance can all be rescued.
+	// Default 10 (Finagle's retry budget floor, and the HTTP retry
+	// budget's), bounds [0, 1000] (0 means the default).
 	MinHedgesPerSecond float64 `json:"minHedgesPerSecond"`
 }
 
