@@ -72,8 +72,8 @@ type Result struct {
 	// RPCs completed, in percent of the completed RPCs (hedges; 0 for
 	// policies that send each RPC once, up to RPCs cut between the
 	// warm-up and the measurement).
-	ExtraLoadPct float64 `json:"extraLoadPct"`
-	Timeline       []Bucket  `json:"timeline"`
+	ExtraLoadPct float64  `json:"extraLoadPct"`
+	Timeline     []Bucket `json:"timeline"`
 
 	// P99Rounds is the p99 of each round, in round order, when a cell
 	// merges several (HTTP benchmark).
