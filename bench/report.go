@@ -250,7 +250,7 @@ func (r *Report) markdown(charts map[string]string) string {
 	w("- open loop: Poisson arrivals at %.0f RPS (same seed for every policy), per-RPC deadline %s; closed loop: %d workers\n", r.Rate, r.Deadline, r.Workers)
 	w("- latencies in ms from the scheduled arrival (no coordinated omission), over every RPC including failed ones; success %% counts dropped arrivals (in-flight cap) as failures\n")
 	w("- shares: %% of application RPCs each backend's server counted, in backend order b0/b1/...; the faulty backend is always b0 (b3 in cold-join)\n")
-	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off)\n\n")
+	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off), `fulcrum_hedging` = defaults + `fulcrum.WithHedging(fulcrum.HedgingPolicy{})` (adaptive delay, 5 %% extra load + 10/s); extra load %%: requests the servers counted beyond the RPCs completed\n\n")
 
 	if len(r.Targets) > 0 {
 		w("## Targets (Fulcrum defaults)\n\n")
