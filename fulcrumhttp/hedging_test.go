@@ -54,6 +54,11 @@ func startHTTPHedgeFleet(t *testing.T, n int, behave func(id string, k int) (tim
 			case <-r.Context().Done():
 				return
 			}
+			if d < 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "unavailable")
+				return
+			}
 			w.Header().Set("X-Backend", addr)
 			io.WriteString(w, addr)
 		}))
@@ -190,6 +195,30 @@ func TestHedging_BudgetHoldsUnderOverload(t *testing.T) {
 	tr := c.Transport.(*fulcrumhttp.Transport)
 	if st := tr.Stats(); st.Retries != 0 {
 		t.Errorf("%d retries counted for hedges", st.Retries)
+	}
+}
+
+// TestHedging_FailureSendsNextAtOnce: an attempt answered with a
+// retry.statuses status (503) does not end the request: the next attempt
+// goes at once, long before the (one minute) delay, to another endpoint,
+// and its answer is the request's.
+func TestHedging_FailureSendsNextAtOnce(t *testing.T) {
+	f := startHTTPHedgeFleet(t, 2, func(_ string, k int) (time.Duration, bool) {
+		if k == 0 {
+			return -1, false // 503
+		}
+		return 0, false
+	})
+	c := hedgeClient(t, f, `{"enabled":true,"delay":"1m","minHedgesPerSecond":100}`)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	got, err := send(c, ctx, http.MethodGet, "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arr := f.arrivalsOf("x")
+	if len(arr) != 2 || arr[0] == arr[1] || got != arr[1] {
+		t.Fatalf("GET reached %v, answered %q; want a second endpoint answering", arr, got)
 	}
 }
 
