@@ -13,7 +13,8 @@ import (
 )
 
 // pickAttempt picks for one attempt of a hedged call (fulcrum.WithHedging):
-// never an endpoint another attempt of the call is in flight on, recorded
+// never an endpoint another attempt of the call went to (in flight, or
+// failed with a non-fatal status), recorded
 // in the call's state for the next attempt, and a Done that does not count
 // an attempt cancelled because another won against its endpoint.
 //
@@ -36,8 +37,8 @@ func (gp *grpcPicker) pickAttempt(info grpcbalancer.PickInfo, a hedge.Attempt) (
 			a.Call.Refuse(a.N)
 			return grpcbalancer.PickResult{}, status.Errorf(codes.Unavailable, "%s: hedge not sent: %v", Name, err)
 		}
-		// The first attempt re-picked while a hedge holds the only other
-		// endpoint: it may go anywhere.
+		// The first attempt re-picked (grpc-go's transparent retry) while a
+		// hedge holds the only other endpoint: it may go anywhere.
 		i, tok, err = gp.p.SelectBounded(bounded)
 	}
 	if err != nil {

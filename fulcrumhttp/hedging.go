@@ -20,8 +20,8 @@ type hedged struct {
 
 // hedgedRoundTrip sends a request that is safe to repeat with hedging
 // (package hedge runs the attempts): after the host's hedging delay, a
-// copy goes to an endpoint no other attempt of the request is in flight
-// on, and the first response that is not worth re-sending wins. An attempt
+// copy goes to an endpoint no other attempt of the request went to, and
+// the first response that is not worth re-sending wins. An attempt
 // that failed in a way a retry would re-send (a connection error, a
 // retry.statuses status) does not end the request: the next attempt goes
 // at once (gRFC A6's non-fatal codes). Hedges take a token of the host's
@@ -30,12 +30,12 @@ type hedged struct {
 func (g *group) hedgedRoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var mu sync.Mutex
-	var inFlight [hedge.MaxAttempts]*endpoint // guarded by mu
+	var tried [hedge.MaxAttempts]*endpoint // guarded by mu
 	try := func(actx context.Context, n int) *hedged {
 		h := &hedged{n: n}
 		mu.Lock()
 		var skip []*endpoint
-		for i, ep := range inFlight {
+		for i, ep := range tried {
 			if i != n && ep != nil {
 				skip = append(skip, ep)
 			}
@@ -56,12 +56,9 @@ func (g *group) hedgedRoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		mu.Lock()
-		inFlight[n] = h.a.ep
+		tried[n] = h.a.ep
 		mu.Unlock()
 		h.r = g.send(actx, h.a, h.out)
-		mu.Lock()
-		inFlight[n] = nil
-		mu.Unlock()
 		return h
 	}
 	judge := func(h *hedged) hedge.Judgement {

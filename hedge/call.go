@@ -12,14 +12,14 @@ import (
 const MaxAttempts = 5
 
 // Call is the state of one hedged call that its attempts share with the
-// balancer: where each attempt in flight went, which attempts were
+// balancer: where each attempt went, which attempts were
 // cancelled because another won, and which the balancer refused to send
 // because no other endpoint was available. Safe for concurrent use.
 type Call struct {
 	hedger *Hedger // read-only
 
 	mu        sync.Mutex
-	endpoints [MaxAttempts]*picker.Endpoint // of attempts in flight
+	endpoints [MaxAttempts]*picker.Endpoint // where each attempt went (last pick)
 	cancelled [MaxAttempts]bool
 	refused   [MaxAttempts]bool
 }
@@ -27,8 +27,10 @@ type Call struct {
 // Hedger returns the hedger of the call's channel or host.
 func (c *Call) Hedger() *Hedger { return c.hedger }
 
-// Except appends to skip the endpoints of the call's attempts in flight
-// other than attempt n: a hedge must not go where the call already waits.
+// Except appends to skip the endpoints of the call's attempts other than
+// attempt n: a hedge must not go where the call already waits, nor, after
+// an attempt failed (a non-fatal status), where it failed (the retry
+// rule). An attempt that succeeded ended the call.
 func (c *Call) Except(n int, skip []*picker.Endpoint) []*picker.Endpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -48,13 +50,12 @@ func (c *Call) Sent(n int, ep *picker.Endpoint) {
 	c.mu.Unlock()
 }
 
-// Ended records that attempt n left its endpoint, and reports whether it
-// was cancelled because another attempt won: such an attempt says nothing
-// against its endpoint.
+// Ended reports whether attempt n, which left its endpoint, was cancelled
+// because another attempt won: such an attempt says nothing against its
+// endpoint.
 func (c *Call) Ended(n int) (cancelledByWin bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.endpoints[n] = nil
 	return c.cancelled[n]
 }
 
