@@ -58,6 +58,9 @@ func (s *hedgeServer) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (
 	f.arrivals[id] = append(f.arrivals[id], s.addr)
 	f.mu.Unlock()
 	grpc.SetHeader(ctx, metadata.Pairs("x-server", s.addr))
+	if strings.HasPrefix(id, "warm") {
+		return &testpb.SimpleResponse{Hostname: s.addr}, nil
+	}
 	d, hang := f.behave(id, k, s.addr)
 	if hang {
 		<-ctx.Done()
@@ -65,6 +68,9 @@ func (s *hedgeServer) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (
 		f.cancelled++
 		f.mu.Unlock()
 		return nil, ctx.Err()
+	}
+	if d < 0 {
+		return nil, status.Error(codes.Unavailable, "shedding")
 	}
 	if d > 0 {
 		t := time.NewTimer(d)
@@ -95,6 +101,12 @@ func startHedgeFleet(t *testing.T, n int, behave func(id string, k int, addr str
 	return f
 }
 
+func (f *hedgeFleet) arrivalsOf(id string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.arrivals[id]...)
+}
+
 func (f *hedgeFleet) cancelledCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -116,6 +128,19 @@ func dialHedged(t *testing.T, f *hedgeFleet, p fulcrum.HedgingPolicy, extra stri
 	return testgrpc.NewTestServiceClient(cc)
 }
 
+// warmUp calls until n endpoints have answered: until then a hedge may
+// have nowhere to go (the others still connecting).
+func warmUp(ctx context.Context, t *testing.T, client testgrpc.TestServiceClient, n int) {
+	t.Helper()
+	for seen := map[string]bool{}; len(seen) < n; {
+		resp, err := client.UnaryCall(callID(ctx, "warm"), &testpb.SimpleRequest{})
+		if err != nil {
+			t.Fatalf("warm-up call: %v", err)
+		}
+		seen[resp.GetHostname()] = true
+	}
+}
+
 func callID(ctx context.Context, id string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "x-call", id)
 }
@@ -131,6 +156,7 @@ func TestHedging_HedgeGoesElsewhereLoserCancelled(t *testing.T) {
 	client := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: 20 * time.Millisecond, MinHedgesPerSecond: 100}, `,"activeRequestBias":0`)
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
+	warmUp(ctx, t, client, 3)
 	const calls = 20
 	for i := range calls {
 		id := string(rune('a' + i))
@@ -216,6 +242,39 @@ func TestHedging_NearlySpentDeadlineNotHedged(t *testing.T) {
 	f.mu.Unlock()
 	if short != 1 || long != 2 {
 		t.Fatalf("attempts: %d for the call with 105ms, %d for the call with 5s; want 1 and 2", short, long)
+	}
+}
+
+// TestHedging_NonFatalSendsNextAtOnce: with UNAVAILABLE listed as
+// non-fatal (gRFC A6), a first attempt failing with it does not end the
+// call: the next goes at once (the delay is a minute), to another
+// endpoint, and wins; OnFinish is called once, with the call's result.
+// Without the list, the failure is the call's.
+func TestHedging_NonFatalSendsNextAtOnce(t *testing.T) {
+	f := startHedgeFleet(t, 2, func(id string, k int, _ string) (time.Duration, bool) {
+		if k == 0 && (id == "nf" || id == "fatal") {
+			return -1, false // UNAVAILABLE
+		}
+		return 0, false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	client := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: time.Minute, MinHedgesPerSecond: 100, NonFatalStatusCodes: []codes.Code{codes.Unavailable}}, "")
+	warmUp(ctx, t, client, 2)
+	var finished []error
+	if _, err := client.UnaryCall(callID(ctx, "nf"), &testpb.SimpleRequest{}, grpc.OnFinish(func(err error) { finished = append(finished, err) })); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	arr := f.arrivalsOf("nf")
+	if len(arr) != 2 || arr[0] == arr[1] {
+		t.Fatalf("call reached %v, want two endpoints", arr)
+	}
+	if len(finished) != 1 || finished[0] != nil {
+		t.Fatalf("OnFinish calls %v, want one, with nil", finished)
+	}
+	plain := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: time.Minute, MinHedgesPerSecond: 100}, "")
+	if _, err := plain.UnaryCall(callID(ctx, "fatal"), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("call without non-fatal codes: %v, want the first attempt's UNAVAILABLE", err)
 	}
 }
 
