@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/fulcrumhttp"
+	"github.com/fulcrum-lb/fulcrum/metrics"
 )
 
 // hedgeFleet is a set of real HTTP servers on 127.0.0.1 sharing one view
@@ -75,10 +76,10 @@ func (f *hedgeFleet) arrivalsOf(id string) []string {
 	return append([]string(nil), f.arrivals[id]...)
 }
 
-func hedgeClient(t *testing.T, f *hedgeFleet, hedging string) *http.Client {
+func hedgeClient(t *testing.T, f *hedgeFleet, hedging string, opts ...fulcrumhttp.Option) *http.Client {
 	t.Helper()
 	tr := newTransport(t, map[string]string{"svc": "fulcrum://static/" + strings.Join(f.addrs, ",")},
-		`{"activeRequestBias":0,"slowStart":{"window":"0s"},"hedging":`+hedging+`}`)
+		`{"activeRequestBias":0,"slowStart":{"window":"0s"},"hedging":`+hedging+`}`, opts...)
 	return &http.Client{Transport: tr}
 }
 
@@ -107,7 +108,8 @@ func send(c *http.Client, ctx context.Context, method, id, body string) (string,
 // the time), answers, and the hung attempt is cancelled on its server.
 func TestHedging_HedgeGoesElsewhereLoserCancelled(t *testing.T) {
 	f := startHTTPHedgeFleet(t, 3, func(_ string, k int) (time.Duration, bool) { return 0, k == 0 })
-	c := hedgeClient(t, f, `{"enabled":true,"delay":"20ms","minHedgesPerSecond":100}`)
+	rec := newFakeRecorder()
+	c := hedgeClient(t, f, `{"enabled":true,"delay":"20ms","minHedgesPerSecond":100}`, fulcrumhttp.WithMetrics(rec))
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 	const calls = 20
@@ -127,6 +129,9 @@ func TestHedging_HedgeGoesElsewhereLoserCancelled(t *testing.T) {
 		defer f.mu.Unlock()
 		return f.cancelled == calls
 	})
+	if sent, won := rec.sum(metrics.HedgesSent, "svc"), rec.sum(metrics.HedgesWon, "svc"); sent != calls || won != calls {
+		t.Errorf("hedges_sent %d, hedges_won %d; want %d each", sent, won, calls)
+	}
 }
 
 // TestHedging_PostNeverHedged: a POST (not idempotent) whose attempt hangs
@@ -169,7 +174,8 @@ func TestHedging_NearlySpentDeadlineNotHedged(t *testing.T) {
 // (minHedgesPerSecond 0.1 x 10 s = 1), counted on the servers.
 func TestHedging_BudgetHoldsUnderOverload(t *testing.T) {
 	f := startHTTPHedgeFleet(t, 3, func(string, int) (time.Duration, bool) { return 20 * time.Millisecond, false })
-	c := hedgeClient(t, f, `{"enabled":true,"delay":"1ms","maxExtraLoadPercent":5,"minHedgesPerSecond":0.1}`)
+	rec := newFakeRecorder()
+	c := hedgeClient(t, f, `{"enabled":true,"delay":"1ms","maxExtraLoadPercent":5,"minHedgesPerSecond":0.1}`, fulcrumhttp.WithMetrics(rec))
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 	const calls, workers = 200, 10
@@ -195,6 +201,9 @@ func TestHedging_BudgetHoldsUnderOverload(t *testing.T) {
 	tr := c.Transport.(*fulcrumhttp.Transport)
 	if st := tr.Stats(); st.Retries != 0 {
 		t.Errorf("%d retries counted for hedges", st.Retries)
+	}
+	if sent, refused := rec.sum(metrics.HedgesSent, "svc"), rec.sum(metrics.HedgeBudgetRejections, "svc"); sent != extra || refused == 0 {
+		t.Errorf("hedges_sent %d (servers saw %d extra), hedge_budget_rejections %d (want > 0)", sent, extra, refused)
 	}
 }
 
