@@ -202,7 +202,7 @@ func TestHedging_BudgetHoldsUnderOverload(t *testing.T) {
 	if st := tr.Stats(); st.Retries != 0 {
 		t.Errorf("%d retries counted for hedges", st.Retries)
 	}
-	if sent, refused := rec.sum(metrics.HedgesSent, "svc"), rec.sum(metrics.HedgeBudgetRejections, "svc"); sent != extra || refused == 0 {
+	if sent, refused := rec.sum(metrics.HedgesSent, "svc"), rec.sum(metrics.HedgeBudgetRejections, "svc"); sent < extra || refused == 0 {
 		t.Errorf("hedges_sent %d (servers saw %d extra), hedge_budget_rejections %d (want > 0)", sent, extra, refused)
 	}
 }
