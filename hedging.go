@@ -134,9 +134,8 @@ func (h *hedging) hedgerOf(cc *grpc.ClientConn) *hedge.Hedger {
 }
 
 // attemptResult is one attempt's reply and what grpc-go reported of it.
-// Each attempt has its own reply message and its own header, trailer and
-// peer, so that attempts in flight together never write the same memory;
-// the winner's are copied to the caller's.
+// Each hedge has its own reply message and its own header, trailer and
+// peer, so that attempts in flight together never write the same memory.
 type attemptResult struct {
 	reply           proto.Message
 	err             error
@@ -152,13 +151,16 @@ func (h *hedging) intercept(ctx context.Context, method string, req, reply any, 
 	if !ok || !h.hedged(method) {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	// The options that write into the caller's memory are replaced per
-	// attempt; OnFinish is called once, with the call's result.
+	// Attempt 0 writes into the caller's reply, header, trailer and peer
+	// (hedge.Do runs it on this goroutine: it has returned when Do does);
+	// each hedge gets its own, and the winner's are copied over the
+	// caller's. OnFinish is called once, with the call's result.
 	var (
 		headers, trailers []*metadata.MD
 		peers             []*peer.Peer
 		onFinish          []func(error)
 		base              = make([]grpc.CallOption, 0, len(opts)+3)
+		first             = make([]grpc.CallOption, 0, len(opts))
 	)
 	for _, o := range opts {
 		switch o := o.(type) {
@@ -170,12 +172,19 @@ func (h *hedging) intercept(ctx context.Context, method string, req, reply any, 
 			peers = append(peers, o.PeerAddr)
 		case grpc.OnFinishCallOption:
 			onFinish = append(onFinish, o.OnFinish)
+			continue
 		default:
 			base = append(base, o)
 		}
+		first = append(first, o)
 	}
-	try := func(actx context.Context, _ int) *attemptResult {
-		r := &attemptResult{reply: rm.ProtoReflect().New().Interface()}
+	// The type is read now: once attempt 0 runs, rm is its to write.
+	mt := rm.ProtoReflect().Type()
+	try := func(actx context.Context, n int) *attemptResult {
+		if n == 0 {
+			return &attemptResult{reply: rm, err: invoker(actx, method, req, reply, cc, first...)}
+		}
+		r := &attemptResult{reply: mt.New().Interface()}
 		aopts := append(base[:len(base):len(base)], grpc.Header(&r.header), grpc.Trailer(&r.trailer), grpc.Peer(&r.peer))
 		r.err = invoker(actx, method, req, r.reply, cc, aopts...)
 		return r
@@ -191,19 +200,24 @@ func (h *hedging) intercept(ctx context.Context, method string, req, reply any, 
 	}
 	r, release := hedge.Do(ctx, h.hedgerOf(cc), try, judge, func(*attemptResult) {})
 	release()
-	for _, p := range headers {
-		*p = r.header
-	}
-	for _, p := range trailers {
-		*p = r.trailer
-	}
-	for _, p := range peers {
-		*p = r.peer
-	}
-	if r.err == nil {
-		// grpc-go's codec unmarshals into a reset message: so does this.
+	if r.reply != rm {
+		// A hedge won: attempt 0 has returned, nothing writes the
+		// caller's memory any more.
+		for _, p := range headers {
+			*p = r.header
+		}
+		for _, p := range trailers {
+			*p = r.trailer
+		}
+		for _, p := range peers {
+			*p = r.peer
+		}
 		proto.Reset(rm)
-		proto.Merge(rm, r.reply)
+		if r.err == nil {
+			// grpc-go's codec unmarshals into a reset message: so does
+			// this.
+			proto.Merge(rm, r.reply)
+		}
 	}
 	for _, f := range onFinish {
 		f(r.err)
