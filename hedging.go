@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -83,6 +84,7 @@ type hedging struct {
 	// hedgers holds one Hedger per channel (budget and delay are a
 	// channel's), keyed weakly so that a closed channel's goes with it.
 	hedgers sync.Map // weak.Pointer[grpc.ClientConn] -> *hedge.Hedger
+	last    atomic.Pointer[lastHedger]
 }
 
 func newHedging(p HedgingPolicy, clk clock.Clock) *hedging {
@@ -122,15 +124,41 @@ func (h *hedging) hedged(method string) bool {
 }
 
 func (h *hedging) hedgerOf(cc *grpc.ClientConn) *hedge.Hedger {
+	// The channel of the last call, checked through its weak pointer
+	// (weak.Make takes a runtime lock; Value does not).
+	if l := h.last.Load(); l != nil && l.cc.Value() == cc {
+		return l.h
+	}
 	k := weak.Make(cc)
-	if v, ok := h.hedgers.Load(k); ok {
-		return v.(*hedge.Hedger)
+	v, ok := h.hedgers.Load(k)
+	if !ok {
+		var loaded bool
+		v, loaded = h.hedgers.LoadOrStore(k, hedge.New(h.policy, hedge.Options{Clock: h.clk}))
+		if !loaded {
+			runtime.AddCleanup(cc, func(k weak.Pointer[grpc.ClientConn]) { h.hedgers.Delete(k) }, k)
+		}
 	}
-	v, loaded := h.hedgers.LoadOrStore(k, hedge.New(h.policy, hedge.Options{Clock: h.clk}))
-	if !loaded {
-		runtime.AddCleanup(cc, func(k weak.Pointer[grpc.ClientConn]) { h.hedgers.Delete(k) }, k)
+	hd := v.(*hedge.Hedger)
+	h.last.Store(&lastHedger{cc: k, h: hd})
+	return hd
+}
+
+type lastHedger struct {
+	cc weak.Pointer[grpc.ClientConn]
+	h  *hedge.Hedger
+}
+
+// hasCallerMemory reports whether opts hold an option hedge attempts must
+// not share: Header, Trailer, Peer (they write the caller's memory) or
+// OnFinish (called once per call).
+func hasCallerMemory(opts []grpc.CallOption) bool {
+	for _, o := range opts {
+		switch o.(type) {
+		case grpc.HeaderCallOption, grpc.TrailerCallOption, grpc.PeerCallOption, grpc.OnFinishCallOption:
+			return true
+		}
 	}
-	return v.(*hedge.Hedger)
+	return false
 }
 
 // attemptResult is one attempt's reply and what grpc-go reported of it.
@@ -159,24 +187,26 @@ func (h *hedging) intercept(ctx context.Context, method string, req, reply any, 
 		headers, trailers []*metadata.MD
 		peers             []*peer.Peer
 		onFinish          []func(error)
-		base              = make([]grpc.CallOption, 0, len(opts)+3)
-		first             = make([]grpc.CallOption, 0, len(opts))
+		base, first       = opts, opts // without those options: no copy
 	)
-	for _, o := range opts {
-		switch o := o.(type) {
-		case grpc.HeaderCallOption:
-			headers = append(headers, o.HeaderAddr)
-		case grpc.TrailerCallOption:
-			trailers = append(trailers, o.TrailerAddr)
-		case grpc.PeerCallOption:
-			peers = append(peers, o.PeerAddr)
-		case grpc.OnFinishCallOption:
-			onFinish = append(onFinish, o.OnFinish)
-			continue
-		default:
-			base = append(base, o)
+	if hasCallerMemory(opts) {
+		base, first = make([]grpc.CallOption, 0, len(opts)+3), make([]grpc.CallOption, 0, len(opts))
+		for _, o := range opts {
+			switch o := o.(type) {
+			case grpc.HeaderCallOption:
+				headers = append(headers, o.HeaderAddr)
+			case grpc.TrailerCallOption:
+				trailers = append(trailers, o.TrailerAddr)
+			case grpc.PeerCallOption:
+				peers = append(peers, o.PeerAddr)
+			case grpc.OnFinishCallOption:
+				onFinish = append(onFinish, o.OnFinish)
+				continue
+			default:
+				base = append(base, o)
+			}
+			first = append(first, o)
 		}
-		first = append(first, o)
 	}
 	// The type is read now: once attempt 0 runs, rm is its to write.
 	mt := rm.ProtoReflect().Type()

@@ -84,7 +84,7 @@ func (s *hedgeServer) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (
 	return &testpb.SimpleResponse{Hostname: s.addr}, nil
 }
 
-func startHedgeFleet(t *testing.T, n int, behave func(id string, k int, addr string) (time.Duration, bool)) *hedgeFleet {
+func startHedgeFleet(t testing.TB, n int, behave func(id string, k int, addr string) (time.Duration, bool)) *hedgeFleet {
 	t.Helper()
 	f := &hedgeFleet{behave: behave, arrivals: map[string][]string{}}
 	for range n {
@@ -115,12 +115,16 @@ func (f *hedgeFleet) cancelledCount() int {
 
 // dialHedged connects to f through weighted_least_request with hedging.
 // extra is appended to the policy's JSON (e.g. `,"activeRequestBias":0`).
-func dialHedged(t *testing.T, f *hedgeFleet, p fulcrum.HedgingPolicy, extra string) testgrpc.TestServiceClient {
+func dialHedged(t testing.TB, f *hedgeFleet, p *fulcrum.HedgingPolicy, extra string) testgrpc.TestServiceClient {
 	t.Helper()
-	cc, err := grpc.NewClient("fulcrum://static/"+strings.Join(f.addrs, ","),
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"weighted_least_request":{"healthProbe":{"enabled":false},"slowStart":{"window":"0s"}`+extra+`}}]}`),
-		fulcrum.WithHedging(p))
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"weighted_least_request":{"healthProbe":{"enabled":false},"slowStart":{"window":"0s"}` + extra + `}}]}`),
+	}
+	if p != nil {
+		opts = append(opts, fulcrum.WithHedging(*p))
+	}
+	cc, err := grpc.NewClient("fulcrum://static/"+strings.Join(f.addrs, ","), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +157,7 @@ func callID(ctx context.Context, id string) context.Context {
 // header and peer are the winner's.
 func TestHedging_HedgeGoesElsewhereLoserCancelled(t *testing.T) {
 	f := startHedgeFleet(t, 3, func(_ string, k int, _ string) (time.Duration, bool) { return 0, k == 0 })
-	client := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: 20 * time.Millisecond, MinHedgesPerSecond: 100}, `,"activeRequestBias":0`)
+	client := dialHedged(t, f, &fulcrum.HedgingPolicy{Delay: 20 * time.Millisecond, MinHedgesPerSecond: 100}, `,"activeRequestBias":0`)
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 	warmUp(ctx, t, client, 3)
@@ -195,7 +199,7 @@ func TestHedging_HedgeGoesElsewhereLoserCancelled(t *testing.T) {
 // reserve of minHedgesPerSecond x 10 s = 1) caps what the servers receive.
 func TestHedging_BudgetHoldsUnderOverload(t *testing.T) {
 	f := startHedgeFleet(t, 3, func(string, int, string) (time.Duration, bool) { return 20 * time.Millisecond, false })
-	client := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: time.Millisecond, MaxExtraLoadPercent: 5, MinHedgesPerSecond: 0.1}, "")
+	client := dialHedged(t, f, &fulcrum.HedgingPolicy{Delay: time.Millisecond, MaxExtraLoadPercent: 5, MinHedgesPerSecond: 0.1}, "")
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 	const calls, workers = 200, 10
@@ -225,7 +229,7 @@ func TestHedging_BudgetHoldsUnderOverload(t *testing.T) {
 // with time to spare is (the control, so the test can fail).
 func TestHedging_NearlySpentDeadlineNotHedged(t *testing.T) {
 	f := startHedgeFleet(t, 2, func(_ string, k int, _ string) (time.Duration, bool) { return 0, k == 0 })
-	client := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: 100 * time.Millisecond, MinDelay: 10 * time.Millisecond, MinHedgesPerSecond: 100}, "")
+	client := dialHedged(t, f, &fulcrum.HedgingPolicy{Delay: 100 * time.Millisecond, MinDelay: 10 * time.Millisecond, MinHedgesPerSecond: 100}, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 105*time.Millisecond)
 	defer cancel()
 	_, err := client.UnaryCall(callID(ctx, "short"), &testpb.SimpleRequest{})
@@ -259,7 +263,7 @@ func TestHedging_NonFatalSendsNextAtOnce(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
-	client := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: time.Minute, MinHedgesPerSecond: 100, NonFatalStatusCodes: []codes.Code{codes.Unavailable}}, "")
+	client := dialHedged(t, f, &fulcrum.HedgingPolicy{Delay: time.Minute, MinHedgesPerSecond: 100, NonFatalStatusCodes: []codes.Code{codes.Unavailable}}, "")
 	warmUp(ctx, t, client, 2)
 	var finished []error
 	if _, err := client.UnaryCall(callID(ctx, "nf"), &testpb.SimpleRequest{}, grpc.OnFinish(func(err error) { finished = append(finished, err) })); err != nil {
@@ -272,7 +276,7 @@ func TestHedging_NonFatalSendsNextAtOnce(t *testing.T) {
 	if len(finished) != 1 || finished[0] != nil {
 		t.Fatalf("OnFinish calls %v, want one, with nil", finished)
 	}
-	plain := dialHedged(t, f, fulcrum.HedgingPolicy{Delay: time.Minute, MinHedgesPerSecond: 100}, "")
+	plain := dialHedged(t, f, &fulcrum.HedgingPolicy{Delay: time.Minute, MinHedgesPerSecond: 100}, "")
 	if _, err := plain.UnaryCall(callID(ctx, "fatal"), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("call without non-fatal codes: %v, want the first attempt's UNAVAILABLE", err)
 	}
@@ -282,7 +286,7 @@ func TestHedging_NonFatalSendsNextAtOnce(t *testing.T) {
 // the field's error.
 func TestHedging_InvalidPolicy(t *testing.T) {
 	f := startHedgeFleet(t, 1, func(string, int, string) (time.Duration, bool) { return 0, false })
-	client := dialHedged(t, f, fulcrum.HedgingPolicy{MaxAttempts: 9}, "")
+	client := dialHedged(t, f, &fulcrum.HedgingPolicy{MaxAttempts: 9}, "")
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 	_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
