@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fulcrum-lb/fulcrum"
+	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 )
 
 const defaultTestTimeout = 5 * time.Second
@@ -191,6 +192,18 @@ func TestHedging_HedgeGoesElsewhereLoserCancelled(t *testing.T) {
 			t.Fatalf("%d of %d losing attempts seen cancelled by their server", f.cancelledCount(), calls)
 		}
 		time.Sleep(time.Millisecond)
+	}
+	// The balancer learnt the channel's hedger from the picks: fulcrumz
+	// shows the delay (and the hedging metrics go to the channel's).
+	target := "fulcrum://static/" + strings.Join(f.addrs, ",")
+	var hg *fulcrumz.Hedging
+	for _, ch := range fulcrumz.Snapshot() {
+		if ch.Target == target {
+			hg = ch.Hedging
+		}
+	}
+	if hg == nil || hg.Adaptive || hg.DelaySeconds != 0.02 {
+		t.Errorf("fulcrumz hedging of %s: %+v, want the fixed 20ms delay", target, hg)
 	}
 }
 
