@@ -25,7 +25,9 @@ import (
 //
 // both only with a rewindable body, within retry.maxAttempts, while the
 // context is live, to an endpoint not tried yet, and with a token of the
-// host's budget.
+// host's budget. With hedging on, a request safe to repeat goes through
+// hedgedRoundTrip instead (hedging.go), whose attempts follow the same
+// rules.
 func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	g.budget.Deposit()
