@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fulcrum-lb/fulcrum/hedge"
 	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
@@ -26,6 +27,8 @@ type grpcPicker struct {
 	dones []atomic.Pointer[cachedDone]
 	// onRejected counts picks that every candidate's breaker refused.
 	onRejected func()
+	// onHedged learns the hedger of a hedged call's channel (hedging.go).
+	onHedged func(*hedge.Hedger)
 }
 
 type cachedDone struct {
@@ -40,6 +43,12 @@ func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, mask uint32
 // Pick implements balancer.Picker. It takes no lock, never blocks and, in
 // the steady state, does not allocate.
 func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
+	// One atomic load while no call of the process was ever hedged.
+	if hedge.InUse() && info.Ctx != nil {
+		if a, ok := hedge.AttemptFrom(info.Ctx); ok {
+			return gp.pickAttempt(info, a)
+		}
+	}
 	// Only an RPC with a deadline bounds its endpoint's latency while in
 	// flight: one without may be a long-lived stream, and PickInfo does
 	// not say which (grpc-go 1.85).

@@ -37,6 +37,7 @@ func newObserver(b *wlrBalancer, cc grpcbalancer.ClientConn, opts grpcbalancer.B
 // refused.
 func (b *wlrBalancer) observedPicker(gp *grpcPicker) *grpcPicker {
 	gp.onRejected = b.obs.Metrics().NoUsableEndpoint
+	gp.onHedged = b.obs.Hedging
 	return gp
 }
 

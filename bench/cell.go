@@ -54,6 +54,9 @@ func (c *cell) result(policy string, elapsed time.Duration) Result {
 	for _, h := range c.hits {
 		total += h
 	}
+	if res.Completed > 0 {
+		res.ExtraLoadPct = max(0, 100*float64(total-res.Completed)/float64(res.Completed))
+	}
 	for _, h := range c.hits {
 		sh := 0.0
 		if total > 0 {

@@ -68,7 +68,12 @@ type Result struct {
 	Hits           []int64   `json:"hits"`
 	Shares         []float64 `json:"shares"`
 	HitsNotServing int64     `json:"hitsNotServing"`
-	Timeline       []Bucket  `json:"timeline"`
+	// ExtraLoadPct is how many more requests the servers received than
+	// RPCs completed, in percent of the completed RPCs (hedges; 0 for
+	// policies that send each RPC once, up to RPCs cut between the
+	// warm-up and the measurement).
+	ExtraLoadPct float64  `json:"extraLoadPct"`
+	Timeline     []Bucket `json:"timeline"`
 
 	// P99Rounds is the p99 of each round, in round order, when a cell
 	// merges several (HTTP benchmark).
@@ -245,7 +250,7 @@ func (r *Report) markdown(charts map[string]string) string {
 	w("- open loop: Poisson arrivals at %.0f RPS (same seed for every policy), per-RPC deadline %s; closed loop: %d workers\n", r.Rate, r.Deadline, r.Workers)
 	w("- latencies in ms from the scheduled arrival (no coordinated omission), over every RPC including failed ones; success %% counts dropped arrivals (in-flight cap) as failures\n")
 	w("- shares: %% of application RPCs each backend's server counted, in backend order b0/b1/...; the faulty backend is always b0 (b3 in cold-join)\n")
-	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off)\n\n")
+	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off), `fulcrum_hedging` = defaults + `fulcrum.WithHedging(fulcrum.HedgingPolicy{})` (adaptive delay, 5 %% extra load + 10/s); extra load %%: requests the servers counted beyond the RPCs completed\n\n")
 
 	if len(r.Targets) > 0 {
 		w("## Targets (Fulcrum defaults)\n\n")
@@ -261,18 +266,18 @@ func (r *Report) markdown(charts map[string]string) string {
 	for _, s := range r.Scenarios {
 		w("## %s (`%s`)\n\n%s\n\n", s.Title, s.Name, s.Models)
 		notServing := s.Name == "not-serving"
-		w("| policy | QPS | success %% | p50 | p90 | p99 | p99.9 | errors | shares %% |")
+		w("| policy | QPS | success %% | p50 | p90 | p99 | p99.9 | errors | shares %% | extra load %% |")
 		if notServing {
 			w(" to NOT_SERVING |")
 		}
-		w("\n|---|--:|--:|--:|--:|--:|--:|---|---|")
+		w("\n|---|--:|--:|--:|--:|--:|--:|---|---|--:|")
 		if notServing {
 			w("--:|")
 		}
 		w("\n")
 		for _, res := range s.Results {
-			w("| %s | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %s | %s |", res.Policy, res.QPS, res.SuccessPct,
-				res.P50, res.P90, res.P99, res.P999, fmtErrors(res.Errors), fmtShares(res.Shares))
+			w("| %s | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.1f |", res.Policy, res.QPS, res.SuccessPct,
+				res.P50, res.P90, res.P99, res.P999, fmtErrors(res.Errors), fmtShares(res.Shares), res.ExtraLoadPct)
 			if notServing {
 				w(" %d |", res.HitsNotServing)
 			}

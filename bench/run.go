@@ -15,6 +15,8 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver/manual"
 
+	"github.com/fulcrum-lb/fulcrum"
+
 	// Registers least_request_experimental and weighted_round_robin.
 	_ "google.golang.org/grpc/balancer/leastrequest"
 	_ "google.golang.org/grpc/balancer/weightedroundrobin"
@@ -26,6 +28,8 @@ type Policy struct {
 	Name string
 	// Config is the policy's entry of loadBalancingConfig.
 	Config string
+	// Hedging, when set, dials with fulcrum.WithHedging.
+	Hedging *fulcrum.HedgingPolicy
 }
 
 // Policies returns the policies compared by default, grpc-go's first.
@@ -33,11 +37,13 @@ type Policy struct {
 // a few seconds (its defaults, 10s blackout and 1s updates, could not).
 func Policies() []Policy {
 	return []Policy{
-		{"round_robin", `{"round_robin":{}}`},
-		{"least_request", `{"least_request_experimental":{}}`},
-		{"wrr_orca", `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`},
-		{"fulcrum", `{"weighted_least_request":{}}`},
-		{"fulcrum_nolatency", `{"weighted_least_request":{"latencyAware":false}}`},
+		{"round_robin", `{"round_robin":{}}`, nil},
+		{"least_request", `{"least_request_experimental":{}}`, nil},
+		{"wrr_orca", `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`, nil},
+		{"fulcrum", `{"weighted_least_request":{}}`, nil},
+		{"fulcrum_nolatency", `{"weighted_least_request":{"latencyAware":false}}`, nil},
+		// The default hedging policy: adaptive delay, 5 % extra load.
+		{"fulcrum_hedging", `{"weighted_least_request":{}}`, &fulcrum.HedgingPolicy{}},
 	}
 }
 
@@ -193,8 +199,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			res := c.result(p.Name, time.Duration(rounds)*dur)
 			sr.Markers = c.markers
 			sr.Results = append(sr.Results, res)
-			fmt.Fprintf(o.Log, "%-14s %-16s qps=%7.1f ok=%7.3f%% p50=%6.2fms p99=%7.2fms p99.9=%7.2fms errors=%v shares=%v notServing=%d\n",
-				s.name, p.Name, res.QPS, res.SuccessPct, res.P50, res.P99, res.P999, res.Errors, fmtShares(res.Shares), res.HitsNotServing)
+			fmt.Fprintf(o.Log, "%-14s %-16s qps=%7.1f ok=%7.3f%% p50=%6.2fms p99=%7.2fms p99.9=%7.2fms errors=%v shares=%v notServing=%d extraLoad=%.2f%%\n",
+				s.name, p.Name, res.QPS, res.SuccessPct, res.P50, res.P99, res.P999, res.Errors, fmtShares(res.Shares), res.HitsNotServing, res.ExtraLoadPct)
 		}
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
@@ -274,10 +280,15 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 	}
 
 	sc := fmt.Sprintf(`{"loadBalancingConfig":[%s]}`, p.Config)
-	cc, err := grpc.NewClient("bench:///fleet",
+	dopts := []grpc.DialOption{
 		grpc.WithResolvers(e.res),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(sc))
+		grpc.WithDefaultServiceConfig(sc),
+	}
+	if p.Hedging != nil {
+		dopts = append(dopts, fulcrum.WithHedging(*p.Hedging))
+	}
+	cc, err := grpc.NewClient("bench:///fleet", dopts...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	rand "math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -220,6 +222,29 @@ func scenarios() []scenario {
 					{frac(d, 0.20), "b3 hangs", func() { b[3].hung.Store(true) }},
 					{frac(d, 0.40), "b4 hangs", func() { b[4].hung.Store(true) }},
 				}
+			},
+		},
+		{
+			name:   "hang-in-flight",
+			title:  "Hangs that pass, beside slow peers",
+			models: "The RPCs no breaker or probe can save: 8 backends, of which 0 and 1 serve every RPC 3x slower (mean 15ms) for the whole run, and 2, 3, 4, 5 each hang for a quarter of the run (from 10%, 30%, 50%, 70%: RPCs and health checks are never answered, the connection stays up), two at a time where they overlap. RPCs already on a backend when it hangs wait for their deadline unless something sends them elsewhere (issue 19: hedging).",
+			notes:  "Compare `fulcrum` with `fulcrum_hedging` (the default `fulcrum.WithHedging`: adaptive delay, 5 % extra load): the extra-load column is counted by the servers.",
+			n:      8, opts: homogeneous, fault: true,
+			events: func(e *env, d time.Duration) []event {
+				for i := range 2 {
+					e.backends[i].setSlow(3) // a standing condition, before the warmup too
+				}
+				b := e.backends
+				var evs []event
+				for k := range 4 {
+					i, at := 2+k, 0.10+0.20*float64(k)
+					label := fmt.Sprintf("b%d", i)
+					evs = append(evs,
+						event{frac(d, at), label + " hangs", func() { b[i].hung.Store(true) }},
+						event{frac(d, at+0.25), "", func() { b[i].hung.Store(false) }})
+				}
+				slices.SortStableFunc(evs, func(x, y event) int { return cmp.Compare(x.at, y.at) })
+				return evs
 			},
 		},
 		{

@@ -1,10 +1,12 @@
 package driver
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/fulcrumz"
+	"github.com/fulcrum-lb/fulcrum/hedge"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 	"github.com/fulcrum-lb/fulcrum/probe"
 )
@@ -18,6 +20,8 @@ type Observer struct {
 	m          *metrics.Channel
 	set        *endpointset.Set
 	unregister func()
+
+	hedger atomic.Pointer[hedge.Hedger] // the channel's or host's, once it hedges
 }
 
 // ObserverOptions name what is observed.
@@ -50,19 +54,42 @@ func NewObserver(set *endpointset.Set, o ObserverOptions) *Observer {
 		c, _ := set.Counts()
 		return c, true
 	})
-	ob.unregister = fulcrumz.Register(o.Transport, o.Target, func() (endpointset.View, any, bool) {
+	ob.unregister = fulcrumz.RegisterHedged(o.Transport, o.Target, func() (endpointset.View, any, bool) {
 		cfg, decay, ok := o.Config()
 		if !ok {
 			return endpointset.View{}, nil, false
 		}
 		return set.View(decay), cfg, true
-	})
+	}, ob.hedging)
 	return ob
 }
 
 // Metrics returns the channel's metrics, for the events only the adapter
 // sees (picks that found nothing usable, retries).
 func (o *Observer) Metrics() *metrics.Channel { return o.m }
+
+// Hedging makes h's events count in the channel's metrics and its delay
+// show in fulcrumz. The gRPC adapter calls it on each hedged pick (the
+// interceptor owns the hedger; the balancer learns of it through the
+// pick's context), so it is one atomic load when nothing changed.
+func (o *Observer) Hedging(h *hedge.Hedger) {
+	if o.hedger.Load() != h {
+		o.hedger.Store(h)
+		h.SetObserver(o.m)
+	}
+}
+
+func (o *Observer) hedging() *fulcrumz.Hedging {
+	h := o.hedger.Load()
+	if h == nil {
+		return nil
+	}
+	d, adaptive, known := h.Delay()
+	if !known {
+		d = 0
+	}
+	return &fulcrumz.Hedging{DelaySeconds: d.Seconds(), Adaptive: adaptive, Known: known}
+}
 
 // decided records a decision (panic mode entered).
 func (o *Observer) decided(d *endpointset.Decision) { o.m.Decided(d) }

@@ -10,6 +10,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	fconfig "github.com/fulcrum-lb/fulcrum/config"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/hedge"
 	"github.com/fulcrum-lb/fulcrum/picker"
 	"github.com/fulcrum-lb/fulcrum/policy"
 	"github.com/fulcrum-lb/fulcrum/probe"
@@ -58,6 +59,21 @@ type config struct {
 	HTTP2 bool `json:"http2"`
 
 	Retry retryConfig `json:"retry"`
+
+	Hedging hedgingConfig `json:"hedging"`
+}
+
+// hedgingConfig is the hedging policy (JSON hedging): the fields of
+// hedge.Policy, shared with fulcrum.HedgingPolicy, and the switch.
+type hedgingConfig struct {
+	// Enabled hedges requests that are safe to repeat (the retry rule:
+	// idempotent and a rewindable body). Default false.
+	Enabled bool `json:"enabled"`
+	// maxAttempts, delay, minDelay, maxExtraLoadPercent,
+	// minHedgesPerSecond: see hedge.Policy. A hedge also takes a token of
+	// the host's retry budget: retries and hedges together stay within
+	// retry.budgetPercent.
+	hedge.Policy
 }
 
 // breakerConfig is the "breaker" object: the shared breaker and what HTTP
@@ -150,6 +166,7 @@ func defaultConfig() *config {
 			BudgetPercent:       20,
 			MinRetriesPerSecond: 10,
 		},
+		Hedging: hedgingConfig{Policy: hedge.Policy{}.WithDefaults()},
 	}
 }
 
@@ -244,6 +261,7 @@ func (c *config) ValidateOwn() error {
 	if !c.HTTP2 && c.H2C {
 		bad("http2", false, "true when h2c is true")
 	}
+	errs = append(errs, fconfig.Prefix("hedging.", c.Hedging.WithDefaults().Validate()))
 	errs = append(errs,
 		fconfig.FloatIn("retry.budgetPercent", c.Retry.BudgetPercent, 0, 100),
 		fconfig.FloatIn("retry.minRetriesPerSecond", c.Retry.MinRetriesPerSecond, 0, 10000))

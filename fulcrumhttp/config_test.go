@@ -112,6 +112,12 @@ func TestREADME_DefaultsMatch(t *testing.T) {
 		"retry.perTryTimeout":           dur(time.Duration(d.Retry.PerTryTimeout)),
 		"breaker.retryAfterStatuses":    ints(d.Breaker.RetryAfterStatuses),
 		"http2":                         strconv.FormatBool(d.HTTP2),
+		"hedging.enabled":               strconv.FormatBool(d.Hedging.Enabled),
+		"hedging.maxAttempts":           strconv.Itoa(d.Hedging.MaxAttempts),
+		"hedging.delay":                 dur(time.Duration(d.Hedging.Delay)),
+		"hedging.minDelay":              dur(time.Duration(d.Hedging.MinDelay)),
+		"hedging.maxExtraLoadPercent":   strconv.FormatFloat(d.Hedging.MaxExtraLoadPercent, 'g', -1, 64),
+		"hedging.minHedgesPerSecond":    strconv.FormatFloat(d.Hedging.MinHedgesPerSecond, 'g', -1, 64),
 	}
 	row := regexp.MustCompile("(?m)^\\| `([a-zA-Z0-9.]+)` \\| `([^`]*)` \\|")
 	seen := map[string]bool{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
+	"github.com/fulcrum-lb/fulcrum/hedge"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/picker"
 	"github.com/fulcrum-lb/fulcrum/probe"
@@ -44,7 +45,8 @@ type group struct {
 	drv   *driver.Driver    // set once by start
 	res   resolver.Resolver // set once by start
 
-	budget    *retryBudget             // this host's retries (retry.go); set by NewTransport
+	budget    *hedge.Budget            // this host's retries (retry.go); set by NewTransport
+	hedger    *hedge.Hedger            // this host's hedging (hedging.go); nil when off; set by NewTransport
 	snap      atomic.Pointer[snapshot] // what requests pick from
 	decisions atomic.Uint64            // engine decisions published, for tests
 

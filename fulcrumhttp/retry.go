@@ -2,10 +2,8 @@ package fulcrumhttp
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -71,69 +69,4 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return d, true
 	}
 	return 0, false
-}
-
-// retryBudget limits retries to a share of recent requests plus a floor
-// per second, so that retries cannot multiply the load of an outage
-// (Finagle's RetryBudget: "a percentage of requests ... plus a minimum
-// number of retries per second", tokens expiring after a TTL of 10s).
-//
-// Every request deposits ratio tokens, every retry withdraws one; both
-// expire after ttl, kept in one-second buckets. The balance also holds a
-// reserve of minPerSecond x ttl tokens that never expires.
-type retryBudget struct {
-	// Read-only after construction. Tokens are counted in thousandths,
-	// as Finagle does, so that 5 deposits of 20 % make exactly one retry.
-	deposit1000 int64
-	reserve1000 int64
-	now         func() time.Time
-
-	mu      sync.Mutex
-	buckets [budgetBuckets]int64 // net thousandths of tokens per second of the window
-	head    int64                // unix second of the newest bucket
-}
-
-const budgetBuckets = 10 // TTL of deposits and withdrawals, in seconds
-
-func newRetryBudget(percent, minPerSecond float64, now func() time.Time) *retryBudget {
-	return &retryBudget{
-		deposit1000: int64(math.Round(percent * 10)),
-		reserve1000: int64(math.Round(minPerSecond * budgetBuckets * 1000)),
-		now:         now,
-	}
-}
-
-// advance moves the window to the current second. Caller must hold b.mu.
-func (b *retryBudget) advanceLocked() int {
-	sec := b.now().Unix()
-	if gap := sec - b.head; gap > 0 {
-		for i := int64(1); i <= min(gap, budgetBuckets); i++ {
-			b.buckets[(b.head+i)%budgetBuckets] = 0
-		}
-		b.head = sec
-	}
-	return int(((b.head % budgetBuckets) + budgetBuckets) % budgetBuckets)
-}
-
-// deposit records one request.
-func (b *retryBudget) deposit() {
-	b.mu.Lock()
-	b.buckets[b.advanceLocked()] += b.deposit1000
-	b.mu.Unlock()
-}
-
-// withdraw takes one retry from the budget, or reports false.
-func (b *retryBudget) withdraw() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	i := b.advanceLocked()
-	balance := b.reserve1000
-	for _, v := range b.buckets {
-		balance += v
-	}
-	if balance < 1000 {
-		return false
-	}
-	b.buckets[i] -= 1000
-	return true
 }

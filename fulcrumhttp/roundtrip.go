@@ -25,10 +25,12 @@ import (
 //
 // both only with a rewindable body, within retry.maxAttempts, while the
 // context is live, to an endpoint not tried yet, and with a token of the
-// host's budget.
+// host's budget. With hedging on, a request safe to repeat goes through
+// hedgedRoundTrip instead (hedging.go), whose attempts follow the same
+// rules.
 func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	g.budget.deposit()
+	g.budget.Deposit()
 	maxAttempts := g.t.cfg.Retry.MaxAttempts
 	ov := overridesOf(ctx)
 	if ov.noRetries {
@@ -36,6 +38,9 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	canResend := maxAttempts > 1 && rewindable(req)
 	safe := canResend && (ov.idempotent || idempotent(req))
+	if g.hedger != nil && !ov.noRetries && rewindable(req) && (ov.idempotent || idempotent(req)) {
+		return g.hedgedRoundTrip(req)
+	}
 
 	a, err := g.pick(ctx, nil)
 	if err != nil {
@@ -94,7 +99,7 @@ func (g *group) nextAttempt(ctx context.Context, tried []*endpoint) *attempt {
 	if err != nil {
 		return nil // nowhere else to go: the failed attempt stands
 	}
-	if !g.budget.withdraw() {
+	if !g.budget.Withdraw() {
 		g.t.retriesDenied.Add(1)
 		g.obs.Metrics().RetryRejected()
 		next.abort()

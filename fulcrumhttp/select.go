@@ -1,6 +1,7 @@
 package fulcrumhttp
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -99,30 +100,22 @@ func (s *selection) pick(tried []*endpoint) (*attempt, error) {
 	return b, nil
 }
 
-// pickExcept selects among the endpoints not in skip.
+// pickExcept selects among the endpoints not in skip (a retry or a hedge
+// goes to an endpoint the request is not already on), over the same
+// shared state (in-flight, latency, breakers): picker.SelectExcept.
 func (s *selection) pickExcept(skip []*endpoint) (*attempt, error) {
-	p, eps := s.p, s.eps
-	if len(skip) > 0 {
-		// A retry goes to an endpoint not tried yet: select among the
-		// others, over the same shared state (in-flight, latency,
-		// breakers). Retries are rare enough that building this small
-		// picker is cheap.
-		var entries []picker.Entry
-		eps = make([]*endpoint, 0, len(s.eps))
-		for i, ep := range s.eps {
-			if !slices.Contains(skip, ep) {
-				entries = append(entries, s.entries[i])
-				eps = append(eps, ep)
-			}
+	var except []*picker.Endpoint
+	for i, ep := range s.eps {
+		if slices.Contains(skip, ep) {
+			except = append(except, s.entries[i].Endpoint)
 		}
-		if len(entries) == 0 {
-			return nil, fmt.Errorf("no endpoint left to retry on after %d attempts: %w", len(skip), ErrNoUsableEndpoint)
-		}
-		p = picker.New(s.cfg, entries)
 	}
-	i, tok, err := p.Select()
-	if err != nil {
+	i, tok, err := s.p.SelectExcept(false, except)
+	switch {
+	case errors.Is(err, picker.ErrNoOtherEndpoint):
+		return nil, fmt.Errorf("no endpoint left to retry on after %d attempts: %w", len(skip), ErrNoUsableEndpoint)
+	case err != nil:
 		return nil, fmt.Errorf("%v: %w", err, ErrNoUsableEndpoint)
 	}
-	return &attempt{ep: eps[i], p: p, i: i, tok: tok}, nil
+	return &attempt{ep: s.eps[i], p: s.p, i: i, tok: tok}, nil
 }

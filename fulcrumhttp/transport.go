@@ -34,6 +34,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/fulcrum-lb/fulcrum/hedge"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/metrics"
 )
@@ -177,7 +178,11 @@ func NewTransport(hosts map[string]string, opts ...Option) (*Transport, error) {
 		g := newGroup(t, r)
 		// One budget per host: retries to a failing host never spend
 		// another's.
-		g.budget = newRetryBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, t.clk.Now)
+		g.budget = hedge.NewBudget(cfg.Retry.BudgetPercent, cfg.Retry.MinRetriesPerSecond, t.clk.Now)
+		if cfg.Hedging.Enabled {
+			g.hedger = hedge.New(cfg.Hedging.Policy, hedge.Options{Clock: t.clk, Shared: g.budget})
+			g.obs.Hedging(g.hedger)
+		}
 		if err := g.start(); err != nil {
 			g.obs.Close()
 			t.Close()

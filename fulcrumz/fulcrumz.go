@@ -39,7 +39,25 @@ type Channel struct {
 	PanicReason string     `json:"panicReason,omitempty"`
 	Counts      Counts     `json:"counts"`
 	Endpoints   []Endpoint `json:"endpoints"`
+	// Hedging is the state of hedged requests; absent when the channel or
+	// host does not hedge.
+	Hedging *Hedging `json:"hedging,omitempty"`
 }
+
+// Hedging is the hedging state of a channel or host.
+type Hedging struct {
+	// DelaySeconds is the current hedging delay; 0 while an adaptive
+	// delay has too few samples (calls are not hedged yet).
+	DelaySeconds float64 `json:"delaySeconds"`
+	// Adaptive says the delay follows recent latencies (else fixed).
+	Adaptive bool `json:"adaptive"`
+	// Known is false while the adaptive delay waits for samples.
+	Known bool `json:"known"`
+}
+
+// HedgingFunc returns a balancer's hedging state, nil when it does not
+// hedge.
+type HedgingFunc func() *Hedging
 
 // Counts are the numbers of endpoints by state at the last decision.
 type Counts struct {
@@ -106,6 +124,7 @@ type entry struct {
 	transport, target string
 	created           time.Time
 	view              ViewFunc
+	hedging           HedgingFunc // may be nil
 }
 
 var (
@@ -119,9 +138,15 @@ var (
 // view returning ok false (no configuration yet) leaves the balancer out
 // of snapshots.
 func Register(transport, target string, view ViewFunc) (unregister func()) {
+	return RegisterHedged(transport, target, view, nil)
+}
+
+// RegisterHedged is Register for a balancer that may hedge: snapshots
+// include what hedging returns (nil: none).
+func RegisterHedged(transport, target string, view ViewFunc, hedging HedgingFunc) (unregister func()) {
 	mu.Lock()
 	nextID++
-	e := &entry{id: nextID, transport: transport, target: target, created: time.Now(), view: view}
+	e := &entry{id: nextID, transport: transport, target: target, created: time.Now(), view: view, hedging: hedging}
 	entries[e.id] = e
 	mu.Unlock()
 	return func() {
@@ -148,7 +173,11 @@ func Snapshot() []Channel {
 		if !ok {
 			continue
 		}
-		out = append(out, convert(e, v, cfg))
+		ch := convert(e, v, cfg)
+		if e.hedging != nil {
+			ch.Hedging = e.hedging()
+		}
+		out = append(out, ch)
 	}
 	return out
 }

@@ -153,3 +153,28 @@ func TestRegister_Unregister(t *testing.T) {
 		t.Error("unregistered balancer still in Snapshot")
 	}
 }
+
+// TestRegisterHedged: a balancer that hedges shows its delay in the JSON
+// and the text view; one that does not has no hedging entry.
+func TestRegisterHedged(t *testing.T) {
+	plain := register(t)
+	target := "test:///" + t.Name() + "/hedged"
+	set := endpointset.New(endpointset.DefaultConfig(), endpointset.Options{})
+	unregister := fulcrumz.RegisterHedged("test", target, func() (endpointset.View, any, bool) {
+		return set.View(0), nil, true
+	}, func() *fulcrumz.Hedging { return &fulcrumz.Hedging{DelaySeconds: 0.012, Adaptive: true, Known: true} })
+	defer unregister()
+	chs := fulcrumz.Snapshot()
+	if ch, ok := find(chs, plain); !ok || ch.Hedging != nil {
+		t.Errorf("plain channel %+v: want no hedging", ch.Hedging)
+	}
+	ch, ok := find(chs, target)
+	if !ok || ch.Hedging == nil || ch.Hedging.DelaySeconds != 0.012 {
+		t.Fatalf("hedged channel %+v (%v): want delay 0.012s", ch.Hedging, ok)
+	}
+	rec := httptest.NewRecorder()
+	fulcrumz.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/?format=text", nil))
+	if !strings.Contains(rec.Body.String(), "hedging: delay 12ms (adaptive)") {
+		t.Errorf("text view lacks the hedging delay:\n%s", rec.Body)
+	}
+}

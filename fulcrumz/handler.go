@@ -81,6 +81,9 @@ func WriteText(w io.Writer, channels []Channel) error {
 		if len(ch.Config) > 0 {
 			fmt.Fprintf(tw, "  config: %s\n", ch.Config)
 		}
+		if h := ch.Hedging; h != nil {
+			fmt.Fprintf(tw, "  hedging: %s\n", hedgingText(h))
+		}
 		fmt.Fprintln(tw, "  ADDRESS\tSTATE\tWEIGHT\tEFFECTIVE\tIN-FLIGHT\tPICKS\tLATENCY\tBREAKER\tLAST PROBE\tREASON")
 		for _, e := range ch.Endpoints {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\n",
@@ -115,4 +118,14 @@ func probeText(p *LastProbe) string {
 		return "-"
 	}
 	return fmt.Sprintf("%s at %s", p.Result, p.At.Format("15:04:05.000"))
+}
+
+func hedgingText(h *Hedging) string {
+	switch {
+	case !h.Adaptive:
+		return fmt.Sprintf("delay %s (fixed)", latency(h.DelaySeconds))
+	case !h.Known:
+		return "delay not known yet (adaptive, too few samples): not hedging"
+	}
+	return fmt.Sprintf("delay %s (adaptive)", latency(h.DelaySeconds))
 }

@@ -123,5 +123,14 @@ func (ch *Channel) RetryRejected() {
 	ch.rec.Add(RetryBudgetRejections, 1, ch.target)
 }
 
+// HedgeSent records one hedged attempt sent (hedge.Observer).
+func (ch *Channel) HedgeSent() { ch.rec.Add(HedgesSent, 1, ch.target) }
+
+// HedgeWon records a hedged attempt whose result was the call's.
+func (ch *Channel) HedgeWon() { ch.rec.Add(HedgesWon, 1, ch.target) }
+
+// HedgeRefused records a hedge refused by the budget.
+func (ch *Channel) HedgeRefused() { ch.rec.Add(HedgeBudgetRejections, 1, ch.target) }
+
 // Close stops reporting the channel's gauges.
 func (ch *Channel) Close() { ch.unregister() }

@@ -75,7 +75,8 @@ var probeBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 
 // The metrics. Resolver metrics are recorded by the fulcrum:// resolver;
 // the others by the balancer and the HTTP transport, except Retries and
-// RetryBudgetRejections, which only the HTTP transport records.
+// RetryBudgetRejections, which only the HTTP transport records, and the
+// hedging counters, recorded only where hedging is on.
 var (
 	Endpoints = &Metric{
 		Name: "grpc.lb.fulcrum.endpoints", Kind: Gauge, Unit: "{endpoint}",
@@ -127,6 +128,21 @@ var (
 		Description: "EXPERIMENTAL. Retries that were due but refused by the retry budget (HTTP transport).",
 		Labels:      []string{LabelTarget},
 	}
+	HedgesSent = &Metric{
+		Name: "grpc.lb.fulcrum.hedges_sent", Kind: Counter, Unit: "{attempt}",
+		Description: "EXPERIMENTAL. Hedged attempts sent: attempts after the first of a hedged call (fulcrum.WithHedging, fulcrumhttp's hedging).",
+		Labels:      []string{LabelTarget},
+	}
+	HedgesWon = &Metric{
+		Name: "grpc.lb.fulcrum.hedges_won", Kind: Counter, Unit: "{attempt}",
+		Description: "EXPERIMENTAL. Hedged attempts whose result was the call's (the first attempt was slower or failed).",
+		Labels:      []string{LabelTarget},
+	}
+	HedgeBudgetRejections = &Metric{
+		Name: "grpc.lb.fulcrum.hedge_budget_rejections", Kind: Counter, Unit: "{attempt}",
+		Description: "EXPERIMENTAL. Hedged attempts that were due but refused by the hedging budget (maxExtraLoadPercent, and for HTTP the host's retry budget).",
+		Labels:      []string{LabelTarget},
+	}
 	ResolverUpdates = &Metric{
 		Name: "grpc.lb.fulcrum.resolver.updates", Kind: Counter, Unit: "{update}",
 		Description: "EXPERIMENTAL. Endpoint sets the fulcrum:// resolver pushed to the channel (changes only).",
@@ -162,7 +178,7 @@ var (
 // All returns every metric, balancer ones first.
 func All() []*Metric {
 	return []*Metric{Endpoints, EjectionsActive, BreakerTransitions, PanicEntered, PanicActive,
-		NoUsableEndpoint, Probes, ProbeDuration, Retries, RetryBudgetRejections, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge,
+		NoUsableEndpoint, Probes, ProbeDuration, Retries, RetryBudgetRejections, HedgesSent, HedgesWon, HedgeBudgetRejections, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge,
 		ResolverEmptyHeld, ResolverEmptyHolds}
 }
 
