@@ -18,7 +18,7 @@ import (
 func TestObserver_Hedging(t *testing.T) {
 	target := "driver-test:" + t.Name()
 	clk := clocktest.New()
-	s := panicSet(clk)
+	s, _ := panicSet(clk)
 	mr := testutil.NewMetricsRecorder()
 	obs := NewObserver(s, ObserverOptions{
 		Transport: "test", Target: target, Recorder: metrics.GRPC(mr),
