@@ -53,7 +53,7 @@ func NewObserver(set *endpointset.Set, o ObserverOptions) *Observer {
 		}
 		c, _ := set.Counts()
 		return c, true
-	})
+	}, set.Zones)
 	ob.unregister = fulcrumz.RegisterHedged(o.Transport, o.Target, func() (endpointset.View, any, bool) {
 		cfg, decay, ok := o.Config()
 		if !ok {

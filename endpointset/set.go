@@ -94,6 +94,8 @@ type Set struct {
 	maxRemoved int
 	panicking  bool
 	counts     Counts // of the last decision
+	zone       ZoneSplit
+	locality   *picker.LocalityCounts // counts of the zone-aware pickers
 }
 
 // New returns an empty Set.
@@ -106,7 +108,7 @@ func New(cfg Config, opts Options) *Set {
 	} else {
 		epoch = now()
 	}
-	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, log: opts.Logger, maxRemoved: maxRemoved, onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
+	return &Set{now: now, epoch: epoch, mono: mono, onChange: opts.OnChange, prefix: opts.LogPrefix, log: opts.Logger, maxRemoved: maxRemoved, locality: new(picker.LocalityCounts), onBreaker: opts.OnBreakerChange, cfg: cfg, opts: opts, recs: make(map[string]*Record)}
 }
 
 func (s *Set) infof(format string, args ...any) {
@@ -280,6 +282,10 @@ func (s *Set) Decide() Decision {
 		r.last, r.decided = res, true
 	}
 	s.counts = d.Counts
+	if d.Zone != (ZoneSplit{}) {
+		d.Zone.Counts = s.locality
+	}
+	s.zone = d.Zone
 	for i, r := range s.sorted {
 		// Breakers on trial admit every request while the proven
 		// endpoints are too few (see decide), otherwise one trial at a

@@ -23,6 +23,8 @@ type View struct {
 	PanicReason string
 	// Counts are the last decision's counts by state.
 	Counts Counts
+	// Zones is the zone routing; nil when zone-unaware (no localZone).
+	Zones *ZonesView
 	// Endpoints in key order.
 	Endpoints []EndpointView
 }
@@ -31,6 +33,7 @@ type View struct {
 type EndpointView struct {
 	Key      string
 	Addrs    []string
+	Zone     string
 	Metadata map[string]string
 	// Weight is the discovery weight, EffectiveWeight the weight the
 	// picker uses (x the slow-start factor; 0 when not a candidate).
@@ -38,7 +41,9 @@ type EndpointView struct {
 	EffectiveWeight float64
 	State           State
 	Reason          string
-	Ramping         bool
+	// Kept says maxEjectionPercent keeps it in rotation, breaker open.
+	Kept    bool
+	Ramping bool
 	// Picked says the endpoint is a candidate of the current picker.
 	Picked bool
 	Conn   Conn
@@ -107,6 +112,8 @@ func (s *Set) View(latencyDecay time.Duration) View {
 		*e = EndpointView{
 			Key:             r.Key,
 			Addrs:           slices.Clone(r.spec.Addrs),
+			Zone:            r.spec.Zone,
+			Kept:            r.last.Kept,
 			Metadata:        maps.Clone(r.spec.Metadata),
 			Weight:          r.spec.Weight,
 			EffectiveWeight: r.last.Weight,
@@ -137,7 +144,15 @@ func (s *Set) View(latencyDecay time.Duration) View {
 			e.Latency = r.Hot.Latency(latencyDecay)
 		}
 	}
+	zone := s.zone
 	s.mu.Unlock()
+	if z := v.Config.LocalZone; z != "" {
+		v.Zones = &ZonesView{LocalZone: z, SpillPercent: 100 * zone.Spill, SpillReason: zone.Reason, Zones: zonesView(z, v.Endpoints)}
+		v.Zones.LocalPicks, v.Zones.RemotePicks = s.locality.Load()
+		if v.Panic {
+			v.Zones.SpillReason = "panic mode: zone routing off, picking among every connected endpoint"
+		}
+	}
 	if v.Panic {
 		c := v.Counts
 		v.PanicReason = fmt.Sprintf("%d of %d endpoints usable (%d unhealthy, %d ejected by breaker, %d not connected), below panicThresholdPercent %g",

@@ -50,6 +50,9 @@ type ZoneSplit struct {
 	// Reason says why traffic spills ("" when it does not, or when
 	// zone-unaware).
 	Reason string
+	// Counts counts the picks of the Set's zone-aware pickers by locality
+	// (set by Set.Decide; nil when zone-unaware).
+	Counts *picker.LocalityCounts
 }
 
 // splitZones orders d's candidates local zone first and decides the
@@ -120,8 +123,32 @@ func splitZones(recs []*Record, cfg Config, d *Decision) {
 // Picker builds the picker of d's candidates: zone-aware when d.Zone says
 // so.
 func (d *Decision) Picker(cfg picker.Config) *picker.Picker {
-	if d.Zone.Aware {
-		return picker.NewZoned(cfg, d.Entries, picker.Zones{Local: d.Zone.Local, Spill: d.Zone.Spill})
+	if d.Zone.Counts != nil {
+		return picker.NewZoned(cfg, d.Entries, picker.Zones{Local: d.Zone.Local, Spill: d.Zone.Spill, Counts: d.Zone.Counts})
 	}
 	return picker.New(cfg, d.Entries)
+}
+
+// ZoneReport is the zone routing of a Set for metrics and snapshots.
+type ZoneReport struct {
+	// LocalZone is the client's zone ("": zone-unaware; the rest is zero).
+	LocalZone string
+	// Split is the last decision's (zero in panic mode and with nothing
+	// usable).
+	Split ZoneSplit
+	// LocalPicks and RemotePicks count the requests sent in and out of
+	// the zone since the Set was created.
+	LocalPicks, RemotePicks uint64
+}
+
+// Zones returns the zone routing in force.
+func (s *Set) Zones() ZoneReport {
+	s.mu.Lock()
+	r := ZoneReport{LocalZone: s.cfg.LocalZone, Split: s.zone}
+	s.mu.Unlock()
+	if r.LocalZone != "" {
+		r.LocalPicks, r.RemotePicks = s.locality.Load()
+	}
+	r.Split.Counts = nil
+	return r
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
 // newZonedSet returns a Set over nine endpoints a..i, three per zone
@@ -41,7 +43,10 @@ func entryKeys(d Decision) string {
 func TestZones_HealthyLocalZoneTakesEverything(t *testing.T) {
 	s, _, _ := newZonedSet(t, "z2")
 	d := s.Decide()
-	if want := (ZoneSplit{Aware: true, Local: 3}); d.Zone != want {
+	if d.Zone.Counts == nil {
+		t.Fatal("a zone-aware decision has no LocalityCounts")
+	}
+	if want := (ZoneSplit{Aware: true, Local: 3, Counts: d.Zone.Counts}); d.Zone != want {
 		t.Fatalf("Zone = %+v, want %+v", d.Zone, want)
 	}
 	// Local first, each side in key order; entries and records agree.
@@ -189,5 +194,36 @@ func TestConfig_LocalZoneBounds(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), "localZone: ") || !strings.Contains(err.Error(), "must be at most 128 bytes") {
 			t.Errorf("localZone %q: error %v, want one naming localZone and the rule", z, err)
 		}
+	}
+}
+
+// TestZones_ReportCountsPicksByLocality: the pickers the decisions build
+// count their selections in the Set's counters, which Zones reports.
+func TestZones_ReportCountsPicksByLocality(t *testing.T) {
+	s, _, _ := newZonedSet(t, "z1")
+	s.SetHealth(s.Get("a"), false, "down")
+	s.SetHealth(s.Get("b"), false, "down")
+	d := s.Decide()
+	p := d.Picker(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1})
+	local := 0
+	for range 1000 {
+		i, tok, err := p.Select()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < d.Zone.Local {
+			local++
+		}
+		p.Finish(i, tok, picker.Outcome{})
+	}
+	r := s.Zones()
+	if r.LocalZone != "z1" || r.LocalPicks != uint64(local) || r.RemotePicks != uint64(1000-local) {
+		t.Fatalf("Zones() = %+v, want z1 with %d local and %d remote picks", r, local, 1000-local)
+	}
+	if r.Split.Spill == 0 || r.Split.Counts != nil {
+		t.Fatalf("Zones().Split = %+v, want the spill, without the counters", r.Split)
+	}
+	if s, _, _ := newZonedSet(t, ""); s.Zones() != (ZoneReport{}) {
+		t.Fatalf("zone-unaware Zones() = %+v, want zero", s.Zones())
 	}
 }

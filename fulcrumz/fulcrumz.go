@@ -42,6 +42,8 @@ type Channel struct {
 	// Hedging is the state of hedged requests; absent when the channel or
 	// host does not hedge.
 	Hedging *Hedging `json:"hedging,omitempty"`
+	// Zones is the zone-aware routing; absent without localZone.
+	Zones *Zones `json:"zones,omitempty"`
 }
 
 // Hedging is the hedging state of a channel or host.
@@ -75,6 +77,7 @@ type Counts struct {
 // Endpoint is one endpoint of a Channel.
 type Endpoint struct {
 	Addresses []string          `json:"addresses"`
+	Zone      string            `json:"zone,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	// Weight is the discovery weight; EffectiveWeight the weight picks
 	// use now (slow start applied; 0 when not a candidate).
@@ -193,6 +196,7 @@ func convert(e *entry, v endpointset.View, cfg any) Channel {
 			Unhealthy: c.Unhealthy, Ejected: c.Ejected,
 		},
 		Endpoints: make([]Endpoint, 0, len(v.Endpoints)),
+		Zones:     convertZones(v.Zones),
 	}
 	if cfg != nil {
 		if b, err := json.Marshal(cfg); err == nil {
@@ -201,7 +205,7 @@ func convert(e *entry, v endpointset.View, cfg any) Channel {
 	}
 	for _, ev := range v.Endpoints {
 		ep := Endpoint{
-			Addresses: ev.Addrs, Metadata: ev.Metadata,
+			Addresses: ev.Addrs, Zone: ev.Zone, Metadata: ev.Metadata,
 			Weight: ev.Weight, EffectiveWeight: ev.EffectiveWeight,
 			State: ev.State.String(), Reason: ev.Reason, SlowStart: ev.Ramping, Candidate: ev.Picked,
 			Connectivity: ev.Conn.String(), InFlight: ev.InFlight, Picks: ev.Picks,

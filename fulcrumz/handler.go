@@ -84,6 +84,7 @@ func WriteText(w io.Writer, channels []Channel) error {
 		if h := ch.Hedging; h != nil {
 			fmt.Fprintf(tw, "  hedging: %s\n", hedgingText(h))
 		}
+		writeZones(tw, ch.Zones)
 		fmt.Fprintln(tw, "  ADDRESS\tSTATE\tWEIGHT\tEFFECTIVE\tIN-FLIGHT\tPICKS\tLATENCY\tBREAKER\tLAST PROBE\tREASON")
 		for _, e := range ch.Endpoints {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\n",

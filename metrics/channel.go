@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -17,8 +18,11 @@ type Channel struct {
 	target     string
 	unregister func()
 
+	zones func() endpointset.ZoneReport
+
 	mu       sync.Mutex
-	panicked bool // the last decision was in panic mode
+	panicked bool      // the last decision was in panic mode
+	picked   [2]uint64 // local and remote picks already added to ZonePicks
 }
 
 // gaugeStates maps endpoint_state label values to Counts.
@@ -46,14 +50,18 @@ func StateLabels() []string {
 
 // NewChannel starts recording the metrics of the channel or host target.
 // counts returns the engine's last decision's counts
-// (endpointset.Set.Counts); ok false (no engine yet) reports no gauges. Call
+// (endpointset.Set.Counts); ok false (no engine yet) reports no gauges.
+// zones (nil: none) returns the engine's zone routing (Set.Zones). Call
 // Close when the channel closes.
-func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts, ok bool)) *Channel {
-	ch := &Channel{rec: rec, target: target}
+func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts, ok bool), zones func() endpointset.ZoneReport) *Channel {
+	ch := &Channel{rec: rec, target: target, zones: zones}
 	ch.unregister = rec.RegisterGauges(func(set func(*Metric, int64, ...string)) {
 		c, ok := counts()
 		if !ok {
 			return
+		}
+		if z, ok := ch.addZonePicks(); ok {
+			set(ZoneSpill, int64(math.Round(100*z.Split.Spill)), target)
 		}
 		for _, g := range gaugeStates {
 			set(Endpoints, int64(g.count(c)), target, g.label)
@@ -70,14 +78,35 @@ func NewChannel(rec Recorder, target string, counts func() (c endpointset.Counts
 		}
 		ch.mu.Unlock()
 		set(PanicActive, p, target)
-	}, Endpoints, EjectionsActive, PanicActive)
+	}, Endpoints, EjectionsActive, PanicActive, ZoneSpill)
 	return ch
 }
 
-// Decided records a decision of the engine: counts panic mode entered.
-// The counter is added before the gauge's state turns on. Decided is
-// called from one goroutine (the driver's).
+// addZonePicks adds the picks by locality counted since the last call to
+// ZonePicks. ok is false when the channel is zone-unaware.
+func (ch *Channel) addZonePicks() (z endpointset.ZoneReport, ok bool) {
+	if ch.zones == nil {
+		return z, false
+	}
+	if z = ch.zones(); z.LocalZone == "" {
+		return z, false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for i, n := range []uint64{z.LocalPicks, z.RemotePicks} {
+		if d := n - ch.picked[i]; n > ch.picked[i] {
+			ch.rec.Add(ZonePicks, int64(d), ch.target, [...]string{"local", "remote"}[i])
+			ch.picked[i] = n
+		}
+	}
+	return z, true
+}
+
+// Decided records a decision of the engine: counts panic mode entered
+// (the counter is added before the gauge's state turns on) and adds the
+// picks by locality. Decided is called from one goroutine (the driver's).
 func (ch *Channel) Decided(d *endpointset.Decision) {
+	ch.addZonePicks()
 	ch.mu.Lock()
 	entered := d.Panic && !ch.panicked
 	ch.mu.Unlock()

@@ -67,6 +67,8 @@ const (
 	LabelBreakerState = "grpc.lb.fulcrum.breaker_state"
 	// LabelProbeResult is one of healthy, unhealthy, timeout, error.
 	LabelProbeResult = "grpc.lb.fulcrum.probe_result"
+	// LabelLocality is local (the client's zone, localZone) or remote.
+	LabelLocality = "grpc.lb.fulcrum.locality"
 )
 
 // probeBounds are the probe duration buckets, in seconds: 1ms to 10s
@@ -101,6 +103,16 @@ var (
 	PanicActive = &Metric{
 		Name: "grpc.lb.fulcrum.panic_mode_active", Kind: Gauge, Unit: "1",
 		Description: "EXPERIMENTAL. 1 while the channel is in panic mode, else 0.",
+		Labels:      []string{LabelTarget},
+	}
+	ZonePicks = &Metric{
+		Name: "grpc.lb.fulcrum.zone_picks", Kind: Counter, Unit: "{pick}",
+		Description: "EXPERIMENTAL. Requests sent to the client's zone (local) and to other zones (remote), with localZone set. Added at each decision and each collection.",
+		Labels:      []string{LabelTarget, LabelLocality},
+	}
+	ZoneSpill = &Metric{
+		Name: "grpc.lb.fulcrum.zone_spill", Kind: Gauge, Unit: "%",
+		Description: "EXPERIMENTAL. Share of requests the local zone's health sends to other zones at the last decision (100: nothing usable in it), before the load rule; reported with localZone set, 0 in panic mode.",
 		Labels:      []string{LabelTarget},
 	}
 	NoUsableEndpoint = &Metric{
@@ -177,7 +189,7 @@ var (
 
 // All returns every metric, balancer ones first.
 func All() []*Metric {
-	return []*Metric{Endpoints, EjectionsActive, BreakerTransitions, PanicEntered, PanicActive,
+	return []*Metric{Endpoints, EjectionsActive, BreakerTransitions, PanicEntered, PanicActive, ZonePicks, ZoneSpill,
 		NoUsableEndpoint, Probes, ProbeDuration, Retries, RetryBudgetRejections, HedgesSent, HedgesWon, HedgeBudgetRejections, ResolverUpdates, ResolverErrors, ResolverLKG, ResolverLKGAge,
 		ResolverEmptyHeld, ResolverEmptyHolds}
 }

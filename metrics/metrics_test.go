@@ -69,7 +69,7 @@ func TestREADMETable(t *testing.T) {
 func TestChannel_RecordsThroughGRPC(t *testing.T) {
 	mr := testutil.NewMetricsRecorder()
 	counts := endpointset.Counts{Total: 5, Usable: 2, Ramping: 1, Ejected: 2, Unhealthy: 1}
-	ch := metrics.NewChannel(metrics.GRPC(mr), "t", func() (endpointset.Counts, bool) { return counts, true })
+	ch := metrics.NewChannel(metrics.GRPC(mr), "t", func() (endpointset.Counts, bool) { return counts, true }, nil)
 	if g := mr.Gauges()[metrics.PanicActive.Name+"{t}"]; g != 0 {
 		t.Errorf("panic_mode_active = %d before any decision was recorded, want 0", g)
 	}
@@ -112,5 +112,39 @@ func TestChannel_RecordsThroughGRPC(t *testing.T) {
 	ch.Close()
 	if n := mr.Reporters(); n != 0 {
 		t.Errorf("%d reporters after Close, want 0", n)
+	}
+}
+
+// TestChannel_ZoneMetrics: with a local zone, the picks by locality are
+// added as they grow (never twice) and the spill gauge follows the last
+// decision; zone-unaware, neither is reported.
+func TestChannel_ZoneMetrics(t *testing.T) {
+	mr := testutil.NewMetricsRecorder()
+	z := endpointset.ZoneReport{LocalZone: "a", Split: endpointset.ZoneSplit{Aware: true, Local: 2, Spill: 0.533}, LocalPicks: 90, RemotePicks: 10}
+	counts := func() (endpointset.Counts, bool) { return endpointset.Counts{Total: 3}, true }
+	ch := metrics.NewChannel(metrics.GRPC(mr), "t", counts, func() endpointset.ZoneReport { return z })
+	defer ch.Close()
+	ch.Decided(&endpointset.Decision{})
+	if l, r := mr.Count(metrics.ZonePicks.Name, "t", "local"), mr.Count(metrics.ZonePicks.Name, "t", "remote"); l != 90 || r != 10 {
+		t.Errorf("zone_picks local %d, remote %d; want 90, 10", l, r)
+	}
+	z.LocalPicks, z.RemotePicks = 95, 40
+	if g := mr.Gauges()[metrics.ZoneSpill.Name+"{t}"]; g != 53 {
+		t.Errorf("zone_spill = %d, want 53", g)
+	}
+	if l, r := mr.Count(metrics.ZonePicks.Name, "t", "local"), mr.Count(metrics.ZonePicks.Name, "t", "remote"); l != 95 || r != 40 {
+		t.Errorf("after a collection zone_picks local %d, remote %d; want 95, 40", l, r)
+	}
+	ch.Decided(&endpointset.Decision{})
+	if l := mr.Count(metrics.ZonePicks.Name, "t", "local"); l != 95 {
+		t.Errorf("zone_picks local %d after a decision without new picks, want 95", l)
+	}
+
+	mr2 := testutil.NewMetricsRecorder()
+	ch2 := metrics.NewChannel(metrics.GRPC(mr2), "u", counts, func() endpointset.ZoneReport { return endpointset.ZoneReport{} })
+	defer ch2.Close()
+	ch2.Decided(&endpointset.Decision{})
+	if _, ok := mr2.Gauges()[metrics.ZoneSpill.Name+"{u}"]; ok || mr2.Count(metrics.ZonePicks.Name, "u", "local") != 0 {
+		t.Errorf("zone-unaware channel reports zone metrics: %v", mr2.Gauges())
 	}
 }

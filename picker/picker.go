@@ -72,6 +72,10 @@ type Picker struct {
 	entries []Entry
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
 	zone    *zoned      // zone-aware choice (zone.go); nil: zone-unaware
+	// locality counts selections, entries[:localN] being local (zone.go);
+	// nil: not counted.
+	locality *LocalityCounts
+	localN   int
 }
 
 // clockBase anchors nanotime: time.Since reads only the monotonic clock.
@@ -275,6 +279,9 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 		if !ok {
 			return -1, Token{}, fmt.Errorf("all %d usable endpoints %w", len(p.entries), ErrAllRejected)
 		}
+	}
+	if p.locality != nil {
+		p.locality.add(best, best >= p.localN)
 	}
 	ep := p.entries[best].Endpoint
 	// "The counter for a subchannel should be atomically incremented by one

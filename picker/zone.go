@@ -1,5 +1,7 @@
 package picker
 
+import "sync/atomic"
+
 // Zones tells a picker which candidates are in the client's zone (see
 // package endpointset, zone.go, for the rule).
 type Zones struct {
@@ -8,6 +10,41 @@ type Zones struct {
 	// Spill is the share of requests sent out of the zone whatever the
 	// load, in [0, 1] (the zone's health shortfall).
 	Spill float64
+	// Counts, if not nil, counts the picker's selections by locality.
+	Counts *LocalityCounts
+}
+
+// LocalityCounts counts the selections of a channel's (or host's)
+// zone-aware pickers: local or remote. It is shared by the pickers of one
+// channel and sharded by the chosen endpoint, so that parallel picks on
+// different endpoints do not write one cache line.
+type LocalityCounts struct {
+	shards [localityShards]localityShard
+}
+
+const localityShards = 8
+
+type localityShard struct {
+	local, remote atomic.Uint64
+	_             [cacheLine - 16]byte
+}
+
+func (c *LocalityCounts) add(i int, remote bool) {
+	sh := &c.shards[i%localityShards]
+	if remote {
+		sh.remote.Add(1)
+	} else {
+		sh.local.Add(1)
+	}
+}
+
+// Load returns the selections counted so far, local and remote.
+func (c *LocalityCounts) Load() (local, remote uint64) {
+	for i := range c.shards {
+		local += c.shards[i].local.Load()
+		remote += c.shards[i].remote.Load()
+	}
+	return local, remote
 }
 
 // zoneBand is how much costlier than a remote endpoint the chosen local
@@ -33,9 +70,10 @@ type zoned struct {
 // client's zone: a request goes to a remote candidate with probability
 // z.Spill, and otherwise to the best local candidate unless it is clearly
 // busier than a sampled remote one (zoneBand). Without both sides it is
-// New.
+// New, counting selections in z.Counts.
 func NewZoned(cfg Config, entries []Entry, z Zones) *Picker {
 	p := New(cfg, entries)
+	p.locality, p.localN = z.Counts, min(max(z.Local, 0), len(entries))
 	if z.Local <= 0 || z.Local >= len(entries) {
 		return p
 	}
