@@ -3,6 +3,8 @@ package fulcrumhttp
 import (
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/endpointset"
 )
 
 // TestGroup_DecidesOnlyWhenDue: while an endpoint ramps up (slow start
@@ -24,9 +26,9 @@ func TestGroup_DecidesOnlyWhenDue(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// A second endpoint joins after the first resolution: it ramps.
-	g.onUpdate([]spec{
-		{key: "127.0.0.1:1", addrs: []string{"127.0.0.1:1"}, weight: 1},
-		{key: "127.0.0.1:2", addrs: []string{"127.0.0.1:2"}, weight: 1},
+	g.onUpdate([]endpointset.Spec{
+		{Key: "127.0.0.1:1", Addrs: []string{"127.0.0.1:1"}, Weight: 1},
+		{Key: "127.0.0.1:2", Addrs: []string{"127.0.0.1:2"}, Weight: 1},
 	})
 	before := g.decisions.Load()
 	time.Sleep(1200 * time.Millisecond) // two ramp steps

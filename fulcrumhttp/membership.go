@@ -8,18 +8,14 @@ import (
 )
 
 // onUpdate applies a new endpoint set from the resolver.
-func (g *group) onUpdate(specs []spec) {
+func (g *group) onUpdate(specs []endpointset.Spec) {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return
 	}
 	g.resolved, g.resErr = true, nil
-	es := make([]endpointset.Spec, len(specs))
-	for i, sp := range specs {
-		es[i] = endpointset.Spec{Key: sp.key, Addrs: sp.addrs, Weight: sp.weight, Metadata: sp.metadata}
-	}
-	added, removed := g.set.Update(es)
+	added, removed := g.set.Update(specs)
 	for _, rec := range removed {
 		// Gone before the probe budget is counted below.
 		delete(g.eps, rec.Key)
@@ -32,7 +28,7 @@ func (g *group) onUpdate(specs []spec) {
 	}
 	for _, rec := range added {
 		sp := specs[indexOf(specs, rec.Key)]
-		ep := &endpoint{rec: rec, addrs: sp.addrs, rt: g.t.newPool(sp.addrs)}
+		ep := &endpoint{rec: rec, addrs: sp.Addrs, rt: g.t.newPool(sp.Addrs)}
 		rec.Value = ep
 		g.eps[rec.Key] = ep
 		// HTTP has no connection to watch: an endpoint is ready to take
@@ -51,8 +47,8 @@ func (g *group) onUpdate(specs []spec) {
 		g.rebudgetLocked(pcfg)
 	}
 	for _, sp := range specs {
-		if ep := g.eps[sp.key]; ep != nil {
-			ep.weight = sp.weight
+		if ep := g.eps[sp.Key]; ep != nil {
+			ep.weight = sp.Weight
 		}
 	}
 	var stop []*endpoint
@@ -90,9 +86,9 @@ func (g *group) rebudgetLocked(cfg probe.Config) {
 	}
 }
 
-func indexOf(specs []spec, key string) int {
+func indexOf(specs []endpointset.Spec, key string) int {
 	for i := range specs {
-		if specs[i].key == key {
+		if specs[i].Key == key {
 			return i
 		}
 	}

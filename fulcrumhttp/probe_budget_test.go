@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/endpointset"
 )
 
 // probeFarm is one HTTP server listening on n ports of 127.0.0.1, counting
@@ -104,10 +106,10 @@ func TestProbeBudget_RescalesOnMembershipChange(t *testing.T) {
 	if got := iv(); got != time.Second {
 		t.Fatalf("probe interval of %d endpoints at 40/s: %v, want 1s", n, got)
 	}
-	specs := func(addrs []string) []spec {
-		var s []spec
+	specs := func(addrs []string) []endpointset.Spec {
+		var s []endpointset.Spec
 		for _, a := range addrs {
-			s = append(s, spec{key: a, addrs: []string{a}, weight: 1})
+			s = append(s, endpointset.Spec{Key: a, Addrs: []string{a}, Weight: 1})
 		}
 		return s
 	}

@@ -9,30 +9,24 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/fulcrum-lb/fulcrum/driver"
+	"github.com/fulcrum-lb/fulcrum/endpointset"
 	fresolver "github.com/fulcrum-lb/fulcrum/resolver"
 )
 
 // spec is one endpoint as resolution reports it.
-type spec struct {
-	key      string   // identity across updates: the sorted addresses
-	addrs    []string // in the order to dial
-	weight   uint32
-	metadata map[string]string
-}
-
 // resolution watches one fulcrum:// target through the registered grpc
 // resolver of the fulcrum scheme, so HTTP gets exactly the sources and the
 // rules of the gRPC side (validation, last-known-good, empty sets, jitter).
 // It implements resolver.ClientConn; the resolver calls it from its own
 // goroutine.
 type resolution struct {
-	onUpdate func([]spec)
+	onUpdate func([]endpointset.Spec)
 	onError  func(error)
 }
 
 // watch builds the fulcrum resolver for target; a malformed target fails
 // here, as grpc.NewClient's first connection would.
-func watch(target *url.URL, onUpdate func([]spec), onError func(error)) (resolver.Resolver, error) {
+func watch(target *url.URL, onUpdate func([]endpointset.Spec), onError func(error)) (resolver.Resolver, error) {
 	b := resolver.Get(fresolver.Scheme)
 	if b == nil {
 		return nil, errors.New("the fulcrum resolver is not registered")
@@ -41,11 +35,12 @@ func watch(target *url.URL, onUpdate func([]spec), onError func(error)) (resolve
 }
 
 func (r *resolution) UpdateState(s resolver.State) error {
-	// The same key, dedup, weights and metadata as the gRPC adapter's.
+	// The same key, dedup, weights, zone and metadata as the gRPC
+	// adapter's.
 	members := driver.Members(s.Endpoints)
-	specs := make([]spec, len(members))
+	specs := make([]endpointset.Spec, len(members))
 	for i, m := range members {
-		specs[i] = spec{key: m.Key, addrs: m.Addrs, weight: m.Weight, metadata: m.Metadata}
+		specs[i] = m.Spec
 	}
 	r.onUpdate(specs)
 	return nil

@@ -110,3 +110,34 @@ func TestShared_ValidateJoinsEveryField(t *testing.T) {
 		t.Errorf("Validate() = %q, want %q", got, want)
 	}
 }
+
+// TestParse_LocalZone: localZone comes from the JSON, else from
+// FULCRUM_LOCAL_ZONE; a bad value from either is an error naming where it
+// came from.
+func TestParse_LocalZone(t *testing.T) {
+	t.Setenv(endpointset.LocalZoneEnv, "env-zone")
+	for _, tc := range []struct{ js, want string }{
+		{`{}`, "env-zone"},
+		{`{"localZone":""}`, "env-zone"},
+		{`{"localZone":"us-east-1a"}`, "us-east-1a"},
+	} {
+		cfg := newAdapterConfig()
+		if _, _, err := policy.Parse("comp", []byte(tc.js), cfg); err != nil || cfg.LocalZone != tc.want {
+			t.Errorf("Parse(%s): localZone %q, %v; want %q", tc.js, cfg.LocalZone, err, tc.want)
+		}
+	}
+	_, _, err := policy.Parse("comp", []byte(`{"localZone":"a b"}`), newAdapterConfig())
+	if want := `comp: localZone: "a b", must be at most 128 bytes without spaces or control characters`; err == nil || err.Error() != want {
+		t.Errorf("bad localZone: %v, want %s", err, want)
+	}
+	t.Setenv(endpointset.LocalZoneEnv, "a\tb")
+	_, _, err = policy.Parse("comp", []byte(`{}`), newAdapterConfig())
+	if want := `comp: localZone: "a\tb", must be at most 128 bytes without spaces or control characters (environment variable FULCRUM_LOCAL_ZONE)`; err == nil || err.Error() != want {
+		t.Errorf("bad %s: %v, want %s", endpointset.LocalZoneEnv, err, want)
+	}
+	t.Setenv(endpointset.LocalZoneEnv, "")
+	cfg := newAdapterConfig()
+	if _, _, err := policy.Parse("comp", []byte(`{}`), cfg); err != nil || cfg.LocalZone != "" {
+		t.Errorf("no zone anywhere: localZone %q, %v; want zone-unaware", cfg.LocalZone, err)
+	}
+}
