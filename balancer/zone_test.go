@@ -62,14 +62,18 @@ func TestZones_GRPC(t *testing.T) {
 	healthy := func(c endpointset.Counts, z endpointset.ZoneReport) bool {
 		return c.Usable == 6 && z.Split.Aware && z.Split.Spill == 0
 	}
-	waitCounts(t, b, "six usable endpoints, no spill", healthy)
-	f.ResetHits()
-	if fails := run(ctx, c, 4, 400); fails != 0 {
-		t.Fatalf("%d of 400 RPCs failed in a healthy fleet", fails)
+	allLocal := func(when string) {
+		t.Helper()
+		waitCounts(t, b, when+": six usable endpoints, no spill", healthy)
+		f.ResetHits()
+		if fails := run(ctx, c, 4, 400); fails != 0 {
+			t.Fatalf("%s: %d of 400 RPCs failed", when, fails)
+		}
+		if a, bb := zoneHits(f); a != 400 || bb != 0 {
+			t.Fatalf("%s: %d RPCs in a, %d in b; want all 400 in a", when, a, bb)
+		}
 	}
-	if a, bb := zoneHits(f); a != 400 || bb != 0 {
-		t.Fatalf("healthy zone a: %d RPCs in a, %d in b; want all 400 in a", a, bb)
-	}
+	allLocal("healthy")
 
 	for _, i := range []int{0, 1} {
 		f[i].Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -94,14 +98,7 @@ func TestZones_GRPC(t *testing.T) {
 	for _, i := range []int{0, 1} {
 		f[i].Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}
-	waitCounts(t, b, "recovery", healthy)
-	f.ResetHits()
-	if fails := run(ctx, c, 4, 400); fails != 0 {
-		t.Fatalf("%d of 400 RPCs failed after recovery", fails)
-	}
-	if a, bb := zoneHits(f); a != 400 || bb != 0 {
-		t.Fatalf("after recovery: %d RPCs in a, %d in b; want all 400 back in a", a, bb)
-	}
+	allLocal("after recovery")
 	if z := b.set.Zones(); z.LocalPicks < 800 || z.RemotePicks < 400 {
 		t.Fatalf("Zones() = %+v: picks by locality do not add up to the RPCs sent", z)
 	}

@@ -213,15 +213,20 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 	}
 }
 
+// fixedClock makes the picker's clock read *now for one test.
+func fixedClock(t *testing.T, now *int64) {
+	oldNow := nanotime
+	nanotime = func() int64 { return *now }
+	t.Cleanup(func() { nanotime = oldNow })
+}
+
 // TestPicker_LatencyPenalty: with the latency term on, an endpoint 10x
 // slower than its rival loses even when both are idle; within the 2x
 // tolerance latency does not matter.
 func TestPicker_LatencyPenalty(t *testing.T) {
 	seeded(t, 6)
 	now := int64(time.Hour)
-	oldNow := nanotime
-	nanotime = func() int64 { return now }
-	t.Cleanup(func() { nanotime = oldNow })
+	fixedClock(t, &now)
 	decay := 10 * time.Second
 	es := newEntries(1, 1)
 	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, 1/float64(decay), false)

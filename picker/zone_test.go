@@ -106,9 +106,7 @@ func TestZoned_LoadSpillsProportionally(t *testing.T) {
 func TestZoned_LatencyCountsCrossZoneCost(t *testing.T) {
 	seeded(t, 74)
 	now := int64(time.Hour)
-	oldNow := nanotime
-	nanotime = func() int64 { return now }
-	t.Cleanup(func() { nanotime = oldNow })
+	fixedClock(t, &now)
 	decay := 3 * time.Second
 	cfg := Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(decay)}
 	set := func(es []Entry, local, remote time.Duration) {
