@@ -187,3 +187,23 @@ func Zone(ep resolver.Endpoint) string {
 	md, _ := ep.Attributes.Value(metadataKey{}).(metadata)
 	return md[ZoneKey]
 }
+
+type emptyHeldKey struct{}
+
+// SetEmptyHeld returns s marked as held (or not): its source, a registry,
+// now answers that the service has no endpoints, and the resolver keeps
+// these for its emptyGrace (a registry restarting answers empty for a
+// while). The balancer then fails RPCs at once when none of them is
+// usable, rather than picking among them in panic mode.
+func SetEmptyHeld(s resolver.State, held bool) resolver.State {
+	if held {
+		s.Attributes = s.Attributes.WithValue(emptyHeldKey{}, true)
+	}
+	return s
+}
+
+// EmptyHeld reports whether s is marked held by SetEmptyHeld.
+func EmptyHeld(s resolver.State) bool {
+	v, _ := s.Attributes.Value(emptyHeldKey{}).(bool)
+	return v
+}

@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
@@ -173,6 +174,7 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 	probeChanged := b.cfg != nil && b.cfg.HealthProbe != cfg.HealthProbe
 	b.cfg = cfg
 	b.set.SetConfig(cfg.EndpointSetConfig, engineOptions(cfg, b.requestDecision))
+	b.set.SetHeld(attrs.EmptyHeld(ccs.ResolverState))
 	added, removed := b.set.Update(specs)
 	for _, r := range added {
 		c := &child{b: b, rec: r}

@@ -84,6 +84,9 @@ type params struct {
 	epoch time.Time
 	// trialTimeout is the breakers' TrialTimeout.
 	trialTimeout time.Duration
+	// held says the registry answered empty and these endpoints are kept
+	// for its grace (Set.SetHeld).
+	held bool
 }
 
 // decide is the engine's decision: a pure function of the records (and
@@ -200,7 +203,10 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 		return cfg.PanicThresholdPercent > 0 && considered > 0 && candidates > 0 &&
 			float64(usable)*100 < cfg.PanicThresholdPercent*float64(considered)
 	}
-	d.Panic = below(d.Counts.Usable)
+	// A registry that answers "no endpoints" while none of those kept
+	// for its grace is usable is believed at once: no panic mode over
+	// endpoints it says are gone (issue 21, empty answers).
+	d.Panic = below(d.Counts.Usable) && !(p.held && d.Counts.Usable == 0)
 	// Endpoints on trial admit one request at a time. When, without them,
 	// the usable share would be below the panic threshold, they are most
 	// of what the channel has, and the end of an open period would refuse
@@ -260,9 +266,13 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 		// as grpc-go's own policies do while a child is CONNECTING; an
 		// endpoint in transient failure retries in the background but
 		// does not hold requests back.
-		if pending > 0 || reconnecting > 0 {
+		switch {
+		case p.held && pending == 0:
+			d.Err = fmt.Errorf("the registry reports no endpoints, and none of the %d kept for its emptyGrace is usable (%d unhealthy, %d ejected by breaker, %d not connected): %w",
+				len(recs), d.Counts.Unhealthy, d.Counts.Ejected, d.Counts.Disconnected, ErrNoUsableEndpoint)
+		case pending > 0 || reconnecting > 0:
 			d.Wait = true
-		} else {
+		default:
 			d.Err = fmt.Errorf("no usable endpoint among %d: %d unhealthy, %d ejected by breaker, %d not connected: %w",
 				len(recs), d.Counts.Unhealthy, d.Counts.Ejected, d.Counts.Disconnected, ErrNoUsableEndpoint)
 		}

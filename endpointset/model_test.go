@@ -85,6 +85,7 @@ func runModel(seed uint64, steps int) (int, string) {
 	}
 	var live []outstanding
 	var last Decision
+	held := false
 	update := func() {
 		var specs []Spec
 		for _, k := range keys {
@@ -162,9 +163,11 @@ func runModel(seed uint64, steps int) (int, string) {
 			opts.Probing = rng.IntN(4) > 0
 			cfg.LocalZone = []string{"", "z1"}[rng.IntN(2)]
 			s.SetConfig(cfg, opts)
+			held = rng.IntN(4) == 0
+			s.SetHeld(held)
 		}
 		last = s.Decide()
-		if msg := checkInvariants(s, last, cfg, opts, clk.now()); msg != "" {
+		if msg := checkInvariants(s, last, cfg, opts, held, clk.now()); msg != "" {
 			return step, msg
 		}
 	}
@@ -179,7 +182,7 @@ func runModel(seed uint64, steps int) (int, string) {
 	return -1, ""
 }
 
-func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time) string {
+func checkInvariants(s *Set, d Decision, cfg Config, opts Options, held bool, now time.Time) string {
 	recs := s.Records()
 	// "Next is never in the past": a Next at or before now makes the
 	// adapter decide again at once, for ever (issue 21 defect a).
@@ -250,8 +253,13 @@ func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time
 		return cfg.PanicThresholdPercent > 0 && considered > 0 && connected-warming > 0 &&
 			float64(n)*100 < cfg.PanicThresholdPercent*float64(considered)
 	}
-	if d.Panic != below(usable) {
-		return fmt.Sprintf("panic = %v with %d usable of %d considered (threshold %g)", d.Panic, usable, considered, cfg.PanicThresholdPercent)
+	// Held against an empty answer with nothing usable: the registry is
+	// believed, no panic mode.
+	if want := below(usable) && !(held && usable == 0); d.Panic != want {
+		return fmt.Sprintf("panic = %v with %d usable of %d considered (threshold %g, held %v)", d.Panic, usable, considered, cfg.PanicThresholdPercent, held)
+	}
+	if held && usable == 0 && pending == 0 && (d.Wait || d.Err == nil) {
+		return fmt.Sprintf("held with nothing usable or pending: wait %v, err %v; want the error at once", d.Wait, d.Err)
 	}
 	// Breakers on trial: every request admitted while the proven share
 	// is below the threshold (issue 21 defect c), otherwise one trial at

@@ -95,6 +95,7 @@ type Set struct {
 	panicking  bool
 	counts     Counts // of the last decision
 	zone       ZoneSplit
+	held       bool // see SetHeld
 	locality   *picker.LocalityCounts // counts of the zone-aware pickers
 }
 
@@ -250,12 +251,24 @@ func (s *Set) Update(specs []Spec) (added, removed []*Record) {
 	return added, removed
 }
 
+// SetHeld says whether the endpoints are held against an empty answer of
+// their registry (the resolver's emptyGrace, attrs.EmptyHeld): the
+// registry says the service has none, and the resolver keeps them for a
+// while in case it is restarting. While held and none is usable, requests
+// fail at once (Decision.Err says why) instead of going to the held
+// endpoints in panic mode or waiting for them to reconnect.
+func (s *Set) SetHeld(held bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = held
+}
+
 // Decide makes the decision at the Set's clock's now, remembers it for
 // reports, and logs what changed (once per change).
 func (s *Set) Decide() Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pr := params{probing: s.opts.Probing, warmup: s.opts.Warmup, now: s.now(), epoch: s.epoch}
+	pr := params{probing: s.opts.Probing, warmup: s.opts.Warmup, now: s.now(), epoch: s.epoch, held: s.held}
 	if s.opts.Breaker != nil {
 		pr.trialTimeout = time.Duration(s.opts.Breaker.TrialTimeout)
 	}

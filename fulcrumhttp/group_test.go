@@ -29,7 +29,7 @@ func TestGroup_DecidesOnlyWhenDue(t *testing.T) {
 	g.onUpdate([]endpointset.Spec{
 		{Key: "127.0.0.1:1", Addrs: []string{"127.0.0.1:1"}, Weight: 1},
 		{Key: "127.0.0.1:2", Addrs: []string{"127.0.0.1:2"}, Weight: 1},
-	})
+	}, false)
 	before := g.decisions.Load()
 	time.Sleep(1200 * time.Millisecond) // two ramp steps
 	if n := g.decisions.Load() - before; n < 1 || n > 6 {

@@ -7,14 +7,16 @@ import (
 	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
-// onUpdate applies a new endpoint set from the resolver.
-func (g *group) onUpdate(specs []endpointset.Spec) {
+// onUpdate applies a new endpoint set from the resolver; held says the
+// registry answered empty and the resolver keeps these (attrs.EmptyHeld).
+func (g *group) onUpdate(specs []endpointset.Spec, held bool) {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return
 	}
 	g.resolved, g.resErr = true, nil
+	g.set.SetHeld(held)
 	added, removed := g.set.Update(specs)
 	for _, rec := range removed {
 		// Gone before the probe budget is counted below.

@@ -113,11 +113,11 @@ func TestProbeBudget_RescalesOnMembershipChange(t *testing.T) {
 		}
 		return s
 	}
-	g.onUpdate(specs(f.addrs[:30]))
+	g.onUpdate(specs(f.addrs[:30]), false)
 	if got := iv(); got != time.Second {
 		t.Errorf("40 -> 30 endpoints: interval %v, want the 1s applied (750ms is within half of it)", got)
 	}
-	g.onUpdate(specs(f.addrs[:10]))
+	g.onUpdate(specs(f.addrs[:10]), false)
 	if got := iv(); got != 250*time.Millisecond {
 		t.Fatalf("40 -> 10 endpoints: interval %v, want 250ms", got)
 	}

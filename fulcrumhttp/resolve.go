@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	fresolver "github.com/fulcrum-lb/fulcrum/resolver"
@@ -20,13 +21,13 @@ import (
 // It implements resolver.ClientConn; the resolver calls it from its own
 // goroutine.
 type resolution struct {
-	onUpdate func([]endpointset.Spec)
+	onUpdate func([]endpointset.Spec, bool)
 	onError  func(error)
 }
 
 // watch builds the fulcrum resolver for target; a malformed target fails
 // here, as grpc.NewClient's first connection would.
-func watch(target *url.URL, onUpdate func([]endpointset.Spec), onError func(error)) (resolver.Resolver, error) {
+func watch(target *url.URL, onUpdate func([]endpointset.Spec, bool), onError func(error)) (resolver.Resolver, error) {
 	b := resolver.Get(fresolver.Scheme)
 	if b == nil {
 		return nil, errors.New("the fulcrum resolver is not registered")
@@ -42,7 +43,7 @@ func (r *resolution) UpdateState(s resolver.State) error {
 	for i, m := range members {
 		specs[i] = m.Spec
 	}
-	r.onUpdate(specs)
+	r.onUpdate(specs, attrs.EmptyHeld(s))
 	return nil
 }
 

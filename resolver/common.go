@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"google.golang.org/grpc/resolver"
 )
@@ -191,10 +192,13 @@ func (r *fulcrumResolver) handle(u Update) {
 		r.holdEmpty()
 		return
 	}
-	r.endHold()
+	held := r.endHold()
 	r.metrics.confirmed(r.clk.Now())
 	r.recovered()
 	if r.serving && slices.EqualFunc(eps, r.good, endpoint.equal) {
+		if held {
+			r.pushHeld() // the same set, no longer held
+		}
 		return
 	}
 	r.good, r.serving = eps, true
@@ -204,7 +208,7 @@ func (r *fulcrumResolver) handle(u Update) {
 
 // push sends r.good to the channel and logs the change.
 func (r *fulcrumResolver) push() {
-	state := toState(r.good)
+	state := attrs.SetEmptyHeld(toState(r.good), r.holdTimer != nil)
 	n := len(state.Addresses)
 	switch len(r.good) {
 	case 0:
@@ -223,6 +227,15 @@ func (r *fulcrumResolver) push() {
 	}
 }
 
+// pushHeld tells the channel that the set it has is, or is no longer, held
+// against an empty answer (attrs.EmptyHeld): the same endpoints, without
+// the logs and metrics of a change.
+func (r *fulcrumResolver) pushHeld() {
+	if err := r.cc.UpdateState(attrs.SetEmptyHeld(toState(r.good), r.holdTimer != nil)); err != nil {
+		r.logger.Infof("target %q: channel rejected the update: %v", r.target, err)
+	}
+}
+
 // recovered ends a failure: the source answered.
 func (r *fulcrumResolver) recovered() {
 	if r.failing {
@@ -234,7 +247,9 @@ func (r *fulcrumResolver) recovered() {
 }
 
 func (r *fulcrumResolver) handleErr(err error) {
-	r.endHold()
+	if r.endHold() {
+		r.pushHeld() // the last known good set, no longer held
+	}
 	news := r.errs.New(err) // logged once per distinct message
 	r.lastErr = err
 	r.metrics.sourceError(r.serving)

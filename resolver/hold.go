@@ -37,18 +37,25 @@ func (r *fulcrumResolver) holdEmpty() {
 	r.holdTimer = r.clk.NewTimer(r.tc.emptyGrace)
 	r.heldSince = now
 	r.metrics.holdStarted(now)
-	r.logger.Warningf("target %q: the source reports no endpoints; keeping the %d current ones until that has lasted emptyGrace=%v (a registry restarting answers empty for a while)", r.target, len(r.good), r.tc.emptyGrace)
+	r.logger.Warningf("target %q: the source reports no endpoints; keeping the %d current ones until that has lasted emptyGrace=%v (a registry restarting answers empty for a while), unless none of them is usable", r.target, len(r.good), r.tc.emptyGrace)
+	// The balancer learns that the set is held: if none of its endpoints
+	// is usable (probes fail, connections refused), it fails RPCs at once
+	// with the registry's answer instead of spreading them over the held
+	// endpoints in panic mode.
+	r.pushHeld()
 }
 
 // endHold ends a hold because the source said something else: a set, or an
 // error (which the last-known-good rule then handles; a later empty answer
-// starts a new hold).
-func (r *fulcrumResolver) endHold() {
+// starts a new hold). It reports whether a hold was ended: the channel's
+// set is then still marked held.
+func (r *fulcrumResolver) endHold() bool {
 	if r.holdTimer == nil {
-		return
+		return false
 	}
 	r.logger.Infof("target %q: the empty answer lasted %v, less than emptyGrace=%v; it never reached the channel", r.target, r.clk.Since(r.heldSince), r.tc.emptyGrace)
 	r.stopHold()
+	return true
 }
 
 func (r *fulcrumResolver) stopHold() {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/resolver"
 
+	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/fulcrumz"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/internal/testutil"
@@ -56,7 +57,7 @@ func TestEmptyHold_ShortEmptyNeverReachesChannel(t *testing.T) {
 	src.send(Update{Authoritative: true, HoldEmpty: true})
 	rec.waitHandled(t, 2)
 	assert.Equal(t, []time.Duration{DefaultEmptyGrace}, clk.waitTimers(t, 1), "the hold's timer")
-	assert.Len(t, rec.all(), 1, "an empty answer within the grace reached the channel: %+v", rec.all())
+	assertHeld(t, rec.all(), []string{"10.0.0.1:1", "10.0.0.2:1"}, false, true)
 	held := metrics.ResolverEmptyHeld.Name + "{" + target + "}"
 	assert.EqualValues(t, 1, mr.Gauges()[held], "empty_held while holding")
 	assert.EqualValues(t, 1, mr.Count(metrics.ResolverEmptyHolds.Name, target))
@@ -77,7 +78,9 @@ func TestEmptyHold_ShortEmptyNeverReachesChannel(t *testing.T) {
 	rec.waitHandled(t, 4)
 	clk.waitTimers(t, 0)
 	clk.Advance(time.Hour)
-	assert.Len(t, rec.all(), 1, "the same set again changes nothing: %+v", rec.all())
+	// The same set again ends the hold: the channel's set is no longer
+	// marked held, and nothing else changes.
+	assertHeld(t, rec.all(), []string{"10.0.0.1:1", "10.0.0.2:1"}, false, true, false)
 	assert.EqualValues(t, 0, mr.Gauges()[held], "empty_held after the hold")
 	st = resolverState(t, target)
 	assert.Nil(t, st.EmptyHeldSince, "%+v", st)
@@ -92,12 +95,13 @@ func TestEmptyHold_PersistentEmptyEmptiesAfterGrace(t *testing.T) {
 	assert.Equal(t, []time.Duration{10 * time.Second}, clk.waitTimers(t, 1))
 	clk.Advance(10*time.Second - time.Nanosecond)
 	rec.waitHandled(t, 2)
-	assert.Len(t, rec.all(), 1, "emptied before the grace: %+v", rec.all())
+	assertHeld(t, rec.all(), []string{"10.0.0.1:1"}, false, true)
 	clk.Advance(time.Nanosecond)
-	evs := rec.waitEvents(t, 2)
-	require.Len(t, evs, 2)
-	assert.NoError(t, evs[1].err)
-	assert.Empty(t, evs[1].state.Endpoints)
+	evs := rec.waitEvents(t, 3)
+	require.Len(t, evs, 3)
+	assert.NoError(t, evs[2].err)
+	assert.Empty(t, evs[2].state.Endpoints)
+	assert.False(t, attrs.EmptyHeld(evs[2].state), "the empty set is not held")
 	assert.EqualValues(t, 0, mr.Gauges()[metrics.ResolverEmptyHeld.Name+"{"+target+"}"])
 
 	// The empty set is now the set: more empty answers change nothing, a
@@ -106,8 +110,8 @@ func TestEmptyHold_PersistentEmptyEmptiesAfterGrace(t *testing.T) {
 	rec.waitHandled(t, 3)
 	assert.Empty(t, clk.activeTimers(), "no hold when there is nothing to keep")
 	src.send(Update{Endpoints: eps("10.0.0.2:1")})
-	evs = rec.waitEvents(t, 3)
-	assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[2].state))
+	evs = rec.waitEvents(t, 4)
+	assert.Equal(t, []string{"10.0.0.2:1"}, addrsOf(evs[3].state))
 }
 
 // An error ends a hold (the last-known-good rule takes over); the next
@@ -131,7 +135,21 @@ func TestEmptyHold_ErrorEndsHold(t *testing.T) {
 	assert.Empty(t, resolverState(t, target).SourceError, "an empty answer is an answer")
 	clk.Advance(9 * time.Second)
 	rec.waitHandled(t, 4)
-	assert.Len(t, rec.all(), 1, "%+v", rec.all())
+	// Held, unheld by the error (the last known good set is served), held
+	// again; the endpoints never change.
+	assertHeld(t, rec.all(), []string{"10.0.0.1:1"}, false, true, false, true)
+}
+
+// assertHeld checks that the channel got one state per flag, each with
+// addrs, marked held (attrs.EmptyHeld) as flags say.
+func assertHeld(t *testing.T, evs []event, addrs []string, flags ...bool) {
+	t.Helper()
+	require.Len(t, evs, len(flags), "%+v", evs)
+	for i, e := range evs {
+		require.NoError(t, e.err)
+		assert.Equal(t, addrs, addrsOf(e.state), "state %d", i)
+		assert.Equal(t, flags[i], attrs.EmptyHeld(e.state), "state %d marked held", i)
+	}
 }
 
 // emptyGrace=0 restores "at once"; with nothing in the channel there is
