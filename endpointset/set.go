@@ -95,7 +95,7 @@ type Set struct {
 	panicking  bool
 	counts     Counts // of the last decision
 	zone       ZoneSplit
-	held       bool // see SetHeld
+	held       bool                   // see SetHeld
 	locality   *picker.LocalityCounts // counts of the zone-aware pickers
 }
 
