@@ -2,17 +2,12 @@ package consul_test
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/resolvertest"
+
 	"github.com/stretchr/testify/require"
-	gresolver "google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/fulcrum-lb/fulcrum/attrs"
 	"github.com/fulcrum-lb/fulcrum/resolver"
@@ -65,67 +60,6 @@ func TestSource_ZoneFromServiceThenNodeMeta(t *testing.T) {
 	}
 }
 
-// channel is the resolver.ClientConn of a grpc-go channel reduced to what
-// the fulcrum resolver tells it.
-type channel struct {
-	gresolver.ClientConn // nil; only the methods below are called
-	mu                   sync.Mutex
-	states               []gresolver.State
-}
-
-func (c *channel) UpdateState(s gresolver.State) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.states = append(c.states, s)
-	return nil
-}
-
-func (c *channel) ReportError(error) {}
-
-func (c *channel) ParseServiceConfig(string) *serviceconfig.ParseResult {
-	return &serviceconfig.ParseResult{}
-}
-
-// waitZones waits until the last state has endpoints whose first
-// addresses and attrs.Zone are want.
-func (c *channel) waitZones(t *testing.T, want map[string]string) {
-	t.Helper()
-	deadline := time.Now().Add(defaultTestTimeout)
-	var got map[string]string
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		if n := len(c.states); n > 0 {
-			got = map[string]string{}
-			for _, ep := range c.states[n-1].Endpoints {
-				got[ep.Addresses[0].Addr] = attrs.Zone(ep)
-			}
-		}
-		c.mu.Unlock()
-		if maps.Equal(got, want) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("the channel got zones %v, want %v", got, want)
-}
-
-var sourceSeq atomic.Int32
-
-// buildChannel registers src under a fresh name and builds the fulcrum
-// resolver for fulcrum://<that name>/<name>, as grpc.NewClient does.
-func buildChannel(t *testing.T, src resolver.Source, name string) *channel {
-	t.Helper()
-	srcName := fmt.Sprintf("consul-zone-%d", sourceSeq.Add(1))
-	resolver.RegisterSource(srcName, src)
-	u, err := url.Parse("fulcrum://" + srcName + "/" + name)
-	require.NoError(t, err)
-	ch := &channel{}
-	r, err := gresolver.Get(resolver.Scheme).Build(gresolver.Target{URL: *u}, ch, gresolver.BuildOptions{})
-	require.NoError(t, err)
-	t.Cleanup(r.Close)
-	return ch
-}
-
 // TestSource_ZonesReachTheChannel: the zone reaches attrs.Zone of the
 // endpoints the channel gets, and a node meta change alone (an agent
 // restarted with another node_meta) reaches it through the blocking query.
@@ -136,11 +70,11 @@ func TestSource_ZonesReachTheChannel(t *testing.T) {
 	s.Register(consultest.Instance{ID: "b", Service: "web", Address: "10.0.0.2", Port: 80, Meta: map[string]string{"zone": "b"}})
 	src, err := consul.NewSource(c, consul.Options{Wait: 30 * time.Second})
 	require.NoError(t, err)
-	ch := buildChannel(t, src, "web")
-	ch.waitZones(t, map[string]string{"10.0.0.1:80": "a", "10.0.0.2:80": "b"})
+	ch := resolvertest.Build(t, src, "web")
+	ch.WaitZones(t, defaultTestTimeout, map[string]string{"10.0.0.1:80": "a", "10.0.0.2:80": "b"})
 
 	s.SetNodeMeta("", map[string]string{"zone": "c"})
-	ch.waitZones(t, map[string]string{"10.0.0.1:80": "c", "10.0.0.2:80": "b"})
+	ch.WaitZones(t, defaultTestTimeout, map[string]string{"10.0.0.1:80": "c", "10.0.0.2:80": "b"})
 }
 
 // TestRegister_WritesTheZone: Register puts Endpoint.Zone (or metadata

@@ -2,83 +2,16 @@ package etcd_test
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	gresolver "google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/serviceconfig"
+	"github.com/fulcrum-lb/fulcrum/internal/resolvertest"
 
-	"github.com/fulcrum-lb/fulcrum/attrs"
+	"github.com/stretchr/testify/require"
+
 	"github.com/fulcrum-lb/fulcrum/resolver"
 	"github.com/fulcrum-lb/fulcrum/resolver/etcd"
 )
-
-// channel is the resolver.ClientConn of a grpc-go channel reduced to what
-// the fulcrum resolver tells it: the endpoints of every state.
-type channel struct {
-	gresolver.ClientConn // nil; only the methods below are called
-	mu                   sync.Mutex
-	states               []gresolver.State
-}
-
-func (c *channel) UpdateState(s gresolver.State) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.states = append(c.states, s)
-	return nil
-}
-
-func (c *channel) ReportError(error) {}
-
-func (c *channel) ParseServiceConfig(string) *serviceconfig.ParseResult {
-	return &serviceconfig.ParseResult{}
-}
-
-// waitZones waits until the last state the channel got has endpoints
-// whose first addresses and attrs.Zone are want.
-func (c *channel) waitZones(t *testing.T, want map[string]string) {
-	t.Helper()
-	deadline := time.Now().Add(defaultTestTimeout)
-	var got map[string]string
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		if n := len(c.states); n > 0 {
-			got = map[string]string{}
-			for _, ep := range c.states[n-1].Endpoints {
-				got[ep.Addresses[0].Addr] = attrs.Zone(ep)
-			}
-		}
-		c.mu.Unlock()
-		if maps.Equal(got, want) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("the channel got zones %v, want %v", got, want)
-}
-
-var sourceSeq atomic.Int32
-
-// buildChannel registers src under a fresh name and builds the fulcrum
-// resolver for fulcrum://<that name>/<name>, as grpc.NewClient does.
-func buildChannel(t *testing.T, src resolver.Source, name string) *channel {
-	t.Helper()
-	srcName := fmt.Sprintf("etcd-zone-%d", sourceSeq.Add(1))
-	resolver.RegisterSource(srcName, src)
-	u, err := url.Parse("fulcrum://" + srcName + "/" + name)
-	require.NoError(t, err)
-	ch := &channel{}
-	r, err := gresolver.Get(resolver.Scheme).Build(gresolver.Target{URL: *u}, ch, gresolver.BuildOptions{})
-	require.NoError(t, err)
-	t.Cleanup(r.Close)
-	return ch
-}
 
 // TestSource_ZonesReachTheChannel: an instance's "zone" field and its
 // metadata "zone" both become attrs.Zone of the endpoint the channel gets;
@@ -94,11 +27,11 @@ func TestSource_ZonesReachTheChannel(t *testing.T) {
 	put(t, cli, svc+"d", `127.0.0.1:5004`)
 	src, err := etcd.NewSource(cli, etcd.Options{})
 	require.NoError(t, err)
-	ch := buildChannel(t, src, "user-svc")
-	ch.waitZones(t, map[string]string{"127.0.0.1:5001": "a", "127.0.0.1:5002": "b", "127.0.0.1:5004": ""})
+	ch := resolvertest.Build(t, src, "user-svc")
+	ch.WaitZones(t, defaultTestTimeout, map[string]string{"127.0.0.1:5001": "a", "127.0.0.1:5002": "b", "127.0.0.1:5004": ""})
 
 	put(t, cli, svc+"d", `{"addresses":["127.0.0.1:5004"],"zone":"d"}`)
-	ch.waitZones(t, map[string]string{"127.0.0.1:5001": "a", "127.0.0.1:5002": "b", "127.0.0.1:5004": "d"})
+	ch.WaitZones(t, defaultTestTimeout, map[string]string{"127.0.0.1:5001": "a", "127.0.0.1:5002": "b", "127.0.0.1:5004": "d"})
 }
 
 // TestRegister_WritesTheZone: Register puts Endpoint.Zone in the value's
