@@ -47,15 +47,16 @@ func (c *LocalityCounts) Load() (local, remote uint64) {
 	return local, remote
 }
 
-// zoneBand is how much costlier than a remote endpoint the chosen local
-// one must be for a request to leave the zone on load: the cost is
-// (in-flight + 1) x latency estimate (Linkerd's), and a remote estimate
-// includes the cross-zone round trip. A band (rather than "lower cost
-// wins") keeps the normal jitter of in-flight counts and estimates from
-// spilling requests, and makes the spill proportional: a request leaves
-// only while the local zone is clearly the busier, and the spill itself
-// brings the local cost back under the band.
-const zoneBand = 3.0
+// zoneBand is how much more loaded than a remote endpoint the chosen local
+// one must be for a request to leave the zone on load (see busier). A
+// band (rather than "less loaded wins") keeps the normal jitter of
+// in-flight counts from spilling requests, and makes the spill
+// proportional: a request leaves only while the local zone is clearly the
+// busier, and the spill itself brings the local load back under the band.
+// In the three-zone scenario (600 RPC/s, 3 local endpoints), a band of 3
+// kept 98.0 % of a healthy zone's requests local and 4 kept 99.6 %, with
+// an overloaded zone's p99 at 32 and 38 ms.
+const zoneBand = 4.0
 
 // zoned is the zone-aware choice of a Picker: a picker over each side,
 // sharing the outer picker's entries (indices of remote entries are
@@ -116,20 +117,27 @@ func (z *zoned) choose(now int64) int {
 	return i
 }
 
-// busier reports whether local candidate a costs more than zoneBand times
-// remote candidate r. The remote estimate is taken as of its last sample,
-// undecayed: the decay exists to try a penalised endpoint again, and here
-// it would only make a remote endpoint that the zone rule keeps idle look
-// ever cheaper. An endpoint without an estimate is taken to be as fast as
-// the other.
+// busier reports whether local candidate a is more than zoneBand times as
+// loaded as remote candidate r: in-flight + 1 per unit of weight, the
+// local one's multiplied by how much slower it is than the remote one
+// when that exceeds latencyTolerance (as in beats). Latency counts only
+// beyond the tolerance because the two estimates are not alike: a local
+// endpoint takes most requests and its peak-EWMA sits near its latency
+// spikes, a remote one kept idle holds the few samples it got; compared
+// as costs, that difference alone sent 11 % of a healthy zone's requests
+// away. A remote estimate includes the cross-zone round trip, and it is
+// read as of its last sample, undecayed: the decay exists to try a
+// penalised endpoint again, here it would make an idle remote endpoint
+// look ever faster. An endpoint without an estimate is taken to be as
+// fast as the other.
 func (p *Picker) busier(a, r *Entry, now int64) bool {
 	na, nr := a.Endpoint.inFlight.Load(), r.Endpoint.inFlight.Load()
 	ca, cr := float64(na+1)/a.Weight, float64(nr+1)/r.Weight
 	if p.cfg.LatencyAware {
 		ea, _ := a.Endpoint.estimate(na, now, p.rate)
 		_, er := r.Endpoint.estimate(nr, now, p.rate)
-		if ea > 0 && er > 0 {
-			ca, cr = ca*max(ea, latencyFloor), cr*max(er, latencyFloor)
+		if er > 0 && ea > latencyTolerance*max(er, latencyFloor) {
+			ca *= ea / max(er, latencyFloor)
 		}
 	}
 	return ca > zoneBand*cr
