@@ -22,10 +22,9 @@ import (
 //     zones. Slow start does not count: a ramping local endpoint is
 //     healthy, its ramp only shapes its share within the zone.
 //   - Load (picker): a request meant for the local zone goes to a sampled
-//     remote endpoint instead when the chosen local one's cost
-//     (in-flight + 1, x its latency estimate) exceeds three times the
-//     remote one's. The remote estimates include the cross-zone
-//     round trip, so the band is counted beyond it.
+//     remote endpoint instead when the chosen local one is more than 4x
+//     as loaded (in-flight + 1 per weight, times how much slower it is
+//     beyond the 2x latency tolerance; picker.busier).
 //   - Panic mode turns zone routing off: requests spread over every
 //     connected endpoint, as Envoy stops zone-aware routing in panic.
 //     The ejection cap and slow start stay global and per endpoint.

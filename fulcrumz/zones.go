@@ -12,8 +12,8 @@ type Zones struct {
 	LocalZone string `json:"localZone"`
 	// SpillPercent is the share of requests the local zone's health sends
 	// to other zones; SpillReason says why ("" when none). Requests may
-	// also leave the zone on load (the chosen local endpoint more than 3x
-	// as costly as a remote one): RemotePicks counts both.
+	// also leave the zone on load (the chosen local endpoint more than 4x
+	// as loaded as a remote one): RemotePicks counts both.
 	SpillPercent float64 `json:"spillPercent"`
 	SpillReason  string  `json:"spillReason,omitempty"`
 	LocalPicks   uint64  `json:"localPicks"`
