@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/endpointset"
 	"github.com/fulcrum-lb/fulcrum/internal/clock"
 	"github.com/fulcrum-lb/fulcrum/internal/passthrough"
+	"github.com/fulcrum-lb/fulcrum/policy"
 )
 
 // Name is the name of the policy in a service config.
@@ -139,6 +141,9 @@ func (b *wlrBalancer) UpdateClientConnState(ccs grpcbalancer.ClientConnState) er
 			return fmt.Errorf("%s: received config of type %T, want *LBConfig: %w", Name, ccs.BalancerConfig, grpcbalancer.ErrBadResolverState)
 		}
 		cfg = DefaultConfig()
+		if err := policy.EnvZone(&cfg.EndpointSetConfig, os.Getenv); err != nil {
+			return fmt.Errorf("%s: %v: %w", Name, err, grpcbalancer.ErrBadResolverState)
+		}
 	}
 	if logger.V(2) {
 		b.infof("resolver update: %d endpoints, config %+v", len(ccs.ResolverState.Endpoints), cfg)

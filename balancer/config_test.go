@@ -355,7 +355,7 @@ func TestLBConfig_JSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `{"choiceCount":2,"activeRequestBias":1,"latencyAware":true,"latencyDecay":"3s",` +
-		`"panicThresholdPercent":50,"maxEjectionPercent":50,"slowStart":{"window":"10s","aggression":1,"minWeightPercent":10},` +
+		`"panicThresholdPercent":50,"maxEjectionPercent":50,"slowStart":{"window":"10s","aggression":1,"minWeightPercent":10},"localZone":"",` +
 		`"breaker":{"enabled":true,"consecutiveFailures":5,"failureRatio":0.5,"minRequests":20,"window":"10s","openDuration":"5s",` +
 		`"maxOpenDuration":"2m0s","halfOpenRequests":3,"trialTimeout":"10s","failureCodes":["UNAVAILABLE","INTERNAL","DATA_LOSS","RESOURCE_EXHAUSTED"]},` +
 		`"healthProbe":{"enabled":true,"interval":"500ms","timeout":"250ms","jitter":0.2,"unhealthyThreshold":2,"healthyThreshold":2,` +

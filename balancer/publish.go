@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/fulcrum-lb/fulcrum/endpointset"
-	"github.com/fulcrum-lb/fulcrum/picker"
 )
 
 // reconnectIdle asks children that went IDLE to reconnect.
@@ -42,7 +41,7 @@ func (b *wlrBalancer) Publish(decide func() endpointset.Decision) (next time.Tim
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            b.observedPicker(newGRPCPicker(picker.New(b.cfg.PickerConfig, d.Entries), children, b.cfg.Breaker.FailureMask())),
+			Picker:            b.observedPicker(newGRPCPicker(d.Picker(b.cfg.PickerConfig), children, b.cfg.Breaker.FailureMask())),
 		}
 	case len(b.children) == 0:
 		err := errNoEndpoints

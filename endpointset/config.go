@@ -2,8 +2,11 @@ package endpointset
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fulcrum-lb/fulcrum/config"
 )
@@ -32,7 +35,17 @@ type Config struct {
 	MaxEjectionPercent float64 `json:"maxEjectionPercent"`
 	// SlowStart ramps the weight of a new endpoint.
 	SlowStart SlowStartConfig `json:"slowStart"`
+	// LocalZone is the client's zone: while the endpoints in it can take
+	// the traffic, requests stay in it (zone.go). Empty means zone-unaware;
+	// a transport then falls back to the FULCRUM_LOCAL_ZONE environment
+	// variable (LocalZoneEnv, read by policy.EnvZone). Default "",
+	// bounds: at most 128 bytes, no spaces or control characters.
+	LocalZone string `json:"localZone"`
 }
+
+// LocalZoneEnv is the environment variable a transport reads the client's
+// zone from when its configuration gives none.
+const LocalZoneEnv = "FULCRUM_LOCAL_ZONE"
 
 // SlowStartConfig configures the ramp of a new endpoint's weight (Envoy's
 // slow_start_config):
@@ -72,7 +85,27 @@ func (c Config) Validate() error {
 		config.FloatIn("panicThresholdPercent", c.PanicThresholdPercent, 0, 100),
 		config.FloatIn("maxEjectionPercent", c.MaxEjectionPercent, 0, 100),
 		config.Prefix("slowStart.", c.SlowStart.Validate()),
+		c.ValidateZone(),
 	)
+}
+
+// ValidateZone reports a LocalZone that no registry would give a zone:
+// more than 128 bytes, spaces or control characters.
+func (c Config) ValidateZone() error { return validZone("localZone", c.LocalZone) }
+
+// validZone accepts a zone name as registries spell them: up to 128
+// bytes, without spaces or control characters.
+func validZone(field, z string) error {
+	const constraint = "at most 128 bytes without spaces or control characters"
+	if len(z) > 128 {
+		return config.Invalid(field, fmt.Sprintf("%q", z), constraint)
+	}
+	for _, r := range z {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return config.Invalid(field, fmt.Sprintf("%q", z), constraint)
+		}
+	}
+	return nil
 }
 
 // Validate reports every field outside its documented bounds, named

@@ -28,7 +28,7 @@ func TestConfig_Defaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const wantJSON = `{"panicThresholdPercent":50,"maxEjectionPercent":50,"slowStart":{"window":"10s","aggression":1,"minWeightPercent":10}}`
+	const wantJSON = `{"panicThresholdPercent":50,"maxEjectionPercent":50,"slowStart":{"window":"10s","aggression":1,"minWeightPercent":10},"localZone":""}`
 	if string(b) != wantJSON {
 		t.Errorf("JSON of the defaults = %s, want %s", b, wantJSON)
 	}

@@ -47,6 +47,8 @@ type Decision struct {
 	// admitAll says the breakers of the candidates on trial admit every
 	// request (see decide).
 	admitAll bool
+	// Zone is the zone-aware split of Entries (zone.go).
+	Zone ZoneSplit
 	// Seq numbers the Set's decisions from 1: an adapter that records the
 	// Seq it published lets a caller wait until a decision it observed is
 	// in force.
@@ -176,7 +178,7 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 			continue
 		}
 		res := &d.Results[e.i]
-		res.State, res.Gated = Usable, false
+		res.State, res.Gated, res.Kept = Usable, false, true
 		res.Reason = fmt.Sprintf("breaker open, kept in rotation by maxEjectionPercent %g", cfg.MaxEjectionPercent)
 		d.Counts.KeptByCap++
 	}
@@ -250,6 +252,8 @@ func decide(recs []*Record, cfg Config, p params) Decision {
 		d.Entries = append(d.Entries, picker.Entry{Endpoint: r.Hot, Weight: res.Weight, Gated: res.Gated})
 		d.Records = append(d.Records, r)
 	}
+
+	splitZones(recs, cfg, &d)
 
 	if len(d.Entries) == 0 {
 		// Requests wait while an endpoint is connecting or being proven,

@@ -2,6 +2,7 @@ package endpointset
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -71,13 +72,24 @@ func runModel(seed uint64, steps int) (int, string) {
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	weights := map[string]uint32{}
 	present := map[string]bool{}
+	// Zones: the client's, another, and none; the client is in "z1" or
+	// zone-unaware.
+	zoneNames := []string{"z1", "z2", ""}
+	zones := map[string]string{}
+	for _, k := range keys {
+		zones[k] = zoneNames[rng.IntN(len(zoneNames))]
+	}
+	if rng.IntN(3) > 0 {
+		cfg.LocalZone = "z1"
+		s.SetConfig(cfg, opts)
+	}
 	var live []outstanding
 	var last Decision
 	update := func() {
 		var specs []Spec
 		for _, k := range keys {
 			if present[k] {
-				specs = append(specs, Spec{Key: k, Weight: weights[k]})
+				specs = append(specs, Spec{Key: k, Weight: weights[k], Zone: zones[k]})
 			}
 		}
 		s.Update(specs)
@@ -95,9 +107,11 @@ func runModel(seed uint64, steps int) (int, string) {
 		switch ev := rng.IntN(12); {
 		case ev == 0: // resolver: add, remove or reweight one endpoint
 			k := keys[rng.IntN(len(keys))]
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
 			case 0:
 				present[k] = !present[k]
+			case 1:
+				zones[k] = zoneNames[rng.IntN(len(zoneNames))]
 			default:
 				weights[k] = uint32(1 + rng.IntN(10))
 			}
@@ -117,7 +131,7 @@ func runModel(seed uint64, steps int) (int, string) {
 			if len(last.Entries) == 0 {
 				break
 			}
-			p := picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(time.Second)}, last.Entries)
+			p := last.Picker(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(time.Second)})
 			for range 1 + rng.IntN(8) {
 				i, tok, err := p.Select()
 				if err != nil {
@@ -146,6 +160,7 @@ func runModel(seed uint64, steps int) (int, string) {
 			cfg.MaxEjectionPercent = float64(rng.IntN(5) * 25)
 			cfg.SlowStart.Window = config.Duration(time.Duration(rng.IntN(3)) * 5 * time.Second)
 			opts.Probing = rng.IntN(4) > 0
+			cfg.LocalZone = []string{"", "z1"}[rng.IntN(2)]
 			s.SetConfig(cfg, opts)
 		}
 		last = s.Decide()
@@ -260,11 +275,69 @@ func checkInvariants(s *Set, d Decision, cfg Config, opts Options, now time.Time
 			}
 		}
 	}
+	if msg := checkZones(recs, s.Results(), d, cfg); msg != "" {
+		return msg
+	}
 	if usable > 0 && (len(d.Entries) == 0 || d.Wait || d.Err != nil) {
 		return fmt.Sprintf("%d usable but entries %d wait %v err %v", usable, len(d.Entries), d.Wait, d.Err)
 	}
 	if len(d.Entries) == 0 && !d.Wait && d.Err == nil {
 		return "no candidates, no wait and no error"
+	}
+	return ""
+}
+
+// checkZones checks the zone split: local candidates first; no spill
+// while every proven local endpoint is usable; the spill is the health
+// shortfall (1 - 1.4 h), which never exceeds the shortfall itself (1 - h);
+// and no zone routing in panic mode or without a local zone.
+func checkZones(recs []*Record, results map[string]Result, d Decision, cfg Config) string {
+	z := d.Zone
+	if cfg.LocalZone == "" || d.Panic || len(d.Entries) == 0 {
+		if z != (ZoneSplit{}) {
+			return fmt.Sprintf("zone split %+v without zone routing (localZone %q, panic %v, %d candidates)", z, cfg.LocalZone, d.Panic, len(d.Entries))
+		}
+		return ""
+	}
+	local := 0
+	for i, r := range d.Records {
+		in := r.spec.Zone == cfg.LocalZone
+		if in {
+			local++
+		}
+		if in != (i < z.Local) {
+			return fmt.Sprintf("candidate %d (%s, zone %q) is on the wrong side of Local %d", i, r.Key, r.spec.Zone, z.Local)
+		}
+	}
+	if local != z.Local {
+		return fmt.Sprintf("Local %d, but %d candidates are in the local zone", z.Local, local)
+	}
+	var total, usable float64
+	for _, r := range recs {
+		res := results[r.Key]
+		if r.spec.Zone != cfg.LocalZone || res.State == Connecting || res.State == Warming {
+			continue
+		}
+		total += float64(r.spec.Weight)
+		if res.State == Usable && !res.Kept {
+			usable += float64(r.spec.Weight)
+		}
+	}
+	want := 0.0
+	switch {
+	case local == 0:
+		want = 1
+	case local < len(d.Records) && total > 0:
+		want = max(0, 1-1.4*usable/total)
+		if z.Spill > 1-usable/total+1e-9 {
+			return fmt.Sprintf("spill %v exceeds the shortfall %v", z.Spill, 1-usable/total)
+		}
+	}
+	if math.Abs(z.Spill-want) > 1e-9 {
+		return fmt.Sprintf("spill %v, want %v (local weight %v usable of %v, %d local of %d candidates)", z.Spill, want, usable, total, local, len(d.Records))
+	}
+	if z.Aware != (local > 0 && local < len(d.Records)) {
+		return fmt.Sprintf("aware %v with %d local of %d candidates", z.Aware, local, len(d.Records))
 	}
 	return ""
 }

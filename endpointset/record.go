@@ -137,4 +137,7 @@ type Result struct {
 	Trial bool
 	// Picked says the endpoint is a candidate of the current picker.
 	Picked bool
+	// Kept says its breaker is open and maxEjectionPercent keeps it in
+	// rotation (State Usable, Gated false).
+	Kept bool
 }

@@ -42,7 +42,7 @@ type selection struct {
 }
 
 func newSelection(cfg picker.Config, d endpointset.Decision) *selection {
-	s := &selection{cfg: cfg, p: picker.New(cfg, d.Entries), entries: d.Entries, eps: make([]*endpoint, len(d.Records))}
+	s := &selection{cfg: cfg, p: d.Picker(cfg), entries: d.Entries, eps: make([]*endpoint, len(d.Records))}
 	for i, r := range d.Records {
 		s.eps[i] = r.Value.(*endpoint)
 	}

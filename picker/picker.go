@@ -71,6 +71,7 @@ type Picker struct {
 	ended   *lastEnd
 	entries []Entry
 	alias   []aliasSlot // weighted sampling table; nil when all weights are equal
+	zone    *zoned      // zone-aware choice (zone.go); nil: zone-unaware
 }
 
 // clockBase anchors nanotime: time.Since reads only the monotonic clock.
@@ -249,7 +250,12 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	if p.cfg.LatencyAware {
 		now = nanotime()
 	}
-	best := p.choose(now)
+	var best int
+	if p.zone == nil {
+		best = p.choose(now)
+	} else {
+		best = p.zone.choose(now)
+	}
 	t.start = now
 	if best >= 0 {
 		if e := &p.entries[best]; e.Gated {

@@ -14,6 +14,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/config"
@@ -89,6 +90,9 @@ func Parse(component string, js []byte, dst Config) (unknown, warnings []string,
 		return unknown, nil, config.Prefix(component+": ", err)
 	}
 	parts := dst.Parts()
+	if err := EnvZone(parts.EndpointSet, os.Getenv); err != nil {
+		return unknown, nil, config.Prefix(component+": ", err)
+	}
 	for _, w := range parts.Picker.Clamp() {
 		warnings = append(warnings, component+": "+w)
 	}
@@ -96,6 +100,21 @@ func Parse(component string, js []byte, dst Config) (unknown, warnings []string,
 		return unknown, warnings, config.Prefix(component+": ", err)
 	}
 	return unknown, warnings, nil
+}
+
+// EnvZone gives c the client's zone from the environment variable
+// endpointset.LocalZoneEnv (read with getenv) when c has none. A bad value
+// is an error naming the variable.
+func EnvZone(c *endpointset.Config, getenv func(string) string) error {
+	if c.LocalZone != "" {
+		return nil
+	}
+	z := getenv(endpointset.LocalZoneEnv)
+	if err := (endpointset.Config{LocalZone: z}).ValidateZone(); err != nil {
+		return fmt.Errorf("%s (environment variable %s)", err, endpointset.LocalZoneEnv)
+	}
+	c.LocalZone = z
+	return nil
 }
 
 // UnknownWarning is the warning about an ignored unknown field.
