@@ -60,6 +60,11 @@ type backend struct {
 	coldFrom atomic.Int64 // unix nanos; 0: warm
 	coldFor  atomic.Int64
 	coldX    atomic.Uint64
+	// Overload (zones scenario): a concurrency limit with a bounded
+	// queue set while the run goes; nil: unlimited.
+	limit atomic.Pointer[limiter]
+	// Application RPCs per window of the measured part; nil before it.
+	series atomic.Pointer[series]
 
 	// Windowed load for ORCA: completed RPCs, errors and busy time
 	// (time holding a capacity slot), summed over the last second.
@@ -233,6 +238,9 @@ func (b *backend) wait(ctx context.Context, d time.Duration) error {
 // UnaryCall implements TestService: the RPC every scenario sends.
 func (b *backend) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	b.hits.Add(1)
+	if s := b.series.Load(); s != nil {
+		s.add(time.Now())
+	}
 	if b.notServing.Load() {
 		b.hitsNotOK.Add(1)
 	}
@@ -268,6 +276,13 @@ func (b *backend) handle(ctx context.Context) error {
 	}
 	if c := codes.Code(b.failCode.Load()); c != codes.OK {
 		return status.Errorf(c, "backend %d configured to fail", b.id)
+	}
+	if l := b.limit.Load(); l != nil {
+		release, err := l.acquire(ctx, b.stop)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	if b.sem != nil {
 		select {

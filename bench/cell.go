@@ -28,6 +28,7 @@ type cell struct {
 	markers   []Marker
 	qps       []float64 // completed RPCs per second, per round
 	p99s      []float64 // ms, per round (set by the HTTP runner)
+	zone      *zoneCell // zones scenario only; merge keeps the first's
 }
 
 func (c *cell) merge(o *cell) {

@@ -37,7 +37,8 @@ type recorder struct {
 	codes   map[string]int64
 	ok, all int64
 	buckets [][]float64 // milliseconds, by arrival bucket
-	bErrs   []int64
+	bErrs   []int64     // failed and dropped arrivals, by bucket
+	bDrops  []int64     // dropped arrivals alone, by bucket
 }
 
 func newRecorder(start time.Time, dur, bucket time.Duration) *recorder {
@@ -50,6 +51,7 @@ func newRecorder(start time.Time, dur, bucket time.Duration) *recorder {
 		codes:   make(map[string]int64),
 		buckets: make([][]float64, n),
 		bErrs:   make([]int64, n),
+		bDrops:  make([]int64, n),
 	}
 }
 
@@ -77,6 +79,7 @@ func (r *recorder) drop(sched time.Time) {
 	i := int(sched.Sub(r.start) / r.bucket)
 	i = min(max(i, 0), len(r.bErrs)-1)
 	r.bErrs[i]++
+	r.bDrops[i]++
 }
 
 // merge adds o's counts to r (closed loop: one recorder per worker).
@@ -94,6 +97,7 @@ func (r *recorder) merge(o *recorder) {
 	for i := range o.buckets {
 		r.buckets[i] = append(r.buckets[i], o.buckets[i]...)
 		r.bErrs[i] += o.bErrs[i]
+		r.bDrops[i] += o.bDrops[i]
 	}
 }
 

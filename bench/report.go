@@ -40,6 +40,8 @@ type ScenarioResult struct {
 	Weights    []uint32 `json:"weights,omitempty"`
 	Markers    []Marker `json:"markers,omitempty"`
 	Results    []Result `json:"results"`
+	// ZoneTargets are issue 20's goals for fulcrum_zone (zones scenario).
+	ZoneTargets []Target `json:"zoneTargets,omitempty"`
 }
 
 // Marker is a scenario event, in seconds after the start of measurement.
@@ -78,6 +80,9 @@ type Result struct {
 	// P99Rounds is the p99 of each round, in round order, when a cell
 	// merges several (HTTP benchmark).
 	P99Rounds []float64 `json:"p99RoundsMs,omitempty"`
+
+	// Zone is the per-phase outcome of a scenario with zones.
+	Zone *ZoneResult `json:"zone,omitempty"`
 }
 
 // Bucket is one slice of the latency-over-time series: RPCs that arrived
@@ -250,9 +255,9 @@ func (r *Report) markdown(charts map[string]string) string {
 	w("- open loop: Poisson arrivals at %.0f RPS (same seed for every policy), per-RPC deadline %s; closed loop: %d workers\n", r.Rate, r.Deadline, r.Workers)
 	w("- latencies in ms from the scheduled arrival (no coordinated omission), over every RPC including failed ones; success %% counts dropped arrivals (in-flight cap) as failures\n")
 	w("- shares: %% of application RPCs each backend's server counted, in backend order b0/b1/...; the faulty backend is always b0 (b3 in cold-join)\n")
-	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off), `fulcrum_hedging` = defaults + `fulcrum.WithHedging(fulcrum.HedgingPolicy{})` (adaptive delay, 5 %% extra load + 10/s); extra load %%: requests the servers counted beyond the RPCs completed\n\n")
+	w("- policies: `round_robin`, `least_request` = `least_request_experimental` (choiceCount 2), `wrr_orca` = `weighted_round_robin` with per-call ORCA reports (blackoutPeriod 1s, weightUpdatePeriod 100ms), `fulcrum` = `weighted_least_request` defaults, `fulcrum_nolatency` = defaults + `latencyAware: false` (the latency term off), `fulcrum_hedging` = defaults + `fulcrum.WithHedging(fulcrum.HedgingPolicy{})` (adaptive delay, 5 %% extra load + 10/s), `fulcrum_zone` = defaults + `\"localZone\":\"a\"` (zones scenario only, unless named); extra load %%: requests the servers counted beyond the RPCs completed\n\n")
 
-	if len(r.Targets) > 0 {
+	if slices.ContainsFunc(r.Targets, func(t Target) bool { return t.Known }) {
 		w("## Targets (Fulcrum defaults)\n\n")
 		w("| target | goal | fulcrum | verdict | fulcrum_nolatency |\n|---|---|---|---|---|\n")
 		for _, t := range r.Targets {
@@ -297,6 +302,9 @@ func (r *Report) markdown(charts map[string]string) string {
 		}
 		if s.Notes != "" {
 			w("%s\n\n", s.Notes)
+		}
+		if s.Results != nil && s.Results[0].Zone != nil {
+			zoneMarkdown(&b, s)
 		}
 		if c, ok := charts[s.Name]; ok {
 			w("![%s: p99 over time](%s)\n\n", s.Name, c)

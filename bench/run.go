@@ -30,6 +30,9 @@ type Policy struct {
 	Config string
 	// Hedging, when set, dials with fulcrum.WithHedging.
 	Hedging *fulcrum.HedgingPolicy
+	// Zoned policies read endpoint zones; they run by default only in
+	// scenarios whose backends have zones.
+	Zoned bool
 }
 
 // Policies returns the policies compared by default, grpc-go's first.
@@ -37,13 +40,15 @@ type Policy struct {
 // a few seconds (its defaults, 10s blackout and 1s updates, could not).
 func Policies() []Policy {
 	return []Policy{
-		{"round_robin", `{"round_robin":{}}`, nil},
-		{"least_request", `{"least_request_experimental":{}}`, nil},
-		{"wrr_orca", `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`, nil},
-		{"fulcrum", `{"weighted_least_request":{}}`, nil},
-		{"fulcrum_nolatency", `{"weighted_least_request":{"latencyAware":false}}`, nil},
+		{Name: "round_robin", Config: `{"round_robin":{}}`},
+		{Name: "least_request", Config: `{"least_request_experimental":{}}`},
+		{Name: "wrr_orca", Config: `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`},
+		{Name: "fulcrum", Config: `{"weighted_least_request":{}}`},
+		{Name: "fulcrum_nolatency", Config: `{"weighted_least_request":{"latencyAware":false}}`},
 		// The default hedging policy: adaptive delay, 5 % extra load.
-		{"fulcrum_hedging", `{"weighted_least_request":{}}`, &fulcrum.HedgingPolicy{}},
+		{Name: "fulcrum_hedging", Config: `{"weighted_least_request":{}}`, Hedging: &fulcrum.HedgingPolicy{}},
+		// Zone-aware routing (issue 20), the client in zone a.
+		{Name: "fulcrum_zone", Config: `{"weighted_least_request":{"localZone":"` + localZone + `"}}`, Zoned: true},
 	}
 }
 
@@ -135,8 +140,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	pols, err := selectPolicies(o.Policies)
-	if err != nil {
+	if _, err := selectPolicies(o.Policies); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
@@ -157,6 +161,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		LoadAvg:    [2]string{loadAvg(), ""},
 	}
 	for si, s := range scs {
+		pols := s.defaultPolicies()
+		if len(o.Policies) > 0 {
+			pols, _ = selectPolicies(o.Policies)
+		}
 		sr := ScenarioResult{Name: s.name, Title: s.title, Models: s.describe(o), Notes: s.notes, ClosedLoop: s.closedLoop, Fault: s.fault}
 		for _, w := range s.weights {
 			sr.Weights = append(sr.Weights, w)
@@ -197,10 +205,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		for j, p := range pols {
 			c := cells[j]
 			res := c.result(p.Name, time.Duration(rounds)*dur)
+			if c.zone != nil {
+				res.Zone = c.zone.result(c.rec)
+			}
 			sr.Markers = c.markers
 			sr.Results = append(sr.Results, res)
 			fmt.Fprintf(o.Log, "%-14s %-16s qps=%7.1f ok=%7.3f%% p50=%6.2fms p99=%7.2fms p99.9=%7.2fms errors=%v shares=%v notServing=%d extraLoad=%.2f%%\n",
 				s.name, p.Name, res.QPS, res.SuccessPct, res.P50, res.P99, res.P999, res.Errors, fmtShares(res.Shares), res.HitsNotServing, res.ExtraLoadPct)
+		}
+		if s.zones != nil {
+			sr.ZoneTargets = evaluateZoneTargets(sr)
 		}
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
@@ -228,6 +242,17 @@ func selectScenarios(names []string) ([]scenario, error) {
 	return out, nil
 }
 
+// defaultPolicies are the policies s runs when none are named.
+func (s scenario) defaultPolicies() []Policy {
+	var out []Policy
+	for _, p := range Policies() {
+		if s.policies == nil && !p.Zoned || slices.Contains(s.policies, p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func selectPolicies(names []string) ([]Policy, error) {
 	all := Policies()
 	if len(names) == 0 {
@@ -251,7 +276,7 @@ func selectPolicies(names []string) ([]Policy, error) {
 // runOne runs scenario s under policy p on a fresh fleet and client,
 // measuring for dur.
 func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, warm, dur time.Duration) (*cell, error) {
-	e := &env{weights: s.weights, active: make([]bool, s.n)}
+	e := &env{weights: s.weights, zones: s.zones, rate: o.Rate, active: make([]bool, s.n)}
 	defer func() {
 		for _, b := range e.backends {
 			b.close()
@@ -325,11 +350,15 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 		}
 	}()
 	onMeasure := func() {
+		now := time.Now()
 		for _, b := range e.backends {
 			b.hits.Store(0)
 			b.hitsNotOK.Store(0)
+			if s.zones != nil {
+				b.series.Store(newSeries(now, dur, o.Bucket))
+			}
 		}
-		measure <- time.Now()
+		measure <- now
 	}
 
 	rng := rand.New(rand.NewPCG(o.Seed, si))
@@ -354,6 +383,16 @@ func runOne(ctx context.Context, o Options, s scenario, p Policy, si uint64, war
 	for _, b := range e.backends {
 		c.hits = append(c.hits, b.hits.Load())
 		c.hitsNotOK += b.hitsNotOK.Load()
+	}
+	if s.zones != nil {
+		c.zone = &zoneCell{zones: s.zones, phases: s.phases, dur: dur, bucket: o.Bucket}
+		for _, b := range e.backends {
+			var n []int64
+			if sr := b.series.Load(); sr != nil {
+				n = sr.counts()
+			}
+			c.zone.hits = append(c.zone.hits, n)
+		}
 	}
 	return c, nil
 }

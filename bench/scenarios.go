@@ -42,6 +42,14 @@ type scenario struct {
 	// must outlast fixed policy timers (a 5s open period); 0 means 1.
 	stretch float64
 	events  func(e *env, d time.Duration) []event
+	// zones is each backend's zone (nil: none set); phases splits the
+	// measured part into equal phases reported one by one (zones
+	// scenario).
+	zones  []string
+	phases []zonePhase
+	// policies are the policies run when none are named (nil: every
+	// policy of Policies() that is not Zoned).
+	policies []string
 }
 
 type event struct {
@@ -55,6 +63,8 @@ type env struct {
 	backends []*backend
 	res      *manual.Resolver
 	weights  []uint32
+	zones    []string
+	rate     float64 // open-loop arrivals per second
 
 	mu     sync.Mutex
 	active []bool // listed in the resolver state
@@ -71,6 +81,9 @@ func (e *env) state() resolver.State {
 		ep := resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.addr}}}
 		if e.weights != nil {
 			ep = fulcrum.SetWeight(ep, e.weights[i])
+		}
+		if e.zones != nil {
+			ep = fulcrum.SetZone(ep, e.zones[i])
 		}
 		eps = append(eps, ep)
 	}
@@ -296,6 +309,7 @@ func scenarios() []scenario {
 			n:      8, closedLoop: true,
 			opts: func(int) backendOptions { return backendOptions{} },
 		},
+		zonesScenario(),
 	}
 }
 

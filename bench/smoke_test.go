@@ -13,7 +13,8 @@ import (
 // TestSmoke runs every scenario for every policy briefly (what CI runs;
 // the full benchmark is `go run ./bench/cmd/scenarios`). It asserts only
 // that the run completes and writes its report files, not any figure:
-// numbers from a loaded 2-core CI machine are not a verdict.
+// numbers from a loaded 2-core CI machine are not a verdict. The zones
+// scenario, five phases long, has its own TestSmokeZones.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every scenario for every policy (~1 min)")
@@ -30,6 +31,13 @@ func TestSmoke(t *testing.T) {
 		OutDir:      t.TempDir(),
 		Command:     "go test -run TestSmoke",
 	}
+	var scs []scenario
+	for _, s := range scenarios() {
+		if s.zones == nil {
+			scs = append(scs, s)
+			o.Scenarios = append(o.Scenarios, s.name)
+		}
+	}
 	if raceEnabled {
 		o.Duration, o.Warmup, o.Rate = 400*time.Millisecond, 150*time.Millisecond, 150
 	}
@@ -40,11 +48,11 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 
-	if got, want := len(rep.Scenarios), len(scenarios()); got != want {
+	if got, want := len(rep.Scenarios), len(scs); got != want {
 		t.Errorf("report has %d scenarios, want %d", got, want)
 	}
-	for _, s := range rep.Scenarios {
-		if got, want := len(s.Results), len(Policies()); got != want {
+	for i, s := range rep.Scenarios {
+		if got, want := len(s.Results), len(scs[i].defaultPolicies()); got != want {
 			t.Errorf("scenario %s has %d results, want %d", s.Name, got, want)
 		}
 		for _, r := range s.Results {
@@ -58,7 +66,7 @@ func TestSmoke(t *testing.T) {
 	}
 
 	files := []string{"bench-results.md", "bench-results.json", "p99.png"}
-	for _, s := range scenarios() {
+	for _, s := range scs {
 		if s.fault {
 			files = append(files, "timeline-"+s.name+".png")
 		}
@@ -84,7 +92,7 @@ func TestSmoke(t *testing.T) {
 	}
 	md, err := os.ReadFile(filepath.Join(o.OutDir, "bench-results.md"))
 	if err == nil {
-		for _, s := range scenarios() {
+		for _, s := range scs {
 			if !strings.Contains(string(md), "(`"+s.name+"`)") {
 				t.Errorf("bench-results.md has no section for %s", s.name)
 			}

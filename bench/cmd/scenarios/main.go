@@ -61,13 +61,23 @@ func main() {
 	}
 	fmt.Printf("wrote %s/bench-results.md, bench-results.json and charts\n", o.OutDir)
 	for _, t := range rep.Targets {
-		v := "MISS"
-		if t.Pass {
-			v = "PASS"
+		if t.Known {
+			fmt.Printf("%-18s %-4s %s\n", t.Name, verdict(t), t.Got)
 		}
-		if !t.Known {
-			v = "n/a"
-		}
-		fmt.Printf("%-18s %-4s %s\n", t.Name, v, t.Got)
 	}
+	for _, s := range rep.Scenarios {
+		for _, t := range s.ZoneTargets {
+			fmt.Printf("%s: %-4s %s\n", t.Name, verdict(t), t.Got)
+		}
+	}
+}
+
+func verdict(t bench.Target) string {
+	switch {
+	case !t.Known:
+		return "n/a"
+	case t.Pass:
+		return "PASS"
+	}
+	return "MISS"
 }
