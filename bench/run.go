@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver/manual"
@@ -49,6 +50,11 @@ func Policies() []Policy {
 		{Name: "fulcrum_hedging", Config: `{"weighted_least_request":{}}`, Hedging: &fulcrum.HedgingPolicy{}},
 		// Zone-aware routing (issue 20), the client in zone a.
 		{Name: "fulcrum_zone", Config: `{"weighted_least_request":{"localZone":"` + localZone + `"}}`, Zoned: true},
+		// The same with hedging that sends the next attempt at once when
+		// one fails with UNAVAILABLE (gRFC A6 nonFatalStatusCodes): the
+		// RPCs a breaker loses while it learns that an instance fails fast.
+		{Name: "fulcrum_zone_hedging", Config: `{"weighted_least_request":{"localZone":"` + localZone + `"}}`, Zoned: true,
+			Hedging: &fulcrum.HedgingPolicy{NonFatalStatusCodes: []codes.Code{codes.Unavailable}}},
 	}
 }
 

@@ -69,7 +69,7 @@ func zonesScenario() scenario {
 		n:        len(zones),
 		zones:    zones,
 		phases:   zonePhases,
-		policies: []string{"round_robin", "least_request", "wrr_orca", "fulcrum", "fulcrum_zone"},
+		policies: []string{"round_robin", "least_request", "wrr_orca", "fulcrum", "fulcrum_zone", "fulcrum_zone_hedging"},
 		fault:    true,
 		stretch:  float64(len(zonePhases)),
 		opts: func(i int) backendOptions {

@@ -23,8 +23,8 @@ import (
 //     healthy, its ramp only shapes its share within the zone.
 //   - Load (picker): a request meant for the local zone goes to a sampled
 //     remote endpoint instead when the chosen local one is more than 4x
-//     as loaded (in-flight + 1 per weight, times how much slower it is
-//     beyond the 2x latency tolerance; picker.busier).
+//     as loaded (in-flight + 1 per weight, times how much slower the zone
+//     is beyond the 2x latency tolerance; picker.busier).
 //   - Panic mode turns zone routing off: requests spread over every
 //     connected endpoint, as Envoy stops zone-aware routing in panic.
 //     The ejection cap and slow start stay global and per endpoint.

@@ -210,3 +210,30 @@ func TestZoned_LatencyNoiseDoesNotSpill(t *testing.T) {
 		t.Fatalf("local 12ms with 2 in flight, remote 7ms idle: %.2f%% left the zone, want 0", 100*got)
 	}
 }
+
+// TestBusier_ZoneLatencyNeedsTwoLocalEndpoints: a local endpoint's latency
+// spike alone does not make the zone slow; two slow local endpoints do.
+func TestBusier_ZoneLatencyNeedsTwoLocalEndpoints(t *testing.T) {
+	now := int64(time.Hour)
+	fixedClock(t, &now)
+	decay := 3 * time.Second
+	p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: true, LatencyDecay: config.Duration(decay)}, newEntries(1))
+	entry := func(d time.Duration) *Entry {
+		e := &newEntries(1)[0]
+		for range 40 {
+			e.Endpoint.latency.observe(float64(d), now, 1/float64(decay), false)
+		}
+		return e
+	}
+	ms := time.Millisecond
+	spiky, fast, slow, remote := entry(40*ms), entry(5*ms), entry(40*ms), entry(7*ms)
+	if p.busier(spiky, fast, remote, now) {
+		t.Error("one local endpoint at 40ms (its peer at 5ms) against a remote 7ms: busier, want not")
+	}
+	if !p.busier(spiky, slow, remote, now) {
+		t.Error("two local endpoints at 40ms against a remote 7ms: not busier, want busier (5.7x beyond the tolerance)")
+	}
+	if p.busier(spiky, spiky, remote, now) != p.busier(spiky, slow, remote, now) {
+		t.Error("a drawn twice (one local endpoint) is its own peer")
+	}
+}
