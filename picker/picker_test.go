@@ -219,9 +219,9 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 func TestPicker_LatencyPenalty(t *testing.T) {
 	seeded(t, 6)
 	now := int64(time.Hour)
-	oldNow := nanotime
-	nanotime = func() int64 { return now }
-	t.Cleanup(func() { nanotime = oldNow })
+	oldNow := fakeClock
+	fakeClock = func() int64 { return now }
+	t.Cleanup(func() { fakeClock = oldNow })
 	decay := 10 * time.Second
 	es := newEntries(1, 1)
 	es[0].Endpoint.latency.observe(float64(20*time.Millisecond), now, 1/float64(decay), false)
