@@ -19,16 +19,21 @@ import (
 // generation: an outcome whose Ticket names a phase that is no longer
 // current is stale, and because the Ticket keeps its phase alive the
 // pointer can never be reused while that outcome is in flight (no ABA).
+//
+// Layout: what Record of a closed phase reads (state, ratio, consecutive)
+// comes first and the failure-ratio window is inline, not behind a
+// pointer: one dependent cache miss fewer per request end.
 type phase struct {
 	// Read-only after the phase is published.
 	state State
+	ratio bool // Closed: win counts outcomes (the failure-ratio trigger is on)
+
+	consecutive atomic.Int64 // Closed: failures in a row
+
 	gen   uint64 // transitions since New
 	trips int    // Open, HalfOpen: level of the current trip; Closed: of the last one
 	since int64  // clock when the phase began
 	until int64  // Open: clock when the open period ends
-	win   *window
-
-	consecutive atomic.Int64 // Closed: failures in a row
 
 	// HalfOpen: trials counts the trial calls admitted and not released,
 	// successes those that succeeded, so trials-successes is the number in
@@ -41,6 +46,8 @@ type phase struct {
 	// trialAt is the clock when the latest trial was admitted: a trial
 	// still in flight after TrialTimeout is superseded (see Allow).
 	trialAt atomic.Int64
+
+	win window // Closed with ratio: the failure-ratio window
 }
 
 // Ticket is an admitted call. Pass it to exactly one of Record or Release.
@@ -52,21 +59,26 @@ type Ticket struct {
 // Breaker is a circuit breaker for one endpoint. All its methods are safe
 // for concurrent use, take no lock and never block; Allow and Record of a
 // closed breaker do not allocate.
+//
+// Layout: what Allow and Record of a closed breaker read comes first, in
+// one cache line (cur, epoch, bucket, consecutive, clock); at a thousand
+// endpoints every line a request touches is likely a cache miss.
 type Breaker struct {
+	cur atomic.Pointer[phase]
 	// Read-only after New.
+	epoch       int64 // clock at New; window slots count from it
+	bucket      int64 // width of a window bucket in clock units
+	consecutive int64 // cfg.ConsecutiveFailures
+	clock       func() int64
+	trials      int32 // cfg.HalfOpenRequests
+	// admitAll: a half-open breaker admits every call (SetAdmitAll).
+	admitAll atomic.Bool
+
 	cfg      Config
-	trials   int32 // cfg.HalfOpenRequests
-	clock    func() int64
 	onChange func(from, to State, reason string)
 	// onTrialEnd, if set (OnTrialEnd), is called when a half-open trial
 	// ends without a transition: the next trial may go.
 	onTrialEnd func()
-	epoch      int64 // clock at New; window slots count from it
-	bucket     int64 // width of a window bucket in clock units
-
-	cur atomic.Pointer[phase]
-	// admitAll: a half-open breaker admits every call (SetAdmitAll).
-	admitAll atomic.Bool
 	// mirror, if set, is kept equal to "closed" (MirrorClosed).
 	mirror atomic.Pointer[atomic.Bool]
 }
@@ -89,11 +101,12 @@ func New(cfg Config, clock func() int64, onChange func(from, to State, reason st
 		clock = monotonicNow
 	}
 	b := &Breaker{
-		cfg:      cfg,
-		trials:   int32(cfg.HalfOpenRequests),
-		clock:    clock,
-		onChange: onChange,
-		bucket:   int64(cfg.Window / numBuckets),
+		cfg:         cfg,
+		trials:      int32(cfg.HalfOpenRequests),
+		clock:       clock,
+		onChange:    onChange,
+		bucket:      int64(cfg.Window / numBuckets),
+		consecutive: int64(cfg.ConsecutiveFailures),
 	}
 	b.epoch = clock()
 	b.cur.Store(b.newClosed(nil, b.epoch))
@@ -182,7 +195,7 @@ func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 	if p == nil || p != b.cur.Load() {
 		return
 	}
-	if !haveNow && (p.win != nil || p.state != Closed || !success) {
+	if !haveNow && (p.ratio || p.state != Closed || !success) {
 		now = b.clock()
 	}
 	switch p.state {
@@ -227,21 +240,21 @@ func (b *Breaker) recordClosed(p *phase, success bool, now int64) {
 	if success {
 		// Load first: a store on every success would bounce the cache line
 		// between the cores running RPCs to this endpoint.
-		if b.cfg.ConsecutiveFailures > 0 && p.consecutive.Load() != 0 {
+		if b.consecutive > 0 && p.consecutive.Load() != 0 {
 			p.consecutive.Store(0)
 		}
-		if p.win != nil {
+		if p.ratio {
 			p.win.add(b.slot(now), false)
 		}
 		return
 	}
-	if b.cfg.ConsecutiveFailures > 0 {
-		if n := p.consecutive.Add(1); n >= int64(b.cfg.ConsecutiveFailures) {
+	if b.consecutive > 0 {
+		if n := p.consecutive.Add(1); n >= b.consecutive {
 			b.trip(p, now, func() string { return fmt.Sprintf("%d consecutive failures", n) })
 			return
 		}
 	}
-	if p.win != nil {
+	if p.ratio {
 		slot := b.slot(now)
 		p.win.add(slot, true)
 		f, total := p.win.sum(slot)
@@ -286,7 +299,7 @@ func (b *Breaker) newClosed(prev *phase, now int64) *phase {
 		p.trips = prev.trips
 	}
 	if b.cfg.FailureRatio > 0 {
-		p.win = new(window)
+		p.ratio = true
 	}
 	return p
 }

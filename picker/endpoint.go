@@ -17,23 +17,23 @@ const cacheLine = 64
 // requests, picks, the latency estimate and the gate. Pickers and the engine
 // share it by pointer.
 //
-// Layout: one line of read-only fields, then one line of everything a pick
-// and its Done write. A pick reads two lines per candidate (one at 1000
-// endpoints, where they miss the cache, costs as much as the rest of the
-// pick); the read-only line of the next Endpoint in memory keeps hot lines
-// apart.
+// Layout: one line of rarely written fields, then one line of everything
+// a candidate's comparison reads and a pick and its Done write. Comparing
+// two candidates reads one line of each (at 1000 endpoints a line is a
+// likely cache miss and costs as much as the rest of the pick); only the
+// chosen one's first line is read (its gate). The first line of the next
+// Endpoint in memory keeps hot lines apart.
 type Endpoint struct {
-	// Read-only after construction.
-	addr        string
-	gate        *breaker.Breaker
-	sharedClock bool        // gate reads Nanotime
-	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only
-	_           [cacheLine - 32]byte
+	addr      string           // read-only after construction
+	gate      *breaker.Breaker // read-only after construction
+	trickleAt atomic.Int64     // penalised: no win before (trickle.go); written at most tricklePerDecay times per decay
+	_         [cacheLine - 32]byte
 
-	inFlight  flightCount  // and picks
-	trickleAt atomic.Int64 // penalised: no win before (trickle.go)
-	ages      ageSlotsOf
-	latency   peakEWMA
+	inFlight    flightCount // and picks
+	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only
+	sharedClock bool        // gate reads Nanotime; read-only after ShareClock
+	ages        ageSlotsOf
+	latency     peakEWMA
 }
 
 // ShareClock tells that e's breaker reads Nanotime, so that Finish hands it

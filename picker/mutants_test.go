@@ -29,9 +29,9 @@ func setEstimate(e *peakEWMA, v float64, now int64) {
 
 // fakeNanotime freezes the picker's clock at *now for one test.
 func fakeNanotime(t *testing.T, now *int64) {
-	old := nanotime
-	nanotime = func() int64 { return *now }
-	t.Cleanup(func() { nanotime = old })
+	old := fakeClock
+	fakeClock = func() int64 { return *now }
+	t.Cleanup(func() { fakeClock = old })
 }
 
 // TestAlias_TableMatchesWeights checks Vose's table exactly, without

@@ -215,9 +215,9 @@ func TestPicker_SkipsOpenBreaker(t *testing.T) {
 
 // fixedClock makes the picker's clock read *now for one test.
 func fixedClock(t *testing.T, now *int64) {
-	oldNow := nanotime
-	nanotime = func() int64 { return *now }
-	t.Cleanup(func() { nanotime = oldNow })
+	oldNow := fakeClock
+	fakeClock = func() int64 { return *now }
+	t.Cleanup(func() { fakeClock = oldNow })
 }
 
 // TestPicker_LatencyPenalty: with the latency term on, an endpoint 10x
