@@ -33,10 +33,10 @@ type HedgingPolicy struct {
 	// included. Default 2, bounds [2, 5].
 	MaxAttempts int
 	// Delay is a fixed hedging delay. Default 0: adaptive, the
-	// (100 - MaxExtraLoadPercent/2)th percentile of the channel's recent
-	// call latencies (Finagle's rule, aiming at half the budget so that
-	// the other half rescues bursts), never below MinDelay. Bounds
-	// [0, 1m].
+	// (100 - MaxExtraLoadPercent/4)th percentile of the latency of the
+	// channel's recent calls (of the attempt that answered each: Finagle's
+	// rule, aiming at about half the budget so that the other half rescues
+	// bursts), never below MinDelay. Bounds [0, 1m].
 	Delay time.Duration
 	// MinDelay is the floor of the adaptive delay, and the least time a
 	// call must have left before its deadline for a hedge to go. Default

@@ -231,10 +231,14 @@ func (s *run[R]) decideLocked(o outcome[R], timed bool) (after func()) {
 			continue
 		}
 		s.call.Cancel(n)
-		// A lower bound of its latency: it ranks above the delay.
-		s.h.delay.Observe(now.Sub(s.starts[n]))
 		cancels = append(cancels, s.cancels[n])
 	}
+	// One sample per call, the latency of the attempt that answered: the
+	// losers' durations are not sampled. A loser cancelled after a hedge
+	// won is, more often than not, stuck on an instance that hung; as a
+	// lower bound above the delay it made the delay climb while instances
+	// hung (21 ms before the first hang, 38 ms at the end of one
+	// hang-in-flight run), just when hedges mattered (see Delayer).
 	if timed {
 		s.h.delay.Observe(now.Sub(s.starts[o.n]))
 	}

@@ -45,12 +45,12 @@ func TestPolicy_DefaultsAndBounds(t *testing.T) {
 }
 
 // TestDelayer_PercentileOfBudget: the adaptive delay is the
-// (100 - maxExtraLoad/2)th percentile of the samples (the 90th for 20 %) (within a bucket's
-// 12.5 %), never below the floor, unknown below minSamples, and it
-// forgets samples two windows old.
+// (100 - maxExtraLoad/4)th percentile of the samples (the 90th for 40 %)
+// (within a bucket's 12.5 %), never below the floor, unknown below
+// minSamples, and it forgets samples two windows old.
 func TestDelayer_PercentileOfBudget(t *testing.T) {
 	clk := clocktest.New()
-	d := NewDelayer(Policy{MaxExtraLoadPercent: 20}.WithDefaults(), clk.Now)
+	d := NewDelayer(Policy{MaxExtraLoadPercent: 40}.WithDefaults(), clk.Now)
 	for i := range minSamples - 1 {
 		d.Observe(time.Duration(i+1) * time.Millisecond)
 	}
@@ -157,6 +157,65 @@ func TestDo_HedgeWinsLoserCancelled(t *testing.T) {
 	}
 	if c.sent.Load() != 1 || c.won.Load() != 1 || c.refused.Load() != 0 {
 		t.Errorf("sent %d won %d refused %d, want 1 1 0", c.sent.Load(), c.won.Load(), c.refused.Load())
+	}
+}
+
+// samplesIn returns the number of samples the delayer holds in [lo, hi).
+func (d *Delayer) samplesIn(lo, hi time.Duration) uint64 {
+	n := uint64(0)
+	for gi := range d.gens {
+		for i := bucketOf(int64(lo)); i < bucketOf(int64(hi)); i++ {
+			n += uint64(d.gens[gi].counts[i].Load())
+		}
+	}
+	return n
+}
+
+// TestDo_OnlyTheAnswerIsSampled: a call whose hedge won adds one sample to
+// the adaptive delay, the hedge's latency; the loser's duration (a lower
+// bound above the delay, what a call stuck on a hung instance shows) is
+// not sampled, so that a burst of rescued calls cannot raise the delay.
+// On a fake clock: the first attempt blocks, the hedge goes at 50ms and
+// answers 30ms later, when the loser has run for 80ms.
+func TestDo_OnlyTheAnswerIsSampled(t *testing.T) {
+	clk := clocktest.New()
+	h := New(Policy{Delay: config.Duration(50 * time.Millisecond)}, Options{Clock: clk})
+	hedgeStarted, answer := make(chan struct{}), make(chan struct{})
+	try := func(ctx context.Context, n int) string {
+		if n == 0 {
+			<-ctx.Done()
+			return "first"
+		}
+		close(hedgeStarted)
+		<-answer
+		return "hedge"
+	}
+	done := make(chan string)
+	go func() {
+		r, release := Do(context.Background(), h, try, func(string) Judgement { return Judgement{Final: true, Timed: true} },
+			func(string) {})
+		release()
+		done <- r
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	if !clk.WaitTimers(ctx, 1) {
+		t.Fatal("no hedging timer armed")
+	}
+	clk.Advance(50 * time.Millisecond)
+	select {
+	case <-hedgeStarted:
+	case <-ctx.Done():
+		t.Fatal("the hedge did not start after the delay")
+	}
+	clk.Advance(30 * time.Millisecond)
+	close(answer)
+	if r := <-done; r != "hedge" {
+		t.Fatalf("result %q, want the hedge's", r)
+	}
+	total, winner := h.delay.samplesIn(0, time.Minute), h.delay.samplesIn(30*time.Millisecond, 34*time.Millisecond)
+	if total != 1 || winner != 1 {
+		t.Errorf("%d samples, %d in [30ms, 34ms); want only the hedge's 30ms", total, winner)
 	}
 }
 

@@ -36,10 +36,11 @@ type Policy struct {
 	// included. Default 2, bounds [2, 5] (gRFC A6 caps maxAttempts at 5).
 	MaxAttempts int `json:"maxAttempts"`
 	// Delay is a fixed hedging delay: the next attempt goes this long
-	// after the previous one. Default 0: adaptive, at the latency
-	// percentile that spends half of MaxExtraLoadPercent on the steady
-	// tail (the 97.5th for 5; see Delayer), never below MinDelay. Bounds
-	// [0, 1m].
+	// after the previous one. Default 0: adaptive, the (100 -
+	// MaxExtraLoadPercent/4)th percentile (98.75th for 5) of the latency
+	// of recent calls' answering attempts, which spends about half of the
+	// budget on the steady tail (see Delayer), never below MinDelay.
+	// Bounds [0, 1m].
 	Delay config.Duration `json:"delay"`
 	// MinDelay is the floor of the adaptive delay, and the least time a
 	// call must have left before its deadline for a hedge to be sent.
@@ -47,7 +48,7 @@ type Policy struct {
 	MinDelay config.Duration `json:"minDelay"`
 	// MaxExtraLoadPercent is the budget: hedges may add at most this share
 	// of the calls of the last 10 seconds, plus MinHedgesPerSecond; the
-	// adaptive delay is the (100 - MaxExtraLoadPercent/2)th percentile of
+	// adaptive delay is the (100 - MaxExtraLoadPercent/4)th percentile of
 	// recent latencies. Default 5, bounds [0.1, 50].
 	MaxExtraLoadPercent float64 `json:"maxExtraLoadPercent"`
 	// MinHedgesPerSecond is the floor of the budget (a reserve of 10
