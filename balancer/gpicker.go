@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -41,13 +42,15 @@ func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, mask uint32
 }
 
 // Pick implements balancer.Picker. It takes no lock, never blocks and, in
-// the steady state, does not allocate.
+// the steady state, does not allocate. An attempt of a hedged call (its
+// context carries a hedge.Attempt) selects among the endpoints its call is
+// not already on (selectAttempt); the rest of the pick is the same.
 func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
 	// One atomic load while no call of the process was ever hedged.
-	if hedge.InUse() && info.Ctx != nil {
-		if a, ok := hedge.AttemptFrom(info.Ctx); ok {
-			return gp.pickAttempt(info, a)
-		}
+	var a hedge.Attempt
+	hedged := hedge.InUse() && info.Ctx != nil
+	if hedged {
+		a, hedged = hedge.AttemptFrom(info.Ctx)
 	}
 	// Only an RPC with a deadline bounds its endpoint's latency while in
 	// flight: one without may be a long-lived stream, and PickInfo does
@@ -56,7 +59,22 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 	if info.Ctx != nil && gp.p.LatencyAware() {
 		_, bounded = info.Ctx.Deadline()
 	}
-	i, tok, err := gp.p.SelectBounded(bounded)
+	var (
+		i   int
+		tok picker.Token
+		err error
+	)
+	if hedged {
+		i, tok, err = gp.selectAttempt(bounded, a)
+		if errors.Is(err, picker.ErrNoOtherEndpoint) {
+			// A status error ends the attempt at once, even wait-for-ready:
+			// the interceptor sees the refusal in the call's state and waits
+			// for the attempts already in flight.
+			return grpcbalancer.PickResult{}, status.Errorf(codes.Unavailable, "%s: hedge not sent: %v", Name, err)
+		}
+	} else {
+		i, tok, err = gp.p.SelectBounded(bounded)
+	}
 	if err != nil {
 		if gp.onRejected != nil {
 			gp.onRejected()
@@ -73,7 +91,9 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 	if sc, ok := res.SubConn.(*subConn); ok {
 		res.SubConn = sc.SubConn // grpc-go wants its own back
 	}
-	if res.Done == nil && !gp.p.LatencyAware() {
+	if hedged {
+		a.Call.Sent(a.N, gp.p.Entry(i).Endpoint)
+	} else if res.Done == nil && !gp.p.LatencyAware() {
 		if c := gp.dones[i].Load(); c != nil && c.tok.Same(tok) {
 			res.Done = c.fn
 			return res, nil
@@ -85,19 +105,22 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 		return res, nil
 	}
 	d := donePool.Get().(*doneCall)
-	d.gp, d.i, d.tok, d.child = gp, i, tok, res.Done
+	d.gp, d.i, d.tok, d.child, d.call, d.n = gp, i, tok, res.Done, a.Call, a.N
 	res.Done = d.fn
 	return res, nil
 }
 
 // doneCall is the state of one RPC's Done when it cannot be shared (the
-// latency term needs its start time, or the child has its own Done).
-// Pooled: grpc-go calls Done exactly once per successful pick.
+// latency term needs its start time, the child has its own Done, or the
+// RPC is an attempt of a hedged call). Pooled: grpc-go calls Done exactly
+// once per successful pick.
 type doneCall struct {
 	gp    *grpcPicker
 	i     int
 	tok   picker.Token
 	child func(grpcbalancer.DoneInfo)
+	call  *hedge.Call // the hedged call the RPC is attempt n of; nil: none
+	n     int
 	fn    func(grpcbalancer.DoneInfo) // d.done, bound once
 }
 
@@ -112,10 +135,17 @@ func init() {
 }
 
 func (d *doneCall) done(di grpcbalancer.DoneInfo) {
-	gp, i, tok, child := d.gp, d.i, d.tok, d.child
+	gp, i, tok, child, call, n := d.gp, d.i, d.tok, d.child, d.call, d.n
 	*d = doneCall{fn: d.fn}
 	donePool.Put(d)
-	gp.p.Finish(i, tok, classify(di, gp.mask))
+	o := classify(di, gp.mask)
+	if call != nil && call.Ended(n) {
+		// Cancelled because another attempt won: not the endpoint's
+		// failure, and its duration only a lower bound of its latency (it
+		// may raise the estimate, never lower it).
+		o = picker.Outcome{Timing: picker.LowerBound}
+	}
+	gp.p.Finish(i, tok, o)
 	if child != nil {
 		child(di)
 	}

@@ -179,7 +179,7 @@ func (g *group) onProbe(ep *endpoint, healthy bool, reason string) {
 // pick selects an endpoint for one attempt, none of tried (a retry). A
 // first attempt waits within ctx while the host has nothing resolved or
 // proven yet.
-func (g *group) pick(ctx context.Context, tried []*endpoint) (*attempt, error) {
+func (g *group) pick(ctx context.Context, tried []*picker.Endpoint) (*attempt, error) {
 	for {
 		s := g.snap.Load()
 		switch {

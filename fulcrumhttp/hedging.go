@@ -3,7 +3,6 @@ package fulcrumhttp
 import (
 	"context"
 	"net/http"
-	"sync"
 
 	"github.com/fulcrum-lb/fulcrum/hedge"
 	"github.com/fulcrum-lb/fulcrum/picker"
@@ -29,20 +28,14 @@ type hedged struct {
 // cancelled, and its response, if it has one, drained or closed.
 func (g *group) hedgedRoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	var mu sync.Mutex
-	var tried [hedge.MaxAttempts]*endpoint // guarded by mu
 	try := func(actx context.Context, n int) *hedged {
 		h := &hedged{n: n}
-		mu.Lock()
-		var skip []*endpoint
-		for i, ep := range tried {
-			if i != n && ep != nil {
-				skip = append(skip, ep)
-			}
-		}
-		mu.Unlock()
-		if h.a, h.err = g.pick(actx, skip); h.err != nil {
-			if at, ok := hedge.AttemptFrom(actx); ok && n > 0 {
+		// The call's state (hedge.Call) says where its other attempts went,
+		// as it does for the gRPC balancer.
+		at, _ := hedge.AttemptFrom(actx)
+		var buf [hedge.MaxAttempts]*picker.Endpoint
+		if h.a, h.err = g.pick(actx, at.Call.Except(n, buf[:0])); h.err != nil {
+			if n > 0 {
 				at.Call.Refuse(n)
 			}
 			return h
@@ -55,9 +48,7 @@ func (g *group) hedgedRoundTrip(req *http.Request) (*http.Response, error) {
 				return h
 			}
 		}
-		mu.Lock()
-		tried[n] = h.a.ep
-		mu.Unlock()
+		at.Call.Sent(n, h.a.hot())
 		h.r = g.send(actx, h.a, h.out)
 		return h
 	}

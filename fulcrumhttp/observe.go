@@ -7,6 +7,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/breaker"
 	"github.com/fulcrum-lb/fulcrum/driver"
 	"github.com/fulcrum-lb/fulcrum/metrics"
+	"github.com/fulcrum-lb/fulcrum/picker"
 	"github.com/fulcrum-lb/fulcrum/probe"
 )
 
@@ -53,7 +54,7 @@ func newObserver(g *group, rec metrics.Recorder) *driver.Observer {
 // first attempt's pick failing with ErrNoUsableEndpoint (not ErrClosed). A
 // retry with nowhere else to go is not counted: the request has the failed
 // attempt's result.
-func (g *group) noUsable(err error, tried []*endpoint) {
+func (g *group) noUsable(err error, tried []*picker.Endpoint) {
 	if len(tried) == 0 && errors.Is(err, ErrNoUsableEndpoint) {
 		g.obs.Metrics().NoUsableEndpoint()
 	}

@@ -48,12 +48,12 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &Error{Host: g.route.key, Err: err}
 	}
 	out := req
-	var tried []*endpoint
+	var tried []*picker.Endpoint
 	for n := 1; ; n++ {
 		r := g.send(ctx, a, out)
 		var next *attempt
 		if n < maxAttempts && ctx.Err() == nil && g.resend(r, canResend, safe) {
-			tried = append(tried, a.ep)
+			tried = append(tried, a.hot())
 			next = g.nextAttempt(ctx, tried)
 		}
 		if next == nil {
@@ -94,7 +94,7 @@ func (g *group) resend(r *result, canResend, safe bool) bool {
 
 // nextAttempt picks an endpoint not tried yet for a retry and takes the
 // retry from the host's budget, or returns nil if either is not available.
-func (g *group) nextAttempt(ctx context.Context, tried []*endpoint) *attempt {
+func (g *group) nextAttempt(ctx context.Context, tried []*picker.Endpoint) *attempt {
 	next, err := g.pick(ctx, tried)
 	if err != nil {
 		return nil // nowhere else to go: the failed attempt stands

@@ -75,21 +75,25 @@ func (a *attempt) finish(o picker.Outcome) {
 // abort undoes the selection of an attempt that was never sent.
 func (a *attempt) abort() { a.p.Abort(a.i, a.tok) }
 
+// hot is the engine's state of the attempt's endpoint, its identity for
+// the picker (a retry or a hedge skips the endpoints tried).
+func (a *attempt) hot() *picker.Endpoint { return a.p.Entry(a.i).Endpoint }
+
 // pick selects the endpoint of one attempt, none of tried (the endpoints
 // earlier attempts of the request went to). An endpoint holding off after
 // a Retry-After is passed over for another when there is one; when every
 // candidate is held, the hold is ignored: a hold never leaves the host
 // without an endpoint (the engine never hears of holds, so panic mode
 // may use held endpoints too).
-func (s *selection) pick(tried []*endpoint) (*attempt, error) {
+func (s *selection) pick(tried []*picker.Endpoint) (*attempt, error) {
 	a, err := s.pickExcept(tried)
 	if err != nil || a.ep.rt.held().IsZero() {
 		return a, err
 	}
 	skip := slices.Clone(tried)
-	for _, ep := range s.eps {
+	for i, ep := range s.eps {
 		if !ep.rt.held().IsZero() {
-			skip = append(skip, ep)
+			skip = append(skip, s.entries[i].Endpoint)
 		}
 	}
 	b, err := s.pickExcept(skip)
@@ -103,14 +107,8 @@ func (s *selection) pick(tried []*endpoint) (*attempt, error) {
 // pickExcept selects among the endpoints not in skip (a retry or a hedge
 // goes to an endpoint the request is not already on), over the same
 // shared state (in-flight, latency, breakers): picker.SelectExcept.
-func (s *selection) pickExcept(skip []*endpoint) (*attempt, error) {
-	var except []*picker.Endpoint
-	for i, ep := range s.eps {
-		if slices.Contains(skip, ep) {
-			except = append(except, s.entries[i].Endpoint)
-		}
-	}
-	i, tok, err := s.p.SelectExcept(false, except)
+func (s *selection) pickExcept(skip []*picker.Endpoint) (*attempt, error) {
+	i, tok, err := s.p.SelectExcept(false, skip)
 	switch {
 	case errors.Is(err, picker.ErrNoOtherEndpoint):
 		return nil, fmt.Errorf("no endpoint left to retry on after %d attempts: %w", len(skip), ErrNoUsableEndpoint)
