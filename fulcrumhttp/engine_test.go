@@ -134,7 +134,10 @@ func TestTransport_SlowStartRampsNewEndpoint(t *testing.T) {
 // it completes.
 func TestTransport_RemovedEndpoint(t *testing.T) {
 	bs := newBackends(t, 2)
-	release := make(chan struct{})
+	release, stop := make(chan struct{}), make(chan struct{})
+	// Runs before the servers' Close: a failure before close(release) must
+	// not leave Close waiting for the blocked handler.
+	t.Cleanup(func() { close(stop) })
 	bs[0].srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			bs[0].probes.Add(1)
@@ -142,7 +145,10 @@ func TestTransport_RemovedEndpoint(t *testing.T) {
 		}
 		io.WriteString(w, "first\n")
 		w.(http.Flusher).Flush()
-		<-release
+		select {
+		case <-release:
+		case <-stop:
+		}
 		io.WriteString(w, "last\n")
 	})
 	src, target := newPushSource()

@@ -53,14 +53,22 @@ func TestTransport_NoBodyResponsesEndInFlight(t *testing.T) {
 
 // streamingBackend answers one line, then the rest when release is closed.
 func streamingBackend(t *testing.T, h2 bool, release chan struct{}, setup ...func(*backend)) *backend {
-	return newProtoBackend(t, "stream", h2, append(setup, func(b *backend) {
+	stop := make(chan struct{})
+	b := newProtoBackend(t, "stream", h2, append(setup, func(b *backend) {
 		b.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "first\n")
 			w.(http.Flusher).Flush()
-			<-release
+			select {
+			case <-release:
+			case <-stop:
+			}
 			io.WriteString(w, "last\n")
 		})
 	})...)
+	// Runs before the server's Close (cleanups run last first): a test
+	// that fails before releasing the handler must not hang in Close.
+	t.Cleanup(func() { close(stop) })
+	return b
 }
 
 // TestTransport_CloseWithRequestInFlight (issue 18, defect 8): Close while
