@@ -70,14 +70,19 @@ func TestTransport_PanicMode(t *testing.T) {
 	for _, b := range bs {
 		b.health.Store(http.StatusInternalServerError)
 	}
+	// Every verdict unhealthy AND the engine's decision made from them: a
+	// verdict is in Stats before the driver's next decision, and requests
+	// sent between the two follow the older one (under load, all 30 went
+	// to the one endpoint still usable in it).
 	unhealthy := func(tr *fulcrumhttp.Transport) func() bool {
 		return func() bool {
-			for _, e := range tr.Stats().Endpoints {
-				if e.Healthy {
+			eps := tr.Stats().Endpoints
+			for _, e := range eps {
+				if e.Healthy || e.State != "unhealthy" {
 					return false
 				}
 			}
-			return true
+			return len(eps) == len(bs)
 		}
 	}
 	tr := newTransport(t, map[string]string{"svc": staticTarget(bs)}, `{`+fastProbe+`}`)
