@@ -165,3 +165,39 @@ func TestPicker_StreamEndDoesNotStarve(t *testing.T) {
 		})
 	}
 }
+
+// TestPicker_StalledEndpointLosesLatencyAdvantage (issue 21 f, the
+// slow-hang scenario's criterion): three endpoints 10x slow, three fast,
+// one fast one hangs. Until the age bound shows (a slot, 134-268ms), the
+// hung endpoint keeps its 5ms estimate, and the latency cost multiplied
+// its slow rivals' load by ten: it kept winning until ten times their
+// requests were stuck on it (32 picks in its first 150ms against 10 with
+// the latency term off, seed 1). A rival that has stalled (requests in
+// flight, none ended while the others' did for stallFactor times its
+// estimate) gets no latency advantage: its first second after the onset
+// costs at most a quarter more picks than with the latency term off,
+// summed over seeds (293 against 115 before, 127 after).
+func TestPicker_StalledEndpointLosesLatencyAdvantage(t *testing.T) {
+	ms := time.Millisecond
+	hungPicks := func(latency bool) int {
+		total := 0
+		for seed := uint64(1); seed <= 10; seed++ {
+			seeded(t, seed)
+			now := int64(time.Hour)
+			s := newSim(t, &now, 50*ms, 50*ms, 50*ms, 5*ms, 5*ms, 5*ms)
+			s.p.cfg.LatencyAware = latency
+			s.jitter = rand.New(rand.NewPCG(seed, 9))
+			s.run(2 * time.Second)
+			s.reset()
+			s.hung[3] = true
+			s.run(time.Second)
+			total += s.picks[3]
+		}
+		return total
+	}
+	on, off := hungPicks(true), hungPicks(false)
+	if float64(on) > 1.25*float64(off) {
+		t.Errorf("hung endpoint got %d picks in the first second after its hang onset with the latency term, %d without (10 seeds); want at most 1.25x", on, off)
+	}
+	t.Logf("picks to the hung endpoint in its first second: %d with the latency term, %d without", on, off)
+}

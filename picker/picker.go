@@ -220,11 +220,20 @@ func (p *Picker) beats(b, a *Entry, now int64) bool {
 			// beyond the tolerance so that noise between equal endpoints
 			// leaves weight-proportional shares alone. The tolerance is
 			// tested by multiplication: the common case (estimates within
-			// it) then divides nothing.
+			// it) then divides nothing. A faster endpoint that has stalled
+			// (trickle.go) gets no advantage: a hung one keeps its healthy
+			// estimate until the age bound shows, and meanwhile the cost
+			// let it win until ten times its slow rivals' requests were
+			// stuck on it (issue 21 f; in-flight alone, as with the
+			// latency term off, stops it much sooner).
 			if ea > latencyTolerance*eb {
-				la = (la+1)*(ea/eb) - 1
+				if !p.ended.stalled(b.Endpoint, nb, eb) {
+					la = (la+1)*(ea/eb) - 1
+				}
 			} else if eb > latencyTolerance*ea {
-				lb = (lb+1)*(eb/ea) - 1
+				if !p.ended.stalled(a.Endpoint, na, ea) {
+					lb = (lb+1)*(eb/ea) - 1
+				}
 			}
 		} else {
 			lastA, lastB = 0, 0 // no comparison of latencies: no penalty
