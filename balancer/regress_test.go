@@ -54,8 +54,14 @@ func avoids(t *testing.T, c *client, be *testutil.Backend, n int) {
 // consecutiveFailures. Before the engine, panic mode never ended.
 func TestRegression_PanicModeEndsWhenEjectionsExpire(t *testing.T) {
 	f := startFleet(t, 4)
+	// Probes every 100ms with a 100ms timeout: with 30ms, the hung backend
+	// got an RPC after panic mode should have ended once in a full CI run
+	// (packages in parallel on 2 cores). The likely cause, not reproduced:
+	// a healthy backend's probe timed out under load, its one unhealthy
+	// verdict took the usable share below 50 % and panic mode came back.
+	// 100ms still detects the hang well within the test's waits.
 	c := newClient(t, `{"latencyAware":false,"slowStart":{"window":"0s"},"maxEjectionPercent":100,"panicThresholdPercent":50,
-		"healthProbe":{"interval":"30ms","timeout":"30ms","jitter":0,"unhealthyThreshold":1,"healthyThreshold":1},
+		"healthProbe":{"interval":"100ms","timeout":"100ms","jitter":0,"unhealthyThreshold":1,"healthyThreshold":1},
 		"breaker":{"consecutiveFailures":3,"failureRatio":0,"openDuration":"300ms","halfOpenRequests":1}}`, endpoints(f.Addrs()))
 	waitAllServing(t, c, f)
 	f[0].SetHung(true)
