@@ -58,7 +58,8 @@ type Token struct {
 	ticket  breaker.Ticket
 	gated   bool
 	tracked bool  // counted in its endpoint's age slots (by start)
-	start   int64 // nanotime at Select; 0 without the latency term
+	timed   bool  // sampled: start is a real reading (sample.go)
+	start   int64 // nanotime at Select, coarse unless timed; 0 without the latency term
 }
 
 // Picker is an immutable weighted least-request picker.
@@ -78,37 +79,12 @@ type Picker struct {
 	localN   int
 }
 
-// clockBase anchors nanotime: time.Since reads only the monotonic clock.
-var clockBase = time.Now()
-
-// fakeClock, when set (tests), replaces the monotonic clock; randUint64 and
-// randFloat64 are package variables so tests can make selection
-// deterministic.
+// randUint64 and randFloat64 are package variables so tests can make
+// selection deterministic.
 var (
-	fakeClock   func() int64
 	randUint64  = rand.Uint64
 	randFloat64 = rand.Float64
 )
-
-// nanotime is monotonic nanoseconds since clockBase. A direct function,
-// not a func variable, so that it inlines into Select and Finish: the
-// clock read itself (time.Since reads only the monotonic clock, as
-// runtime.nanotime does) costs 35-40ns on a KVM guest, the call around it
-// should cost nothing.
-func nanotime() int64 {
-	if fakeClock != nil {
-		return fakeClock()
-	}
-	return int64(time.Since(clockBase))
-}
-
-// Nanotime is the clock Select and Finish read: monotonic nanoseconds
-// since ClockBase. A breaker that reads it (see Endpoint.ShareClock) is
-// handed Finish's reading instead of reading the clock again.
-func Nanotime() int64 { return nanotime() }
-
-// ClockBase is the instant Nanotime counts from.
-func ClockBase() time.Time { return clockBase }
 
 // New builds a picker over entries, which must be non-empty and have
 // positive weights.
@@ -272,9 +248,12 @@ func (p *Picker) Select() (i int, t Token, err error) { return p.SelectBounded(f
 // ageSlotsOf): a hung endpoint stops looking fast. An unbounded one may be
 // a long-lived stream, whose age says nothing about the endpoint's speed.
 func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
-	var now int64
+	var (
+		now  int64
+		real bool
+	)
 	if p.cfg.LatencyAware {
-		now = nanotime()
+		now, real = recentNow()
 	}
 	var best int
 	if p.zone == nil {
@@ -308,7 +287,13 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	ep := p.entries[best].Endpoint
 	// "The counter for a subchannel should be atomically incremented by one
 	// after it has been successfully picked by the picker." - gRFC A48
-	ep.inFlight.picked()
+	picks := ep.inFlight.picked()
+	if real {
+		t.timed = true
+	} else if now != 0 && ep.sampled(now, picks) {
+		t.timed, t.start = true, nanotime()
+		coarse.advance(t.start)
+	}
 	if bounded && now != 0 {
 		t.tracked = true
 		ep.ages[ageSlot(now)].Add(1)
@@ -342,13 +327,20 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
 	var end int64
-	if p.cfg.LatencyAware && o.Timing != Untimed {
+	if p.cfg.LatencyAware && o.Timing != Untimed && (t.timed || o.Timing == LowerBound) {
 		end = nanotime()
-		e.latency.observe(float64(end-t.start), end, p.rate, o.Timing == LowerBound)
+		rtt := end - t.start
+		if !t.timed {
+			rtt -= int64(coarseTick) // the coarse start may be a tick early
+		}
+		e.latency.observe(float64(max(rtt, 0)), end, p.rate, o.Timing == LowerBound)
 		p.ended.saw(end)
 	}
 	if !t.gated {
 		return
+	}
+	if end == 0 && p.cfg.LatencyAware {
+		end = coarseRecent() // 0 when stopped: the breaker reads its clock
 	}
 	switch o.Verdict {
 	case Success:
