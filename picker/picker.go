@@ -52,16 +52,6 @@ type Entry struct {
 // candidate's gate rejects the request.
 var ErrAllRejected = errors.New("ejected by circuit breaker")
 
-// Token is one selected request. Pass it to exactly one of Finish or
-// Abort.
-type Token struct {
-	ticket  breaker.Ticket
-	gated   bool
-	tracked bool  // counted in its endpoint's age slots (by start)
-	timed   bool  // sampled: start is a real reading (sample.go)
-	start   int64 // nanotime at Select, coarse unless timed; 0 without the latency term
-}
-
 // Picker is an immutable weighted least-request picker.
 type Picker struct {
 	// All fields are read-only after New.
@@ -327,7 +317,7 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
 	var end int64
-	if p.cfg.LatencyAware && o.Timing != Untimed && (t.timed || o.Timing == LowerBound) {
+	if p.cfg.LatencyAware && o.Timing != Untimed && (t.timed || o.Timing == LowerBound && t.start != 0) {
 		end = nanotime()
 		rtt := end - t.start
 		if !t.timed {
@@ -351,11 +341,6 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 		e.gate.Release(t.ticket)
 	}
 }
-
-// Same reports whether two tokens carry the same breaker admission (the
-// same phase, gated alike): a transport adapter may reuse per-endpoint
-// state built for one of them for the other.
-func (t Token) Same(u Token) bool { return t.ticket == u.ticket && t.gated == u.gated }
 
 func (p *Picker) scanAdmitted() (idx int, t breaker.Ticket, gated, ok bool) {
 	n := len(p.entries)

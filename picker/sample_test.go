@@ -233,3 +233,54 @@ func TestCoarseClock_TicksWhilePicking(t *testing.T) {
 	}
 	goleak.VerifyNone(t)
 }
+
+// TestToken_SharedFinish: untimed tokens share a Finish only within one
+// age slot epoch when tracked; the shared token's start is the epoch's
+// last instant (a lower bound stays one) or, untracked, none (a lower
+// bound is not timed); a timed token is never shared.
+func TestToken_SharedFinish(t *testing.T) {
+	now := int64(time.Hour)
+	fakeNanotime(t, &now)
+	sampling(t)
+	ms := float64(time.Millisecond)
+	es := newEntries(1)
+	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
+	p := latencyPicker(es)
+	_, a, _ := p.SelectBounded(true)
+	now += int64(time.Millisecond)
+	_, b, _ := p.SelectBounded(true)
+	_, u, _ := p.Select()
+	if !a.Shareable() || !a.Same(b) || a.Same(u) {
+		t.Fatal("untimed tokens of one epoch: not shareable, or tracked and untracked alike")
+	}
+	sh := a.Shared()
+	if !sh.Same(b) || sh.start < b.start || ageSlot(sh.start) != ageSlot(a.start) {
+		t.Fatalf("shared start %d for starts %d and %d: not the epoch's last instant", sh.start, a.start, b.start)
+	}
+	if us := u.Shared(); us.start != 0 || !us.Same(u) {
+		t.Fatal("an untracked shared token kept its start")
+	}
+	now += 1 << ageSlotShift
+	_, c, _ := p.SelectBounded(true)
+	if c.Same(a) {
+		t.Fatal("tracked tokens of different epochs are Same")
+	}
+	for _, tk := range []Token{a, b, c} {
+		p.Finish(0, tk.Shared(), Outcome{Verdict: Success, Timing: Timed})
+	}
+	for s := range es[0].Endpoint.ages {
+		if n := es[0].Endpoint.ages[s].Load(); n != 0 {
+			t.Fatalf("age slot %d holds %d after shared finishes", s, n)
+		}
+	}
+	before := es[0].Endpoint.latency.stamp.Load()
+	now += int64(time.Second)
+	p.Finish(0, u.Shared(), Outcome{Timing: LowerBound})
+	if es[0].Endpoint.latency.stamp.Load() != before {
+		t.Fatal("a lower bound finished without a start was timed")
+	}
+	now += sampleAge
+	if _, tk, _ := p.Select(); tk.Shareable() || tk.Same(tk) {
+		t.Fatal("a timed token is shareable")
+	}
+}
