@@ -47,17 +47,23 @@ func ClockBase() time.Time { return clockBase }
 // requests read the real clock (sample.go).
 //
 // The ticker is process-wide, like clockBase: one per process whatever the
-// number of channels and transports, and it runs only while picks happen.
-// It starts when two picks read the real clock less than startGap apart
-// (a rate the coarse clock pays for) and stops after coarseIdle ticks
-// without a pick, setting the word to 0: picks then read the real clock
-// again, so at low rates everything is as without it. It owns no resource
-// but itself, so it needs no Close: it is gone coarseIdle ticks after the
-// last pick (goleak's retries wait longer).
+// number of channels and transports, and it runs only while picks are
+// frequent. It starts when startPicks picks read the real clock within
+// startWindow (16 000 picks per second or more: there the clock reads are
+// a tenth of a core's time, the ticker's thousand wake-ups per second a
+// small fraction of that), and stops, setting the word to 0, after a
+// block of stopBlock ticks of which fewer than stopBusy saw a pick (below
+// about 1 500 picks per second). Picks then read the real clock again: at
+// low and moderate rates everything is as without it (every request is
+// timed). It owns no resource but itself, so it needs no Close: it is
+// gone at most two blocks after the last pick (goleak's retries wait
+// longer).
 const (
-	coarseTick = time.Millisecond
-	coarseIdle = 20
-	startGap   = int64(100 * time.Microsecond)
+	coarseTick  = time.Millisecond
+	startWindow = int64(time.Millisecond)
+	startPicks  = 16
+	stopBlock   = 20
+	stopBusy    = 15
 )
 
 // coarseClock is the coarse clock's state. now is on a line of its own:
@@ -69,8 +75,9 @@ type coarseClock struct {
 	_    [cacheLine - 9]byte
 
 	running atomic.Bool  // a ticker goroutine is live
-	last    atomic.Int64 // the last real reading of a pick while stopped
-	_       [cacheLine - 16]byte
+	winAt   atomic.Int64 // while stopped: start of the window picks are counted in
+	winN    atomic.Int32 // picks counted since winAt
+	_       [cacheLine - 24]byte
 }
 
 var coarse coarseClock
@@ -91,17 +98,29 @@ func recentNow() (now int64, real bool) {
 }
 
 // slowNow is recentNow on a fake clock or while the ticker is stopped: a
-// real reading, which starts the ticker if the previous one is less than
-// startGap old.
+// real reading, counted toward starting the ticker.
 func slowNow() (now int64, real bool) {
 	if fakeClock != nil {
 		return fakeClock(), !fakeCoarse
 	}
 	now = realNanotime()
-	if prev := coarse.last.Swap(now); now-prev < startGap && coarse.running.CompareAndSwap(false, true) {
+	coarse.count(now)
+	return now, true
+}
+
+// count counts a pick at the real reading now, and starts the ticker at
+// the startPicks-th within startWindow. Racy (a window may be restarted
+// twice, a pick lost): it only tells frequent picks from others.
+func (c *coarseClock) count(now int64) {
+	if now-c.winAt.Load() > startWindow {
+		c.winAt.Store(now)
+		c.winN.Store(1)
+		return
+	}
+	if c.winN.Add(1) >= startPicks && c.running.CompareAndSwap(false, true) {
+		c.winAt.Store(0)
 		go runCoarse()
 	}
-	return now, true
 }
 
 // coarseRecent returns a coarse reading for a request's end (a breaker's
@@ -137,15 +156,19 @@ func runCoarse() {
 	defer t.Stop()
 	c.used.Store(true)
 	c.now.Store(realNanotime())
-	for idle := 0; ; {
+	for n, busy := 0, 0; ; {
 		<-t.C
 		if c.used.Load() {
 			c.used.Store(false)
-			idle = 0
-		} else if idle++; idle >= coarseIdle {
-			c.now.Store(0)
-			c.running.Store(false)
-			return
+			busy++
+		}
+		if n++; n == stopBlock {
+			if busy < stopBusy {
+				c.now.Store(0)
+				c.running.Store(false)
+				return
+			}
+			n, busy = 0, 0
 		}
 		c.now.Store(realNanotime())
 	}

@@ -9,13 +9,11 @@ import "time"
 //   - every request picked on a real clock reading (the coarse clock is
 //     stopped: low rates, or tests on a fake clock), so that at low rates
 //     every request is timed as before;
-//   - a request picked sampleAge or more (on the coarse clock) after both
-//     its endpoint's last latency sample and the last request sampled by
-//     this rule (sampleAt: of the requests picked in the meantime, only
-//     one is timed, not all those picked while the sample is in flight),
-//     so that every endpoint busy enough to skip samples still gets one
-//     at least every sampleAge plus a request's latency (over 200 per
-//     second for fast endpoints);
+//   - a request picked sampleAge or more (on the coarse clock) after the
+//     last one of its endpoint sampled by this rule (sampleAt; of racing
+//     picks, one wins a CAS), so that an endpoint that gets a request
+//     less often than every sampleAge has every request timed, and a busy
+//     one a sample at least every sampleAge (250 per second);
 //   - every sampleEvery-th pick of an endpoint (its pick count, which the
 //     pick's atomic add returns), so that a change shows within
 //     sampleEvery requests whatever the coarse clock says.
@@ -39,9 +37,6 @@ const (
 func (e *Endpoint) sampled(now int64, picks uint64) bool {
 	if picks&(sampleEvery-1) == 0 {
 		return true
-	}
-	if now-e.latency.stamp.Load() < sampleAge {
-		return false
 	}
 	at := e.sampleAt.Load()
 	return now-at >= sampleAge && e.sampleAt.CompareAndSwap(at, now)

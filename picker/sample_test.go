@@ -20,7 +20,8 @@ func latencyPicker(es []Entry) *Picker {
 }
 
 // TestSample_LowRateTimesEvery: an endpoint that gets a request less often
-// than every sampleAge has every request timed, on the coarse clock too;
+// than every sampleAge has every request timed, on the coarse clock too
+// (however long the request: it is the picks that are spaced);
 // on a real reading (the coarse clock stopped) every request is timed
 // whatever the rate.
 func TestSample_LowRateTimesEvery(t *testing.T) {
@@ -36,12 +37,12 @@ func TestSample_LowRateTimesEvery(t *testing.T) {
 	}
 	sampling(t)
 	for i := range 100 {
-		now += sampleAge
+		now += sampleAge - int64(3*time.Millisecond)
 		j, tok, _ := p.Select()
 		if !tok.timed {
-			t.Fatalf("pick %d, %v after the last sample, was not timed", i, time.Duration(sampleAge))
+			t.Fatalf("pick %d, %v after the last one, was not timed", i, time.Duration(sampleAge))
 		}
-		now += int64(time.Millisecond)
+		now += int64(3 * time.Millisecond)
 		p.Finish(j, tok, Outcome{Verdict: Success, Timing: Timed})
 		if got := p.Entry(0).Endpoint.latency.stamp.Load(); got != now {
 			t.Fatalf("pick %d: last sample at %d, want %d", i, got, now)
@@ -52,7 +53,7 @@ func TestSample_LowRateTimesEvery(t *testing.T) {
 
 // TestSample_HighRateSamples: on a coarse clock that does not move (a burst
 // within a tick), an endpoint's requests are timed every sampleEvery-th
-// pick, and the first after sampleAge without a sample.
+// pick, and the first sampleAge after the last sampled by age.
 func TestSample_HighRateSamples(t *testing.T) {
 	now := int64(time.Hour)
 	fakeNanotime(t, &now)
@@ -86,10 +87,11 @@ func TestSample_UntimedLowerBound(t *testing.T) {
 	ms := float64(time.Millisecond)
 	es := newEntries(1)
 	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
+	es[0].Endpoint.sampleAt.Store(now)
 	p := latencyPicker(es)
 	_, tok, _ := p.SelectBounded(true)
 	if tok.timed {
-		t.Fatal("pick right after a sample was timed")
+		t.Fatal("pick right after a sampled one was timed")
 	}
 	if es[0].Endpoint.InFlight() != 1 || es[0].Endpoint.ages[ageSlot(now)].Load() != 1 {
 		t.Fatal("an untimed bounded request is not counted in flight and in its age slot")
@@ -104,6 +106,7 @@ func TestSample_UntimedLowerBound(t *testing.T) {
 	}
 	// An untimed request that ends normally is no sample.
 	before := es[0].Endpoint.latency.stamp.Load()
+	es[0].Endpoint.sampleAt.Store(now)
 	_, tok, _ = p.Select()
 	now += int64(time.Millisecond)
 	p.Finish(0, tok, Outcome{Verdict: Success, Timing: Timed})
@@ -196,6 +199,7 @@ func TestCoarseClock_Advance(t *testing.T) {
 // once they stop, the ticker stops (the word back to 0) and no goroutine
 // is left.
 func TestCoarseClock_TicksWhilePicking(t *testing.T) {
+	waitStopped(t)
 	p := latencyPicker(newEntries(1, 1, 1))
 	pick := func() {
 		for range 1000 {
@@ -225,12 +229,7 @@ func TestCoarseClock_TicksWhilePicking(t *testing.T) {
 	if lag := Nanotime() - coarse.now.Load(); lag > int64(time.Second) {
 		t.Fatalf("coarse clock %v behind while picking", time.Duration(lag))
 	}
-	for coarse.running.Load() || coarse.now.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the coarse clock did not stop once picks stopped")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStopped(t)
 	goleak.VerifyNone(t)
 }
 
@@ -245,6 +244,7 @@ func TestToken_SharedFinish(t *testing.T) {
 	ms := float64(time.Millisecond)
 	es := newEntries(1)
 	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
+	es[0].Endpoint.sampleAt.Store(now)
 	p := latencyPicker(es)
 	_, a, _ := p.SelectBounded(true)
 	now += int64(time.Millisecond)
@@ -282,5 +282,42 @@ func TestToken_SharedFinish(t *testing.T) {
 	now += sampleAge
 	if _, tk, _ := p.Select(); tk.Shareable() || tk.Same(tk) {
 		t.Fatal("a timed token is shareable")
+	}
+}
+
+// TestCoarseClock_StartsOnlyWhenFrequent: picks spread over more than a
+// window (1 500 per second here) leave the ticker stopped; startPicks
+// within one window start it; it stops on its own without picks.
+func TestCoarseClock_StartsOnlyWhenFrequent(t *testing.T) {
+	waitStopped(t)
+	base := Nanotime()
+	step := int64(time.Second) / 1500
+	for i := range int64(100) {
+		coarse.count(base + i*step)
+	}
+	if coarse.running.Load() {
+		t.Fatal("1 500 picks per second started the ticker")
+	}
+	base += 100 * step
+	for i := range int64(startPicks) {
+		coarse.count(base + i*startWindow/startPicks)
+	}
+	if !coarse.running.Load() {
+		t.Fatalf("%d picks within %v did not start the ticker", startPicks, time.Duration(startWindow))
+	}
+	waitStopped(t)
+	goleak.VerifyNone(t)
+}
+
+// waitStopped waits until the ticker has stopped (it stops within two
+// blocks once picks stop).
+func waitStopped(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for coarse.running.Load() || coarse.now.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the coarse clock did not stop once picks stopped")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
