@@ -8,13 +8,13 @@ import (
 // clockBase anchors nanotime: time.Since reads only the monotonic clock.
 var clockBase = time.Now()
 
-// fakeClock, when set (tests), replaces the monotonic clock. With
-// fakeCoarse also set, it is the coarse clock too but its readings count
-// as coarse ones, so that the sampling rule (sample.go) applies; without,
-// every reading is real and every request is timed.
+// fakeClock, when set (tests), replaces the monotonic clock. fakeCoarse,
+// set with it, replaces the coarse clock, so that the sampling rule
+// (sample.go) applies; without, every reading is real and every request
+// is timed.
 var (
 	fakeClock  func() int64
-	fakeCoarse bool
+	fakeCoarse func() int64
 )
 
 // nanotime is monotonic nanoseconds since clockBase. A direct function,
@@ -101,7 +101,10 @@ func recentNow() (now int64, real bool) {
 // real reading, counted toward starting the ticker.
 func slowNow() (now int64, real bool) {
 	if fakeClock != nil {
-		return fakeClock(), !fakeCoarse
+		if fakeCoarse != nil {
+			return fakeCoarse(), false
+		}
+		return fakeClock(), true
 	}
 	now = realNanotime()
 	coarse.count(now)
@@ -128,8 +131,8 @@ func (c *coarseClock) count(now int64) {
 // clock).
 func coarseRecent() int64 {
 	if fakeClock != nil {
-		if fakeCoarse {
-			return fakeClock()
+		if fakeCoarse != nil {
+			return fakeCoarse()
 		}
 		return 0
 	}

@@ -286,7 +286,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	}
 	if bounded && now != 0 {
 		t.tracked = true
-		ep.ages[ageSlot(now)].Add(1)
+		ep.ages[ageSlot(t.start)].Add(1) // the slot Finish and Abort leave
 	}
 	return best, t, nil
 }

@@ -7,11 +7,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-// sampling makes the fake clock count as the coarse clock for one test, so
-// that the sampling rule applies as it does under load on the real one.
-func sampling(t *testing.T) {
+// sampling makes *now the coarse clock for one test (with fakeNanotime),
+// so that the sampling rule applies as it does under load on the real one.
+func sampling(t *testing.T, now *int64) {
 	old := fakeCoarse
-	fakeCoarse = true
+	fakeCoarse = func() int64 { return *now }
 	t.Cleanup(func() { fakeCoarse = old })
 }
 
@@ -35,7 +35,7 @@ func TestSample_LowRateTimesEvery(t *testing.T) {
 		}
 		p.Finish(j, tok, Outcome{Verdict: Success, Timing: Timed})
 	}
-	sampling(t)
+	sampling(t, &now)
 	for i := range 100 {
 		now += sampleAge - int64(3*time.Millisecond)
 		j, tok, _ := p.Select()
@@ -57,7 +57,7 @@ func TestSample_LowRateTimesEvery(t *testing.T) {
 func TestSample_HighRateSamples(t *testing.T) {
 	now := int64(time.Hour)
 	fakeNanotime(t, &now)
-	sampling(t)
+	sampling(t, &now)
 	p := latencyPicker(newEntries(1))
 	var timed []uint64
 	for n := uint64(1); n <= 100*sampleEvery; n++ {
@@ -83,7 +83,7 @@ func TestSample_HighRateSamples(t *testing.T) {
 func TestSample_UntimedLowerBound(t *testing.T) {
 	now := int64(time.Hour)
 	fakeNanotime(t, &now)
-	sampling(t)
+	sampling(t, &now)
 	ms := float64(time.Millisecond)
 	es := newEntries(1)
 	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
@@ -125,7 +125,7 @@ func TestSample_SlowEndpointUnderLoad(t *testing.T) {
 	now := int64(time.Hour)
 	ms := time.Millisecond
 	s := newSim(t, &now, 5*ms, 5*ms, 5*ms, 5*ms)
-	sampling(t)
+	sampling(t, &now)
 	s.perMs = 20
 	s.run(time.Second)
 	timed, total := 0, 0
@@ -163,7 +163,7 @@ func TestSample_HungEndpointUnderLoad(t *testing.T) {
 	now := int64(time.Hour)
 	ms := time.Millisecond
 	s := newSim(t, &now, 50*ms, 50*ms, 50*ms, 5*ms)
-	sampling(t)
+	sampling(t, &now)
 	s.perMs = 8
 	s.run(3 * time.Second)
 	s.hung[3] = true
@@ -240,7 +240,7 @@ func TestCoarseClock_TicksWhilePicking(t *testing.T) {
 func TestToken_SharedFinish(t *testing.T) {
 	now := int64(time.Hour)
 	fakeNanotime(t, &now)
-	sampling(t)
+	sampling(t, &now)
 	ms := float64(time.Millisecond)
 	es := newEntries(1)
 	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
@@ -319,5 +319,28 @@ func waitStopped(t *testing.T) {
 			t.Fatal("the coarse clock did not stop once picks stopped")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSample_TimedTrackedSlot (regression): a timed request's age slot is
+// that of its real start, at Select as at Finish, when the coarse reading
+// it was picked at lies in the slot before.
+func TestSample_TimedTrackedSlot(t *testing.T) {
+	now := int64(time.Hour) | (1<<ageSlotShift - 1) // the last ns of a slot
+	fakeNanotime(t, &now)
+	coarseNow := now
+	sampling(t, &coarseNow)
+	now++ // the real clock in the next slot
+	es := newEntries(1)
+	p := latencyPicker(es)
+	_, tok, _ := p.SelectBounded(true) // no sample yet: timed
+	if !tok.timed || !tok.tracked {
+		t.Fatal("the first bounded pick is not timed and tracked")
+	}
+	p.Finish(0, tok, Outcome{Verdict: Success, Timing: Timed})
+	for s := range es[0].Endpoint.ages {
+		if n := es[0].Endpoint.ages[s].Load(); n != 0 {
+			t.Fatalf("age slot %d holds %d after the request finished", s, n)
+		}
 	}
 }
