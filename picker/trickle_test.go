@@ -150,12 +150,11 @@ func TestPicker_TrickleRule(t *testing.T) {
 	}
 
 	// A rival with 2 in flight none of which ended over 4x its estimate
-	// (plus sampleAge, the lag of its last sample) after other endpoints'
-	// latest request did has stalled (hung): b
+	// after other endpoints' latest request did has stalled (hung): b
 	// wins by the latency cost, every time, without taking an allowance.
 	a, b, p = newPair(2, 50*ms, stale)
 	p.ended.saw(now)
-	setEstimate(&a.Endpoint.latency, 5*ms, now-int64(stallFactor*5*ms)-sampleAge-1)
+	setEstimate(&a.Endpoint.latency, 5*ms, now-int64(stallFactor*5*ms)-1)
 	for i := range 3 {
 		if !p.beats(b, a, now) {
 			t.Fatalf("b lost comparison %d to a stalled rival", i)
