@@ -11,7 +11,9 @@
 //
 // A Picker is an immutable snapshot; the per-endpoint state it reads
 // (Endpoint) is shared by pointer and survives rebuilds. Select and Finish
-// take no lock, never block and do not allocate.
+// take no lock, never block and do not allocate (but for the rare Select
+// that starts the coarse clock's goroutine: clock.go). Under load they read
+// that coarse clock and time a sample of requests (sample.go).
 package picker
 
 import (
