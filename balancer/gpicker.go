@@ -23,8 +23,10 @@ type grpcPicker struct {
 	children []grpcbalancer.Picker
 	mask     uint32 // failure codes, 1 << code
 	// dones caches, per entry, the Done closure of the last pick, reused
-	// while the breaker admission is the same; used without the latency
-	// term, whose Done must carry each RPC's start time.
+	// while the breaker admission is the same (picker.Token.Same); used
+	// for RPCs whose duration is not timed (without the latency term, or
+	// not sampled: picker/sample.go), a timed one's Done must carry its
+	// start time.
 	dones []atomic.Pointer[cachedDone]
 	// onRejected counts picks that every candidate's breaker refused.
 	onRejected func()
@@ -93,13 +95,14 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 	}
 	if hedged {
 		a.Call.Sent(a.N, gp.p.Entry(i).Endpoint)
-	} else if res.Done == nil && !gp.p.LatencyAware() {
+	} else if res.Done == nil && tok.Shareable() {
 		if c := gp.dones[i].Load(); c != nil && c.tok.Same(tok) {
 			res.Done = c.fn
 			return res, nil
 		}
-		c := &cachedDone{tok: tok}
-		c.fn = func(di grpcbalancer.DoneInfo) { gp.p.Finish(i, tok, classify(di, gp.mask)) }
+		shared := tok.Shared()
+		c := &cachedDone{tok: shared}
+		c.fn = func(di grpcbalancer.DoneInfo) { gp.p.Finish(i, shared, classify(di, gp.mask)) }
 		gp.dones[i].Store(c)
 		res.Done = c.fn
 		return res, nil
@@ -111,8 +114,8 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 }
 
 // doneCall is the state of one RPC's Done when it cannot be shared (the
-// latency term needs its start time, the child has its own Done, or the
-// RPC is an attempt of a hedged call). Pooled: grpc-go calls Done exactly
+// RPC is timed and the latency term needs its start time, the child has
+// its own Done, or the RPC is an attempt of a hedged call). Pooled: grpc-go calls Done exactly
 // once per successful pick.
 type doneCall struct {
 	gp    *grpcPicker

@@ -27,7 +27,8 @@ type Endpoint struct {
 	addr      string           // read-only after construction
 	gate      *breaker.Breaker // read-only after construction
 	trickleAt atomic.Int64     // penalised: no win before (trickle.go); written at most tricklePerDecay times per decay
-	_         [cacheLine - 32]byte
+	sampleAt  atomic.Int64     // coarse time of the last pick sampled by age (sample.go); written at most once per sampleAge
+	_         [cacheLine - 40]byte
 
 	inFlight    flightCount // and picks
 	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only

@@ -26,8 +26,9 @@ const (
 // Load returns the requests in flight.
 func (f *flightCount) Load() int64 { return int64(f.w.Load() & flightMask) }
 
-// picked counts one pick, which enters flight.
-func (f *flightCount) picked() { f.w.Add(pickUnit + 1) }
+// picked counts one pick, which enters flight, and returns the picks
+// counted with it (sample.go samples by it).
+func (f *flightCount) picked() uint64 { return f.w.Add(pickUnit+1) >> flightBits }
 
 // left takes one request out of flight.
 func (f *flightCount) left() { f.w.Add(^uint64(0)) }

@@ -11,7 +11,9 @@
 //
 // A Picker is an immutable snapshot; the per-endpoint state it reads
 // (Endpoint) is shared by pointer and survives rebuilds. Select and Finish
-// take no lock, never block and do not allocate.
+// take no lock, never block and do not allocate (but for the rare Select
+// that starts the coarse clock's goroutine: clock.go). Under load they read
+// that coarse clock and time a sample of requests (sample.go).
 package picker
 
 import (
@@ -52,15 +54,6 @@ type Entry struct {
 // candidate's gate rejects the request.
 var ErrAllRejected = errors.New("ejected by circuit breaker")
 
-// Token is one selected request. Pass it to exactly one of Finish or
-// Abort.
-type Token struct {
-	ticket  breaker.Ticket
-	gated   bool
-	tracked bool  // counted in its endpoint's age slots (by start)
-	start   int64 // nanotime at Select; 0 without the latency term
-}
-
 // Picker is an immutable weighted least-request picker.
 type Picker struct {
 	// All fields are read-only after New.
@@ -78,37 +71,12 @@ type Picker struct {
 	localN   int
 }
 
-// clockBase anchors nanotime: time.Since reads only the monotonic clock.
-var clockBase = time.Now()
-
-// fakeClock, when set (tests), replaces the monotonic clock; randUint64 and
-// randFloat64 are package variables so tests can make selection
-// deterministic.
+// randUint64 and randFloat64 are package variables so tests can make
+// selection deterministic.
 var (
-	fakeClock   func() int64
 	randUint64  = rand.Uint64
 	randFloat64 = rand.Float64
 )
-
-// nanotime is monotonic nanoseconds since clockBase. A direct function,
-// not a func variable, so that it inlines into Select and Finish: the
-// clock read itself (time.Since reads only the monotonic clock, as
-// runtime.nanotime does) costs 35-40ns on a KVM guest, the call around it
-// should cost nothing.
-func nanotime() int64 {
-	if fakeClock != nil {
-		return fakeClock()
-	}
-	return int64(time.Since(clockBase))
-}
-
-// Nanotime is the clock Select and Finish read: monotonic nanoseconds
-// since ClockBase. A breaker that reads it (see Endpoint.ShareClock) is
-// handed Finish's reading instead of reading the clock again.
-func Nanotime() int64 { return nanotime() }
-
-// ClockBase is the instant Nanotime counts from.
-func ClockBase() time.Time { return clockBase }
 
 // New builds a picker over entries, which must be non-empty and have
 // positive weights.
@@ -272,9 +240,12 @@ func (p *Picker) Select() (i int, t Token, err error) { return p.SelectBounded(f
 // ageSlotsOf): a hung endpoint stops looking fast. An unbounded one may be
 // a long-lived stream, whose age says nothing about the endpoint's speed.
 func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
-	var now int64
+	var (
+		now  int64
+		real bool
+	)
 	if p.cfg.LatencyAware {
-		now = nanotime()
+		now, real = recentNow()
 	}
 	var best int
 	if p.zone == nil {
@@ -308,10 +279,16 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	ep := p.entries[best].Endpoint
 	// "The counter for a subchannel should be atomically incremented by one
 	// after it has been successfully picked by the picker." - gRFC A48
-	ep.inFlight.picked()
+	picks := ep.inFlight.picked()
+	if real {
+		t.timed = true
+	} else if now != 0 && ep.sampled(now, picks) {
+		t.timed, t.start = true, nanotime()
+		coarse.advance(t.start)
+	}
 	if bounded && now != 0 {
 		t.tracked = true
-		ep.ages[ageSlot(now)].Add(1)
+		ep.ages[ageSlot(t.start)].Add(1) // the slot Finish and Abort leave
 	}
 	return best, t, nil
 }
@@ -342,13 +319,20 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 		e.ages[ageSlot(t.start)].Add(-1)
 	}
 	var end int64
-	if p.cfg.LatencyAware && o.Timing != Untimed {
+	if p.cfg.LatencyAware && o.Timing != Untimed && (t.timed || o.Timing == LowerBound && t.start != 0) {
 		end = nanotime()
-		e.latency.observe(float64(end-t.start), end, p.rate, o.Timing == LowerBound)
+		rtt := end - t.start
+		if !t.timed {
+			rtt -= int64(coarseTick) // the coarse start may be a tick early
+		}
+		e.latency.observe(float64(max(rtt, 0)), end, p.rate, o.Timing == LowerBound)
 		p.ended.saw(end)
 	}
 	if !t.gated {
 		return
+	}
+	if end == 0 && p.cfg.LatencyAware {
+		end = coarseRecent() // 0 when stopped: the breaker reads its clock
 	}
 	switch o.Verdict {
 	case Success:
@@ -359,11 +343,6 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 		e.gate.Release(t.ticket)
 	}
 }
-
-// Same reports whether two tokens carry the same breaker admission (the
-// same phase, gated alike): a transport adapter may reuse per-endpoint
-// state built for one of them for the other.
-func (t Token) Same(u Token) bool { return t.ticket == u.ticket && t.gated == u.gated }
 
 func (p *Picker) scanAdmitted() (idx int, t breaker.Ticket, gated, ok bool) {
 	n := len(p.entries)

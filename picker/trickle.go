@@ -63,7 +63,9 @@ const (
 // ends a request every few milliseconds. Measured against other
 // endpoints' ends rather than the clock, so that a pause of the client
 // process (a GC, a loaded machine) does not make every endpoint look
-// stalled.
+// stalled. Its last end is known by its last sample: while requests are
+// sampled (sample.go), that may be up to sampleAge older than its last
+// end, which is added as a margin.
 const stallFactor = 4
 
 // lastEnd is the time of a recent timed request end on a Picker: the
@@ -83,7 +85,14 @@ func (l *lastEnd) saw(now int64) {
 // stalled reports whether e, with inFlight requests in flight and
 // estimate est (at least latencyFloor), has stalled.
 func (l *lastEnd) stalled(e *Endpoint, inFlight int64, est float64) bool {
-	return inFlight >= minAged && float64(l.at.Load()-e.latency.stamp.Load()) > stallFactor*est
+	if inFlight < minAged {
+		return false
+	}
+	margin := 0.0
+	if coarseRecent() != 0 {
+		margin = float64(sampleAge) // requests are sampled (sample.go)
+	}
+	return float64(l.at.Load()-e.latency.stamp.Load()) > stallFactor*est+margin
 }
 
 // takeTrickle reports whether e, penalised, may win a comparison at now,
