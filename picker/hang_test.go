@@ -178,26 +178,32 @@ func TestPicker_StreamEndDoesNotStarve(t *testing.T) {
 // costs at most a quarter more picks than with the latency term off,
 // summed over seeds (293 against 115 before, 127 after).
 func TestPicker_StalledEndpointLosesLatencyAdvantage(t *testing.T) {
-	ms := time.Millisecond
-	hungPicks := func(latency bool) int {
-		total := 0
-		for seed := uint64(1); seed <= 10; seed++ {
-			seeded(t, seed)
-			now := int64(time.Hour)
-			s := newSim(t, &now, 50*ms, 50*ms, 50*ms, 5*ms, 5*ms, 5*ms)
-			s.p.cfg.LatencyAware = latency
-			s.jitter = rand.New(rand.NewPCG(seed, 9))
-			s.run(2 * time.Second)
-			s.reset()
-			s.hung[3] = true
-			s.run(time.Second)
-			total += s.picks[3]
-		}
-		return total
-	}
-	on, off := hungPicks(true), hungPicks(false)
+	on := hungPicksFirstSecond(t, 1, func(s *sim, _ *int64) { s.p.cfg.LatencyAware = true })
+	off := hungPicksFirstSecond(t, 1, func(s *sim, _ *int64) { s.p.cfg.LatencyAware = false })
 	if float64(on) > 1.25*float64(off) {
 		t.Errorf("hung endpoint got %d picks in the first second after its hang onset with the latency term, %d without (10 seeds); want at most 1.25x", on, off)
 	}
 	t.Logf("picks to the hung endpoint in its first second: %d with the latency term, %d without", on, off)
+}
+
+// hungPicksFirstSecond sums over 10 seeds the picks a fast endpoint gets
+// in the first second after it hangs, beside two fast and three 10x slow
+// peers, at perMs arrivals per millisecond; setup adjusts each sim.
+func hungPicksFirstSecond(t *testing.T, perMs int, setup func(s *sim, now *int64)) int {
+	ms := time.Millisecond
+	total := 0
+	for seed := uint64(1); seed <= 10; seed++ {
+		seeded(t, seed)
+		now := int64(time.Hour)
+		s := newSim(t, &now, 50*ms, 50*ms, 50*ms, 5*ms, 5*ms, 5*ms)
+		setup(s, &now)
+		s.perMs = perMs
+		s.jitter = rand.New(rand.NewPCG(seed, 9))
+		s.run(2 * time.Second)
+		s.reset()
+		s.hung[3] = true
+		s.run(time.Second)
+		total += s.picks[3]
+	}
+	return total
 }

@@ -1,7 +1,6 @@
 package picker
 
 import (
-	rand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -352,29 +351,10 @@ func TestSample_TimedTrackedSlot(t *testing.T) {
 // is timed (1110 against 1268 over 10 seeds; 639 with the latency term
 // off: at this rate the stall rule holds back less than at 1 per ms).
 func TestSample_StalledUnderLoad(t *testing.T) {
-	ms := time.Millisecond
-	hungPicks := func(sampled bool) int {
-		total := 0
-		for seed := uint64(1); seed <= 10; seed++ {
-			seeded(t, seed)
-			now := int64(time.Hour)
-			s := newSim(t, &now, 50*ms, 50*ms, 50*ms, 5*ms, 5*ms, 5*ms)
-			if sampled {
-				sampling(t, &now)
-			} else {
-				fakeCoarse = nil // restored by the cleanup of sampling's
-			}
-			s.perMs = 8
-			s.jitter = rand.New(rand.NewPCG(seed, 9))
-			s.run(2 * time.Second)
-			s.reset()
-			s.hung[3] = true
-			s.run(time.Second)
-			total += s.picks[3]
-		}
-		return total
-	}
-	sampled, every := hungPicks(true), hungPicks(false)
+	sampled := hungPicksFirstSecond(t, 8, func(_ *sim, now *int64) { sampling(t, now) })
+	every := hungPicksFirstSecond(t, 8, func(*sim, *int64) {
+		fakeCoarse = nil // restored by the cleanup of sampling's
+	})
 	if float64(sampled) > 1.05*float64(every) {
 		t.Errorf("hung endpoint got %d picks in the first second after its hang onset with sampling, %d with every request timed (10 seeds); want at most 1.05x", sampled, every)
 	}
