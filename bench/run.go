@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver/manual"
@@ -22,41 +21,6 @@ import (
 	_ "google.golang.org/grpc/balancer/leastrequest"
 	_ "google.golang.org/grpc/balancer/weightedroundrobin"
 )
-
-// Policy is one load-balancing configuration under test.
-type Policy struct {
-	// Name labels the policy in tables and charts.
-	Name string
-	// Config is the policy's entry of loadBalancingConfig.
-	Config string
-	// Hedging, when set, dials with fulcrum.WithHedging.
-	Hedging *fulcrum.HedgingPolicy
-	// Zoned policies read endpoint zones; they run by default only in
-	// scenarios whose backends have zones.
-	Zoned bool
-}
-
-// Policies returns the policies compared by default, grpc-go's first.
-// weighted_round_robin gets short periods so it can react within a run of
-// a few seconds (its defaults, 10s blackout and 1s updates, could not).
-func Policies() []Policy {
-	return []Policy{
-		{Name: "round_robin", Config: `{"round_robin":{}}`},
-		{Name: "least_request", Config: `{"least_request_experimental":{}}`},
-		{Name: "wrr_orca", Config: `{"weighted_round_robin":{"blackoutPeriod":"1s","weightUpdatePeriod":"0.1s"}}`},
-		{Name: "fulcrum", Config: `{"weighted_least_request":{}}`},
-		{Name: "fulcrum_nolatency", Config: `{"weighted_least_request":{"latencyAware":false}}`},
-		// The default hedging policy: adaptive delay, 5 % extra load.
-		{Name: "fulcrum_hedging", Config: `{"weighted_least_request":{}}`, Hedging: &fulcrum.HedgingPolicy{}},
-		// Zone-aware routing (issue 20), the client in zone a.
-		{Name: "fulcrum_zone", Config: `{"weighted_least_request":{"localZone":"` + localZone + `"}}`, Zoned: true},
-		// The same with hedging that sends the next attempt at once when
-		// one fails with UNAVAILABLE (gRFC A6 nonFatalStatusCodes): the
-		// RPCs a breaker loses while it learns that an instance fails fast.
-		{Name: "fulcrum_zone_hedging", Config: `{"weighted_least_request":{"localZone":"` + localZone + `"}}`, Zoned: true,
-			Hedging: &fulcrum.HedgingPolicy{NonFatalStatusCodes: []codes.Code{codes.Unavailable}}},
-	}
-}
 
 // Options configure a benchmark run. Zero fields take the defaults of
 // DefaultOptions.
@@ -242,37 +206,6 @@ func selectScenarios(names []string) ([]scenario, error) {
 		i := slices.IndexFunc(all, func(s scenario) bool { return s.name == n })
 		if i < 0 {
 			return nil, fmt.Errorf("bench: scenario: %q, must be one of %v", n, ScenarioNames())
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
-}
-
-// defaultPolicies are the policies s runs when none are named.
-func (s scenario) defaultPolicies() []Policy {
-	var out []Policy
-	for _, p := range Policies() {
-		if s.policies == nil && !p.Zoned || slices.Contains(s.policies, p.Name) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func selectPolicies(names []string) ([]Policy, error) {
-	all := Policies()
-	if len(names) == 0 {
-		return all, nil
-	}
-	var out []Policy
-	for _, n := range names {
-		i := slices.IndexFunc(all, func(p Policy) bool { return p.Name == n })
-		if i < 0 {
-			var valid []string
-			for _, p := range all {
-				valid = append(valid, p.Name)
-			}
-			return nil, fmt.Errorf("bench: policy: %q, must be one of %v", n, valid)
 		}
 		out = append(out, all[i])
 	}
