@@ -82,13 +82,8 @@ func TestSample_HighRateSamples(t *testing.T) {
 // less a tick); its breaker outcome and in-flight count are kept.
 func TestSample_UntimedLowerBound(t *testing.T) {
 	now := int64(time.Hour)
-	fakeNanotime(t, &now)
-	sampling(t, &now)
+	es, p := justSampled(t, &now)
 	ms := float64(time.Millisecond)
-	es := newEntries(1)
-	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
-	es[0].Endpoint.sampleAt.Store(now)
-	p := latencyPicker(es)
 	_, tok, _ := p.SelectBounded(true)
 	if tok.timed {
 		t.Fatal("pick right after a sampled one was timed")
@@ -239,13 +234,7 @@ func TestCoarseClock_TicksWhilePicking(t *testing.T) {
 // bound is not timed); a timed token is never shared.
 func TestToken_SharedFinish(t *testing.T) {
 	now := int64(time.Hour)
-	fakeNanotime(t, &now)
-	sampling(t, &now)
-	ms := float64(time.Millisecond)
-	es := newEntries(1)
-	setEstimate(&es[0].Endpoint.latency, 5*ms, now)
-	es[0].Endpoint.sampleAt.Store(now)
-	p := latencyPicker(es)
+	es, p := justSampled(t, &now)
 	_, a, _ := p.SelectBounded(true)
 	now += int64(time.Millisecond)
 	_, b, _ := p.SelectBounded(true)
@@ -359,4 +348,17 @@ func TestSample_StalledUnderLoad(t *testing.T) {
 		t.Errorf("hung endpoint got %d picks in the first second after its hang onset with sampling, %d with every request timed (10 seeds); want at most 1.05x", sampled, every)
 	}
 	t.Logf("picks to the hung endpoint in its first second: %d sampled, %d every request timed", sampled, every)
+}
+
+// justSampled returns a sampling latency picker, on the fake clock *now,
+// over one endpoint whose estimate is 5ms and whose last sample was at
+// *now: its next picks are not timed until sampleAge has passed.
+func justSampled(t *testing.T, now *int64) ([]Entry, *Picker) {
+	t.Helper()
+	fakeNanotime(t, now)
+	sampling(t, now)
+	es := newEntries(1)
+	setEstimate(&es[0].Endpoint.latency, 5*float64(time.Millisecond), *now)
+	es[0].Endpoint.sampleAt.Store(*now)
+	return es, latencyPicker(es)
 }
