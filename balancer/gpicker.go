@@ -115,8 +115,8 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 
 // doneCall is the state of one RPC's Done when it cannot be shared (the
 // RPC is timed and the latency term needs its start time, the child has
-// its own Done, or the RPC is an attempt of a hedged call). Pooled: grpc-go calls Done exactly
-// once per successful pick.
+// its own Done, or the RPC is an attempt of a hedged call). Pooled:
+// grpc-go calls Done exactly once per successful pick.
 type doneCall struct {
 	gp    *grpcPicker
 	i     int
