@@ -55,8 +55,12 @@ func TestSmokeZones(t *testing.T) {
 			if p.Total == 0 || p.ByZone["a"]+p.ByZone["b"]+p.ByZone["c"] == 0 {
 				t.Errorf("%s phase %d: %d RPCs sent, %v served", r.Policy, k+1, p.Total, p.ByZone)
 			}
-			if r.Policy == "round_robin" && (p.LocalPct < 28 || p.LocalPct > 39) {
-				t.Errorf("round_robin phase %d: local share %.1f%%, want about 33%%", k+1, p.LocalPct)
+			// round_robin cycles over nine backends, three in zone a: any
+			// run of n consecutive RPCs has n/3 ± 2 in zone a, ± 3 with
+			// RPCs reordered around a phase boundary. A percentage bound
+			// failed on the 30-odd RPCs of a phase under -race (27.3 %).
+			if a, n := p.ByZone["a"], p.ByZone["a"]+p.ByZone["b"]+p.ByZone["c"]; r.Policy == "round_robin" && (3*a < n-9 || 3*a > n+9) {
+				t.Errorf("round_robin phase %d: %d of %d RPCs in zone a (%.1f%%), want a third ± 3", k+1, a, n, p.LocalPct)
 			}
 		}
 	}
