@@ -22,16 +22,30 @@ type grpcPicker struct {
 	p        *picker.Picker
 	children []grpcbalancer.Picker
 	mask     uint32 // failure codes, 1 << code
-	// dones caches, per entry, the Done closure of the last pick, reused
-	// while the breaker admission is the same (picker.Token.Same); used
-	// for RPCs whose duration is not timed (without the latency term, or
-	// not sampled: picker/sample.go), a timed one's Done must carry its
-	// start time.
-	dones []atomic.Pointer[cachedDone]
+	// slots holds, per entry, what Pick reads besides the picker: one
+	// array, two entries per cache line.
+	slots []pickSlot
 	// onRejected counts picks that every candidate's breaker refused.
 	onRejected func()
 	// onHedged learns the hedger of a hedged call's channel (hedging.go).
 	onHedged func(*hedge.Hedger)
+}
+
+// pickSlot is one entry's: the SubConn its pick_first picker returned when
+// the picker was built, and its Done cache.
+type pickSlot struct {
+	// ready is the wrapper of the entry's READY SubConn at construction
+	// (nil: unknown) and sc what it wraps: a pick that returns ready hands
+	// grpc-go sc without reading the wrapper (a likely cache miss at a
+	// thousand endpoints).
+	ready *subConn
+	sc    grpcbalancer.SubConn
+	// done caches the Done closure of the entry's last pick, reused while
+	// the breaker admission is the same (picker.Token.Same); used for RPCs
+	// whose duration is not timed (without the latency term, or not
+	// sampled: picker/sample.go), a timed one's Done must carry its start
+	// time.
+	done atomic.Pointer[cachedDone]
 }
 
 type cachedDone struct {
@@ -39,8 +53,17 @@ type cachedDone struct {
 	fn  func(grpcbalancer.DoneInfo)
 }
 
-func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, mask uint32) *grpcPicker {
-	return &grpcPicker{p: p, children: children, mask: mask, dones: make([]atomic.Pointer[cachedDone], len(children))}
+// newGRPCPicker builds the picker over p's entries, children being their
+// pick_first pickers and ready their READY SubConns (nil, or nil entries:
+// not known).
+func newGRPCPicker(p *picker.Picker, children []grpcbalancer.Picker, ready []*subConn, mask uint32) *grpcPicker {
+	gp := &grpcPicker{p: p, children: children, mask: mask, slots: make([]pickSlot, len(children))}
+	for i, sc := range ready {
+		if sc != nil {
+			gp.slots[i].ready, gp.slots[i].sc = sc, sc.SubConn
+		}
+	}
+	return gp
 }
 
 // Pick implements balancer.Picker. It takes no lock, never blocks and, in
@@ -90,20 +113,25 @@ func (gp *grpcPicker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult,
 		gp.p.Abort(i, tok)
 		return res, err
 	}
-	if sc, ok := res.SubConn.(*subConn); ok {
-		res.SubConn = sc.SubConn // grpc-go wants its own back
+	slot := &gp.slots[i]
+	if sc, ok := res.SubConn.(*subConn); ok { // grpc-go wants its own back
+		if sc == slot.ready {
+			res.SubConn = slot.sc
+		} else {
+			res.SubConn = sc.SubConn
+		}
 	}
 	if hedged {
 		a.Call.Sent(a.N, gp.p.Entry(i).Endpoint)
 	} else if res.Done == nil && tok.Shareable() {
-		if c := gp.dones[i].Load(); c != nil && c.tok.Same(tok) {
+		if c := slot.done.Load(); c != nil && c.tok.Same(tok) {
 			res.Done = c.fn
 			return res, nil
 		}
 		shared := tok.Shared()
 		c := &cachedDone{tok: shared}
 		c.fn = func(di grpcbalancer.DoneInfo) { gp.p.Finish(i, shared, classify(di, gp.mask)) }
-		gp.dones[i].Store(c)
+		slot.done.Store(c)
 		res.Done = c.fn
 		return res, nil
 	}

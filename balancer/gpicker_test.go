@@ -67,7 +67,7 @@ func TestGRPCPicker_ChildErrorReleasesTrial(t *testing.T) {
 	ep := picker.NewEndpoint("a", br)
 	child := &childPicker{err: grpcbalancer.ErrNoSubConnAvailable}
 	gp := newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1}, []picker.Entry{{Endpoint: ep, Weight: 1, Gated: true}}),
-		[]grpcbalancer.Picker{child}, failureMask(defaultFailureCodes))
+		[]grpcbalancer.Picker{child}, nil, failureMask(defaultFailureCodes))
 	if _, err := gp.Pick(grpcbalancer.PickInfo{}); !errors.Is(err, grpcbalancer.ErrNoSubConnAvailable) {
 		t.Fatalf("Pick with the child not ready: %v, want ErrNoSubConnAvailable", err)
 	}
@@ -106,7 +106,7 @@ func TestGRPCPicker_NoAllocation(t *testing.T) {
 			entries = append(entries, picker.Entry{Endpoint: picker.NewEndpoint("x", breaker.New(cfg, nil, nil)), Weight: 1, Gated: true})
 			children = append(children, okChild{})
 		}
-		gp := newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: latency, LatencyDecay: config.Duration(time.Second)}, entries), children, failureMask(defaultFailureCodes))
+		gp := newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1, LatencyAware: latency, LatencyDecay: config.Duration(time.Second)}, entries), children, nil, failureMask(defaultFailureCodes))
 		pickDone := func() {
 			res, err := gp.Pick(grpcbalancer.PickInfo{})
 			if err != nil {
@@ -120,5 +120,44 @@ func TestGRPCPicker_NoAllocation(t *testing.T) {
 		if a := testing.AllocsPerRun(1000, pickDone); a != 0 {
 			t.Errorf("latencyAware=%v: %v allocations per Pick+Done, want 0", latency, a)
 		}
+	}
+}
+
+// scChild picks a fixed SubConn.
+type scChild struct{ sc grpcbalancer.SubConn }
+
+func (c scChild) Pick(grpcbalancer.PickInfo) (grpcbalancer.PickResult, error) {
+	return grpcbalancer.PickResult{SubConn: c.sc}, nil
+}
+
+// TestGRPCPicker_HandsBackGRPCsSubConn: grpc-go gets back the SubConn it
+// created, not Fulcrum's wrapper: from the slot when the child picks the
+// READY SubConn known at construction, from the wrapper when it picks
+// another one (a late switch of pick_first), and a SubConn that is not a
+// wrapper as it is.
+func TestGRPCPicker_HandsBackGRPCsSubConn(t *testing.T) {
+	inner := [3]*benchSubConn{{}, {}, {}}
+	known, other := &subConn{SubConn: inner[0]}, &subConn{SubConn: inner[1]}
+	for _, tc := range []struct {
+		name  string
+		child grpcbalancer.SubConn
+		ready *subConn
+		want  grpcbalancer.SubConn
+	}{
+		{"the READY SubConn", known, known, inner[0]},
+		{"another wrapper", other, known, inner[1]},
+		{"nothing known", other, nil, inner[1]},
+		{"not a wrapper", inner[2], known, inner[2]},
+	} {
+		gp := newGRPCPicker(picker.New(picker.DefaultConfig(), []picker.Entry{{Endpoint: picker.NewEndpoint("a", nil), Weight: 1}}),
+			[]grpcbalancer.Picker{scChild{tc.child}}, []*subConn{tc.ready}, failureMask(defaultFailureCodes))
+		res, err := gp.Pick(grpcbalancer.PickInfo{})
+		if err != nil {
+			t.Fatalf("%s: Pick: %v", tc.name, err)
+		}
+		if res.SubConn != tc.want {
+			t.Errorf("%s: Pick returned %p, want grpc-go's %p", tc.name, res.SubConn, tc.want)
+		}
+		res.Done(okDone)
 	}
 }

@@ -33,7 +33,7 @@ func TestGRPCPicker_HedgeLoserIsNotAFailure(t *testing.T) {
 			entries = append(entries, picker.Entry{Endpoint: ep, Weight: 1, Gated: true})
 			children = append(children, &childPicker{})
 		}
-		return newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1}, entries), children, mask), eps
+		return newGRPCPicker(picker.New(picker.Config{ChoiceCount: 2, ActiveRequestBias: 1}, entries), children, nil, mask), eps
 	}
 	cancelled := grpcbalancer.DoneInfo{Err: status.Error(codes.Canceled, "context canceled"), BytesSent: true}
 	gp, eps := newPicker(2)

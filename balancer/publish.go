@@ -36,12 +36,14 @@ func (b *wlrBalancer) Publish(decide func() endpointset.Decision) (next time.Tim
 	switch {
 	case len(d.Entries) > 0:
 		children := make([]grpcbalancer.Picker, len(d.Records))
+		ready := make([]*subConn, len(d.Records))
 		for i, r := range d.Records {
-			children[i] = r.Value.(*child).state.Picker
+			c := r.Value.(*child)
+			children[i], ready[i] = c.state.Picker, c.readySC
 		}
 		st = grpcbalancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            b.observedPicker(newGRPCPicker(d.Picker(b.cfg.PickerConfig), children, b.cfg.Breaker.FailureMask())),
+			Picker:            b.observedPicker(newGRPCPicker(d.Picker(b.cfg.PickerConfig), children, ready, b.cfg.Breaker.FailureMask())),
 		}
 	case len(b.children) == 0:
 		err := errNoEndpoints

@@ -26,7 +26,7 @@ func TestGRPCPicker_SampledShareDone(t *testing.T) {
 		entries = append(entries, picker.Entry{Endpoint: ep, Weight: 1, Gated: true})
 		children = append(children, okChild{})
 	}
-	gp := newGRPCPicker(picker.New(picker.DefaultConfig(), entries), children, failureMask(defaultFailureCodes))
+	gp := newGRPCPicker(picker.New(picker.DefaultConfig(), entries), children, nil, failureMask(defaultFailureCodes))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	stop := time.Now().Add(300 * time.Millisecond)
@@ -57,7 +57,7 @@ func TestGRPCPicker_SampledShareDone(t *testing.T) {
 		if n := entries[i].Endpoint.InFlight(); n != 0 {
 			t.Errorf("endpoint %d: %d in flight after every Done", i, n)
 		}
-		if gp.dones[i].Load() != nil {
+		if gp.slots[i].done.Load() != nil {
 			shared++
 		}
 	}

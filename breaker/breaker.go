@@ -27,6 +27,12 @@ type phase struct {
 	// Read-only after the phase is published.
 	state State
 	ratio bool // Closed: win counts outcomes (the failure-ratio trigger is on)
+	// Closed: copies of the Breaker's, so that a success is recorded from
+	// the phase alone (Mirror.Succeeded).
+	resets bool  // the consecutive-failures trigger is on
+	shared bool  // the caller's clock readings are the breaker's (ShareClock)
+	epoch  int64 // Breaker.epoch
+	bucket int64 // Breaker.bucket
 
 	consecutive atomic.Int64 // Closed: failures in a row
 
@@ -79,8 +85,11 @@ type Breaker struct {
 	// onTrialEnd, if set (OnTrialEnd), is called when a half-open trial
 	// ends without a transition: the next trial may go.
 	onTrialEnd func()
-	// mirror, if set, is kept equal to "closed" (MirrorClosed).
-	mirror atomic.Pointer[atomic.Bool]
+	// mirror, if set, holds the current phase while it is closed
+	// (MirrorClosed).
+	mirror atomic.Pointer[Mirror]
+	// shared: the clock readings callers pass are of clock (ShareClock).
+	shared atomic.Bool
 }
 
 // New returns a closed Breaker. cfg must pass Validate (New panics
@@ -180,9 +189,10 @@ func (b *Breaker) Record(t Ticket, success bool) {
 	b.record(t, success, 0, false)
 }
 
-// RecordAt is Record for a caller that has just read the clock given to New
-// (a Done that measures latency does): now is that reading. The clock read
-// is most of the cost of Record (about 20ns of 30ns on a VM).
+// RecordAt is Record for a caller that has just read its clock (a Done that
+// measures latency does): now is that reading, used if it is b's clock
+// (ShareClock). The clock read is most of the cost of Record (about 20ns of
+// 30ns on a VM).
 func (b *Breaker) RecordAt(t Ticket, success bool, now int64) {
 	b.record(t, success, now, true)
 }
@@ -194,6 +204,9 @@ func (b *Breaker) record(t Ticket, success bool, now int64, haveNow bool) {
 	p := t.p
 	if p == nil || p != b.cur.Load() {
 		return
+	}
+	if haveNow && !b.shared.Load() {
+		haveNow = false // not a reading of b's clock
 	}
 	if !haveNow && (p.ratio || p.state != Closed || !success) {
 		now = b.clock()
@@ -238,14 +251,7 @@ func (b *Breaker) Release(t Ticket) {
 
 func (b *Breaker) recordClosed(p *phase, success bool, now int64) {
 	if success {
-		// Load first: a store on every success would bounce the cache line
-		// between the cores running RPCs to this endpoint.
-		if b.consecutive > 0 && p.consecutive.Load() != 0 {
-			p.consecutive.Store(0)
-		}
-		if p.ratio {
-			p.win.add(b.slot(now), false)
-		}
+		p.succeed(now)
 		return
 	}
 	if b.consecutive > 0 {
@@ -255,7 +261,7 @@ func (b *Breaker) recordClosed(p *phase, success bool, now int64) {
 		}
 	}
 	if p.ratio {
-		slot := b.slot(now)
+		slot := p.slot(now)
 		p.win.add(slot, true)
 		f, total := p.win.sum(slot)
 		if total > 0 && total >= uint64(b.cfg.MinRequests) {
@@ -293,7 +299,7 @@ func (b *Breaker) trip(p *phase, now int64, reason func() string) {
 const maxTrips = 62
 
 func (b *Breaker) newClosed(prev *phase, now int64) *phase {
-	p := &phase{state: Closed, since: now}
+	p := &phase{state: Closed, since: now, resets: b.consecutive > 0, shared: b.shared.Load(), epoch: b.epoch, bucket: b.bucket}
 	if prev != nil {
 		p.gen = prev.gen + 1
 		p.trips = prev.trips
@@ -304,8 +310,22 @@ func (b *Breaker) newClosed(prev *phase, now int64) *phase {
 	return p
 }
 
-func (b *Breaker) slot(now int64) int64 {
-	return max(now-b.epoch, 0) / b.bucket
+// succeed counts a success in closed phase p at now (the breaker's clock;
+// read only with the failure-ratio trigger).
+func (p *phase) succeed(now int64) {
+	// Load first: a store on every success would bounce the cache line
+	// between the cores running RPCs to this endpoint.
+	if p.resets && p.consecutive.Load() != 0 {
+		p.consecutive.Store(0)
+	}
+	if p.ratio {
+		p.win.add(p.slot(now), false)
+	}
+}
+
+// slot is the failure-ratio window's time slot of now, in a closed phase.
+func (p *phase) slot(now int64) int64 {
+	return max(now-p.epoch, 0) / p.bucket
 }
 
 // notify takes the reason as a func so that no string is built when nobody

@@ -9,8 +9,9 @@ import (
 	"github.com/fulcrum-lb/fulcrum/config"
 )
 
-// TestBreaker_RecordAtUsesCallersTime: RecordAt must take the time from
-// its argument, never from the clock, for the window and the open period.
+// TestBreaker_RecordAtUsesCallersTime: with a shared clock RecordAt must
+// take the time from its argument, never from the clock, for the window
+// and the open period.
 func TestBreaker_RecordAtUsesCallersTime(t *testing.T) {
 	var reads atomic.Int32
 	clk := &fakeClock{}
@@ -19,6 +20,7 @@ func TestBreaker_RecordAtUsesCallersTime(t *testing.T) {
 	cfg.ConsecutiveFailures = 0
 	rec := &recorder{}
 	b := New(cfg, counting, rec.onChange)
+	b.ShareClock()
 	reads.Store(0)
 
 	recordAt := func(success bool, now time.Duration) {
@@ -51,6 +53,21 @@ func TestBreaker_RecordAtUsesCallersTime(t *testing.T) {
 	clk.advance(1)
 	if !b.Admits() {
 		t.Fatal("Admits() = false after the open period from the caller's time ended")
+	}
+}
+
+// TestBreaker_RecordAtWithoutShareClockReadsItsClock: a caller whose clock
+// is not the breaker's (a test's fake clock beside the real one) must not
+// move the breaker's window: RecordAt then reads the breaker's clock.
+func TestBreaker_RecordAtWithoutShareClockReadsItsClock(t *testing.T) {
+	var reads atomic.Int32
+	clk := &fakeClock{}
+	b := New(DefaultConfig(), func() int64 { reads.Add(1); return clk.now() }, nil)
+	reads.Store(0)
+	tk, _ := b.Allow()
+	b.RecordAt(tk, false, int64(time.Hour))
+	if n := reads.Load(); n == 0 {
+		t.Fatal("RecordAt used the caller's time without ShareClock")
 	}
 }
 

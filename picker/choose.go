@@ -11,7 +11,7 @@ func (p *Picker) choose(now int64) int {
 	if p.k != 2 {
 		return p.chooseSlow(now, nil)
 	}
-	a, b := p.sampleTwo()
+	a, b, u := p.sampleTwo()
 	if a == b {
 		return p.chooseSlow(now, []int{a})
 	}
@@ -19,28 +19,34 @@ func (p *Picker) choose(now int64) int {
 	if !ea.admits() || !eb.admits() {
 		return p.chooseSlow(now, []int{a, b})
 	}
-	if p.beats(eb, ea, now) {
+	if p.beatsU(eb, ea, now, u) {
 		return b
 	}
 	return a
 }
 
 // sampleTwo draws two indices independently, with probability
-// proportional to weight (they may be equal).
-func (p *Picker) sampleTwo() (a, b int) {
+// proportional to weight (they may be equal), and the random fraction u
+// of their comparison (beats).
+func (p *Picker) sampleTwo() (a, b int, u float64) {
 	if p.alias != nil {
-		return p.sample(), p.sample()
+		return p.sample(), p.sample(), randFloat64()
 	}
-	// Equal weights need 32 random bits per index: one draw gives both.
+	// Equal weights need 32 random bits per index: one draw gives both,
+	// and the fraction too. b is floor(x n / 2^32) of 32 random bits x; the
+	// low 32 bits of x n are the fractional part of that product, uniform
+	// (to n / 2^32) and independent of b: a second draw (a fifth of a
+	// pick's cost) saved.
 	n := uint64(len(p.entries))
 	r := randUint64()
-	return int((r >> 32) * n >> 32), int(uint64(uint32(r)) * n >> 32)
+	prod := uint64(uint32(r)) * n
+	return int((r >> 32) * n >> 32), int(prod >> 32), float64(uint32(prod)) / (1 << 32)
 }
 
 // admits reports whether e's gate (if it decides) admits a request now. A
 // closed gate, the common case, is read from the Endpoint's own line.
 func (e *Entry) admits() bool {
-	return !e.Gated || e.Endpoint.gateClosed.Load() || e.Endpoint.gate.Admits()
+	return !e.Gated || e.Endpoint.closed.Closed() || e.Endpoint.gate.Admits()
 }
 
 // chooseSlow draws until k candidates admitted by their breaker are

@@ -18,11 +18,13 @@ const cacheLine = 64
 // share it by pointer.
 //
 // Layout: one line of rarely written fields, then one line of everything
-// a candidate's comparison reads and a pick and its Done write. Comparing
-// two candidates reads one line of each (at 1000 endpoints a line is a
-// likely cache miss and costs as much as the rest of the pick); only the
-// chosen one's first line is read (its gate). The first line of the next
-// Endpoint in memory keeps hot lines apart.
+// a candidate's comparison reads and a pick and its Done write, including
+// the breaker's closed phase (breaker.Mirror). Comparing two candidates
+// reads one line of each (at 1000 endpoints a line is a likely cache miss
+// and costs as much as the rest of the pick); the chosen one's first line
+// and its Breaker are read only when its breaker is not closed, or when it
+// fails. The first line of the next Endpoint in memory keeps hot lines
+// apart.
 type Endpoint struct {
 	addr      string           // read-only after construction
 	gate      *breaker.Breaker // read-only after construction
@@ -30,23 +32,39 @@ type Endpoint struct {
 	sampleAt  atomic.Int64     // coarse time of the last pick sampled by age (sample.go); written at most once per sampleAge
 	_         [cacheLine - 40]byte
 
-	inFlight    flightCount // and picks
-	gateClosed  atomic.Bool // gate's mirror (breaker.MirrorClosed); written on its transitions only
-	sharedClock bool        // gate reads Nanotime; read-only after ShareClock
-	ages        ageSlotsOf
-	latency     peakEWMA
+	inFlight flightCount    // and picks
+	closed   breaker.Mirror // gate's phase while closed (breaker.MirrorClosed); written on its transitions only
+	ages     ageSlotsOf
+	latency  peakEWMA
 }
 
 // ShareClock tells that e's breaker reads Nanotime, so that Finish hands it
 // the reading it took for the latency estimate: one clock read per request
 // end instead of two (a clock read is a large share of a pick's cost). Call
 // it before e is used.
-func (e *Endpoint) ShareClock() { e.sharedClock = true }
+func (e *Endpoint) ShareClock() {
+	if e.gate != nil {
+		e.gate.ShareClock()
+	}
+}
+
+// allow admits a request through e's gate: a closed one from e's own line
+// (breaker.Mirror), any other by the breaker.
+func (e *Endpoint) allow() (breaker.Ticket, bool) {
+	if t, ok := e.closed.Allow(); ok {
+		return t, true
+	}
+	return e.gate.Allow()
+}
 
 // record passes a request's verdict to the breaker, with Finish's clock
-// reading end (0: none) when the breaker shares the clock.
+// reading end (0: none): a success on a closed breaker from e's own line
+// and the phase, anything else through the breaker.
 func (e *Endpoint) record(t breaker.Ticket, ok bool, end int64) {
-	if end != 0 && e.sharedClock {
+	if ok && e.closed.Succeeded(t, end) {
+		return
+	}
+	if end != 0 {
 		e.gate.RecordAt(t, ok, end)
 		return
 	}
@@ -56,12 +74,12 @@ func (e *Endpoint) record(t breaker.Ticket, ok bool, end int64) {
 // NewEndpoint returns the shared state of the endpoint reached at addr
 // (used in logs and errors). gate is its circuit breaker, or nil.
 //
-// The Endpoint mirrors gate's closedness (breaker.MirrorClosed): a breaker
-// belongs to one Endpoint.
+// The Endpoint mirrors gate's closed phase (breaker.MirrorClosed): a
+// breaker belongs to one Endpoint.
 func NewEndpoint(addr string, gate *breaker.Breaker) *Endpoint {
 	e := &Endpoint{addr: addr, gate: gate}
 	if gate != nil {
-		gate.MirrorClosed(&e.gateClosed)
+		gate.MirrorClosed(&e.closed)
 	}
 	return e
 }

@@ -172,12 +172,17 @@ func contains(s []int, v int) bool {
 // over-corrects. The random fraction u dithers between the two
 // (TestPicker_ClosedLoopShares measures it).
 func (p *Picker) beats(b, a *Entry, now int64) bool {
+	return p.beatsU(b, a, now, randFloat64())
+}
+
+// beatsU is beats with the random fraction u in [0, 1) given.
+func (p *Picker) beatsU(b, a *Entry, now int64, u float64) bool {
 	bias := p.cfg.ActiveRequestBias
 	if bias == 0 {
 		return false // weighted random: the first sampled candidate wins
 	}
 	na, nb := a.Endpoint.inFlight.Load(), b.Endpoint.inFlight.Load()
-	la, lb := float64(na), float64(nb)+randFloat64()
+	la, lb := float64(na), float64(nb)+u
 	var ea, eb, lastA, lastB float64
 	if p.cfg.LatencyAware {
 		ea, lastA = a.Endpoint.estimate(na, now, p.rate)
@@ -256,7 +261,7 @@ func (p *Picker) SelectBounded(bounded bool) (i int, t Token, err error) {
 	t.start = now
 	if best >= 0 {
 		if e := &p.entries[best]; e.Gated {
-			tk, ok := e.Endpoint.gate.Allow()
+			tk, ok := e.Endpoint.allow()
 			if ok {
 				t.ticket, t.gated = tk, true
 			} else {

@@ -312,3 +312,50 @@ func TestPicker_SharedClockReadOncePerFinish(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleTwo_FractionUniformAndIndependent: the comparison's random
+// fraction, taken from the draw of b's index, is uniform on [0, 1) and
+// independent of both indices (each decile holds a tenth of the draws, for
+// every value of a and of b).
+func TestSampleTwo_FractionUniformAndIndependent(t *testing.T) {
+	for _, n := range []int{2, 3, 7, 1000} {
+		seeded(t, uint64(n))
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = 1
+		}
+		p := New(Config{ChoiceCount: 2, ActiveRequestBias: 1}, newEntries(w...))
+		const draws = 200000
+		idx := min(n, 3) // the first indices of a and of b
+		var byA, byB [3][10]int
+		var perA, perB [3]int
+		for range draws {
+			a, b, u := p.sampleTwo()
+			if u < 0 || u >= 1 {
+				t.Fatalf("n=%d: u=%v outside [0, 1)", n, u)
+			}
+			d := int(u * 10)
+			if a < idx {
+				byA[a][d]++
+				perA[a]++
+			}
+			if b < idx {
+				byB[b][d]++
+				perB[b]++
+			}
+		}
+		for i := range idx {
+			for d := range 10 {
+				for _, c := range []struct {
+					name      string
+					got, base int
+				}{{"a", byA[i][d], perA[i]}, {"b", byB[i][d], perB[i]}} {
+					want := float64(c.base) / 10
+					if math.Abs(float64(c.got)-want) > 5*math.Sqrt(want) {
+						t.Errorf("n=%d, %s=%d: decile %d of u has %d draws, want %.0f ± %.0f", n, c.name, i, d, c.got, want, 5*math.Sqrt(want))
+					}
+				}
+			}
+		}
+	}
+}

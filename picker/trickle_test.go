@@ -17,9 +17,10 @@ const simDecay = 3 * time.Second
 // (50ms against 5ms) at 1 000 and 4 000 requests/s. Its wins by the
 // latency cost grew with the rate (316 requests in 10 periods at 4 000/s
 // without the trickle, 0.26 %; in the gRPC scenario, bursts each time its
-// estimate decayed made it 0.7-1.1 %); now it gets at most tricklePerDecay
-// requests per decay period whatever the rate, and at least one per two
-// periods (its probes, which notice a recovery).
+// estimate decayed made it 0.7-1.1 %); now it gets tricklePerDecay
+// requests per decay period whatever the rate (and the few a stalled
+// rival lets through), and at least one per two periods (its probes, which
+// notice a recovery).
 func TestPicker_SlowEndpointTrickle(t *testing.T) {
 	const periods = 10
 	counts := map[int]int{}
@@ -36,8 +37,11 @@ func TestPicker_SlowEndpointTrickle(t *testing.T) {
 			s.run(periods * simDecay)
 			got := s.picks[0]
 			counts[perMs] = got
-			if max := tricklePerDecay*periods + 1; got > max {
-				t.Fatalf("slow endpoint got %d requests (%.2f%%) in %d decay periods, want at most %d (the trickle): picks %v", got, 100*s.share(0), periods, max, s.picks)
+			// The trickle, plus the wins a stalled rival allows: a
+			// jittered 5 ms peer's request outlives 4x its estimate a few
+			// times in 120 000 (0-13 more requests over 21 seeds).
+			if max := tricklePerDecay*periods*3/2 + 1; got > max {
+				t.Fatalf("slow endpoint got %d requests (%.2f%%) in %d decay periods, want at most %d (the trickle and stalled rivals): picks %v", got, 100*s.share(0), periods, max, s.picks)
 			}
 			if min := periods / 2; got < min {
 				t.Fatalf("slow endpoint got %d requests in %d decay periods, want at least %d (probes): picks %v", got, periods, min, s.picks)
