@@ -122,13 +122,19 @@ func (w *dnsWatcher) resolveNow() {
 	}
 }
 
-// run looks up, then waits interval±jitter; a ResolveNow pulls the next
-// lookup forward, but never to less than dnsMinGap after the previous one.
+// run looks up, then waits interval±jitter; a ResolveNow (after the lookup
+// ended: one during it is answered by it) pulls the next lookup forward,
+// but never to less than dnsMinGap after the previous one.
 func (w *dnsWatcher) run(ctx context.Context) {
 	gap := min(dnsMinGap, w.cfg.interval)
 	for {
 		start := w.clk.Now()
 		w.lookup(ctx)
+		// A ResolveNow that arrived while the lookup ran is answered by it.
+		select {
+		case <-w.now:
+		default:
+		}
 		next := start.Add(w.jittered())
 		t := w.clk.NewTimer(next.Sub(w.clk.Now()))
 	wait:

@@ -18,10 +18,17 @@ import (
 type countingResolver struct {
 	res       *net.Resolver
 	ipLookups atomic.Int32
+	// entered and release, if set: each lookup sends on entered, then
+	// waits for release.
+	entered, release chan struct{}
 }
 
 func (r *countingResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
 	r.ipLookups.Add(1)
+	if r.entered != nil {
+		r.entered <- struct{}{}
+		<-r.release
+	}
 	return r.res.LookupIPAddr(ctx, host)
 }
 
@@ -152,6 +159,34 @@ func TestDNS_ReResolvesPeriodicallyAndRateLimitsResolveNow(t *testing.T) {
 	clk.Advance(27 * time.Second)
 	require.NoError(t, nextUpdate(t, ch).Err)
 	assert.Equal(t, int32(4), res.ipLookups.Load())
+}
+
+// A ResolveNow that arrives while a lookup runs is answered by it: the
+// next lookup stays at its interval. (The full CI run once saw a
+// ResolveNow of a storm still pending when the lookup it asked for ran,
+// and a fourth lookup 5s after it.)
+func TestDNS_ResolveNowDuringLookupIsAnswered(t *testing.T) {
+	clk := newFakeClock()
+	srv := startDNSServer(t)
+	srv.setIPs("localhost", "127.0.0.1")
+	res := &countingResolver{res: srv.resolver(), entered: make(chan struct{}), release: make(chan struct{})}
+	s := &dnsSource{res: res, clk: clk, rand: func() float64 { return 0 }} // 27s
+	ch, resolveNow := watchUpdates(t, s, "localhost:1?interval=30s")
+	<-res.entered // the lookup is running
+	resolveNow()
+	close(res.release)
+	require.NoError(t, nextUpdate(t, ch).Err)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	for !slices.Equal(clk.activeTimers(), []time.Duration{27 * time.Second}) {
+		if ctx.Err() != nil {
+			t.Fatalf("timer: have %v, want [27s]: the ResolveNow answered by the lookup pulled the next one forward", clk.activeTimers())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Stays so: nothing pending.
+	time.Sleep(20 * time.Millisecond)
+	assert.Equal(t, []time.Duration{27 * time.Second}, clk.activeTimers())
 }
 
 func TestDNS_JitterBounds(t *testing.T) {
