@@ -37,10 +37,14 @@ func TestDefaultConfig_HandedToPolicyTrips(t *testing.T) {
 		sc.setState(connectivity.Ready)
 		sc.reportHealth(connectivity.Ready)
 	}
-	// The policy publishes from its own goroutine: wait for the picker.
-	waitFor(t, "READY picker", func() bool {
+	// The policy publishes from its own goroutine: wait for the picker over
+	// all four (one over the first READY endpoint alone, the failing one,
+	// has no other endpoint to send to once its breaker trips: a full
+	// -race run once failed so).
+	waitFor(t, "READY picker over 4 endpoints", func() bool {
 		last, p := cc.pickers()
-		return last.ConnectivityState == connectivity.Ready && p != nil
+		gp, ok := p.(*grpcPicker)
+		return last.ConnectivityState == connectivity.Ready && ok && gp.p.Len() == len(eps)
 	})
 	failing := cc.subConn(0)
 	unavailable := grpcbalancer.DoneInfo{Err: status.Error(codes.Unavailable, "down"), BytesSent: true, BytesReceived: true}
