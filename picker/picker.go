@@ -11,8 +11,9 @@
 //
 // A Picker is an immutable snapshot; the per-endpoint state it reads
 // (Endpoint) is shared by pointer and survives rebuilds. Select and Finish
-// take no lock, never block and do not allocate (but for the rare Select
-// that starts the coarse clock's goroutine: clock.go). Under load they read
+// take no lock, never block and do not allocate (but for the rare Select,
+// or Finish without the latency term, that starts the coarse clock's
+// goroutine: clock.go). Under load they read
 // that coarse clock and time a sample of requests (sample.go).
 package picker
 
@@ -336,8 +337,15 @@ func (p *Picker) Finish(i int, t Token, o Outcome) {
 	if !t.gated {
 		return
 	}
-	if end == 0 && p.cfg.LatencyAware {
-		end = coarseRecent() // 0 when stopped: the breaker reads its clock
+	if end == 0 {
+		if p.cfg.LatencyAware {
+			end = coarseRecent() // 0 when stopped: the breaker reads its clock
+		} else {
+			// Without the latency term no pick reads the clock: the
+			// breaker's reading is the one that starts the coarse clock
+			// under load (its window's buckets are a second wide).
+			end, _ = recentNow()
+		}
 	}
 	switch o.Verdict {
 	case Success:
