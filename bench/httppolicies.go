@@ -118,15 +118,6 @@ func HTTPPolicies() []HTTPPolicy {
 	}
 }
 
-// HTTPPolicyNames returns the names of HTTPPolicies.
-func HTTPPolicyNames() []string {
-	var out []string
-	for _, p := range HTTPPolicies() {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
 func pooledTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 0 // no overall limit

@@ -6,7 +6,6 @@ import (
 	rand "math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -112,38 +111,6 @@ func RunHTTP(ctx context.Context, o HTTPOptions) (*HTTPReport, error) {
 		return nil, err
 	}
 	return rep, nil
-}
-
-func selectHTTPScenarios(names []string) ([]httpScenario, error) {
-	all := httpScenarios()
-	if len(names) == 0 {
-		return all, nil
-	}
-	var out []httpScenario
-	for _, n := range names {
-		i := slices.IndexFunc(all, func(s httpScenario) bool { return s.name == n })
-		if i < 0 {
-			return nil, fmt.Errorf("bench: scenario: %q, must be one of %v", n, HTTPScenarioNames())
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
-}
-
-func selectHTTPPolicies(names []string) ([]HTTPPolicy, error) {
-	all := HTTPPolicies()
-	if len(names) == 0 {
-		return all, nil
-	}
-	var out []HTTPPolicy
-	for _, n := range names {
-		i := slices.IndexFunc(all, func(p HTTPPolicy) bool { return p.Name == n })
-		if i < 0 {
-			return nil, fmt.Errorf("bench: policy: %q, must be one of %v", n, HTTPPolicyNames())
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
 }
 
 // runHTTPOne runs scenario s under policy p on a fresh fleet and client:

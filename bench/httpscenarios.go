@@ -108,13 +108,3 @@ func httpScenarios() []httpScenario {
 		},
 	}
 }
-
-// HTTPScenarioNames returns the names of every HTTP scenario, in report
-// order.
-func HTTPScenarioNames() []string {
-	var out []string
-	for _, s := range httpScenarios() {
-		out = append(out, s.name)
-	}
-	return out
-}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"slices"
 
 	"google.golang.org/grpc/codes"
@@ -53,24 +52,4 @@ func (s scenario) defaultPolicies() []Policy {
 		}
 	}
 	return out
-}
-
-func selectPolicies(names []string) ([]Policy, error) {
-	all := Policies()
-	if len(names) == 0 {
-		return all, nil
-	}
-	var out []Policy
-	for _, n := range names {
-		i := slices.IndexFunc(all, func(p Policy) bool { return p.Name == n })
-		if i < 0 {
-			var valid []string
-			for _, p := range all {
-				valid = append(valid, p.Name)
-			}
-			return nil, fmt.Errorf("bench: policy: %q, must be one of %v", n, valid)
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
 }

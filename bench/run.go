@@ -7,7 +7,6 @@ import (
 	rand "math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -194,22 +193,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	return rep, nil
-}
-
-func selectScenarios(names []string) ([]scenario, error) {
-	all := scenarios()
-	if len(names) == 0 {
-		return all, nil
-	}
-	var out []scenario
-	for _, n := range names {
-		i := slices.IndexFunc(all, func(s scenario) bool { return s.name == n })
-		if i < 0 {
-			return nil, fmt.Errorf("bench: scenario: %q, must be one of %v", n, ScenarioNames())
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
 }
 
 // runOne runs scenario s under policy p on a fresh fleet and client,

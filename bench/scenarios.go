@@ -313,15 +313,6 @@ func scenarios() []scenario {
 	}
 }
 
-// ScenarioNames returns the names of every scenario, in report order.
-func ScenarioNames() []string {
-	var out []string
-	for _, s := range scenarios() {
-		out = append(out, s.name)
-	}
-	return out
-}
-
 func (s scenario) describe(o Options) string {
 	if s.closedLoop {
 		return fmt.Sprintf(s.models, o.Workers)

@@ -68,7 +68,10 @@ type Ticket struct {
 //
 // Layout: what Allow and Record of a closed breaker read comes first, in
 // one cache line (cur, epoch, bucket, consecutive, clock); at a thousand
-// endpoints every line a request touches is likely a cache miss.
+// endpoints every line a request touches is likely a cache miss. A caller
+// with a Mirror does not reach the Breaker at all for a closed breaker's
+// admissions and successes (the phase carries copies of epoch, bucket and
+// whether consecutive failures count).
 type Breaker struct {
 	cur atomic.Pointer[phase]
 	// Read-only after New.

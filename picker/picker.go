@@ -13,8 +13,8 @@
 // (Endpoint) is shared by pointer and survives rebuilds. Select and Finish
 // take no lock, never block and do not allocate (but for the rare Select,
 // or Finish without the latency term, that starts the coarse clock's
-// goroutine: clock.go). Under load they read
-// that coarse clock and time a sample of requests (sample.go).
+// goroutine: clock.go). Under load they read that coarse clock and time a
+// sample of requests (sample.go).
 package picker
 
 import (
